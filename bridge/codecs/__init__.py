@@ -1,0 +1,36 @@
+"""Codecs: a record value's bytes to a fresh JSON-friendly dict.
+
+Formats (a source's ``format``): ``json`` (:class:`JsonDecoder`), ``avro``
+(:class:`AvroDecoder`, schemaless bodies and an ``.avsc`` file) and
+``confluent-avro`` (:class:`ConfluentAvroDecoder`, magic byte, schema id and the
+Schema Registry). :func:`make_decoder` builds one from a source's settings.
+Bad bytes raise :class:`bridge.errors.DecodeError` with a stable ``code``; a
+registry outage raises :class:`bridge.errors.SchemaRegistryUnavailable`.
+
+The JSON-friendly forms of Avro's logical types and bytes are listed in
+:mod:`bridge.codecs.avro_logical`; the static check of rule paths against an Avro
+schema is :func:`bridge.codecs.avro_paths.unknown_field_paths`.
+"""
+
+from bridge.codecs.avro_codec import AvroDecoder
+from bridge.codecs.avro_paths import unknown_field_paths
+from bridge.codecs.avro_schema import AvroSchema, SchemaFileError, load_avro_schema
+from bridge.codecs.base import FORMATS, Decoder
+from bridge.codecs.confluent_avro import ConfluentAvroDecoder
+from bridge.codecs.factory import make_decoder
+from bridge.codecs.json_codec import JsonDecoder
+from bridge.codecs.registry import SchemaRegistryClient
+
+__all__ = [
+    "FORMATS",
+    "AvroDecoder",
+    "AvroSchema",
+    "ConfluentAvroDecoder",
+    "Decoder",
+    "JsonDecoder",
+    "SchemaFileError",
+    "SchemaRegistryClient",
+    "load_avro_schema",
+    "make_decoder",
+    "unknown_field_paths",
+]

@@ -1,0 +1,88 @@
+"""The ``avro`` format: schemaless Avro bodies, read against one ``.avsc`` file.
+
+The schema is parsed and compiled once (:func:`fastavro.parse_schema`), and so is
+the plan that makes logical types and bytes JSON-friendly
+(:mod:`bridge.codecs.avro_logical`). :func:`read_avro` is shared with the
+``confluent-avro`` format, which reads the same bodies after a 5-byte header.
+"""
+
+from __future__ import annotations
+
+from io import BytesIO
+from typing import Any
+
+from fastavro import schemaless_reader
+from fastavro.read import SchemaResolutionError
+
+from bridge.codecs.avro_logical import Converter, compile_plan
+from bridge.codecs.avro_schema import AvroSchema
+from bridge.codecs.base import not_an_object, require_bytes
+from bridge.errors import DecodeError
+
+
+class AvroDecoder:
+    """Decodes schemaless Avro values of one schema (a record, or a union of records)."""
+
+    def __init__(self, schema: AvroSchema) -> None:
+        """``schema`` is parsed (see :func:`bridge.codecs.load_avro_schema`)."""
+        self.schema = schema
+        self._plan = compile_plan(schema)
+
+    def decode(self, data: bytes | None) -> dict[str, Any]:
+        """A fresh dict; DecodeError ``truncated``, ``trailing_bytes`` ... otherwise."""
+        return read_avro(require_bytes(data), 0, self.schema, None, self._plan)
+
+
+def read_avro(
+    data: bytes,
+    start: int,
+    writer: AvroSchema,
+    reader: AvroSchema | None,
+    plan: Converter | None,
+) -> dict[str, Any]:
+    """Read the one Avro value that fills ``data[start:]`` and make it JSON-friendly.
+
+    Every failure becomes a DecodeError whose message names the cause, never the data.
+    """
+    stream = BytesIO(data)  # shares the bytes' buffer: no copy
+    stream.seek(start)
+    try:
+        value = schemaless_reader(stream, writer, reader)
+        if type(value) is not dict:
+            raise not_an_object("null" if value is None else type(value).__name__)
+        if plan is not None:
+            value = plan(value)
+    except DecodeError:
+        raise
+    except EOFError:
+        raise DecodeError("truncated", "the Avro value ends before the schema says") from None
+    except UnicodeDecodeError:
+        raise DecodeError("invalid_utf8", "an Avro string is not valid UTF-8") from None
+    except RecursionError:
+        raise DecodeError("too_deep", "the Avro value nests too deeply to read") from None
+    except OverflowError:
+        raise DecodeError(
+            "value_out_of_range", "a date, time or timestamp is outside years 1 to 9999"
+        ) from None
+    except SchemaResolutionError:
+        raise DecodeError(
+            "schema_mismatch", "the writer's schema cannot be read with the reader schema"
+        ) from None
+    except (ValueError, IndexError, KeyError, TypeError, MemoryError) as exc:
+        # fastavro's answer to bytes that do not fit the schema: a union or enum
+        # index out of range, a negative length, an invalid uuid, a bad time ...
+        raise DecodeError(
+            "invalid_avro", f"the bytes are not a value of the schema ({type(exc).__name__})"
+        ) from None
+    except Exception as exc:
+        # The boundary: no library exception may escape a decoder (see base.py);
+        # anything not foreseen above is still this record's bytes failing.
+        raise DecodeError(
+            "undecodable", f"the Avro value cannot be read ({type(exc).__name__})"
+        ) from None
+    remaining = len(data) - stream.tell()
+    if remaining:
+        raise DecodeError(
+            "trailing_bytes", f"{remaining} bytes are left over after a complete Avro value"
+        )
+    return value

@@ -1,0 +1,171 @@
+"""A small Confluent Schema Registry client: writer schemas by id, cached.
+
+Why not ``confluent_kafka.schema_registry.SchemaRegistryClient``? In
+confluent-kafka 2.16 it needs the ``schemaregistry`` extra: attrs, cachetools,
+certifi, authlib and ``httpx2`` (a second HTTP stack beside the httpx the bridge
+already has), and its errors do not tell an outage from a missing id the way the
+bridge must (an outage is retried forever, a missing id is dead-lettered). The
+bridge needs two read-only endpoints of the documented REST API, so this uses
+httpx directly:
+
+- ``GET /schemas/ids/{id}``: the schema text, ``schemaType`` (absent for Avro) and
+  ``references`` (named types defined by other subjects);
+- ``GET /subjects/{subject}/versions/{version}``: a referenced schema.
+
+Outcomes: a parsed schema (cached per id for the life of the process, since an id
+never changes meaning); ``404`` -> DecodeError ``unknown_schema_id``; a connection
+failure, a timeout, ``5xx``, ``408``, ``429``, ``401``/``403`` (credentials are a
+deployment problem, not the record's) or an unreadable answer ->
+:class:`~bridge.errors.SchemaRegistryUnavailable`, which the consumer retries.
+Messages name the schema id and the HTTP status, never the URL (it may carry
+credentials).
+"""
+
+from __future__ import annotations
+
+import threading
+from types import TracebackType
+from typing import Any, Final, Self
+from urllib.parse import quote
+
+import httpx
+
+from bridge.codecs.avro_schema import AvroSchema, SchemaFileError, parse_avro_schema_text
+from bridge.errors import DecodeError, SchemaRegistryUnavailable
+
+DEFAULT_TIMEOUT_SECONDS: Final = 5.0
+_ACCEPT: Final = "application/vnd.schemaregistry.v1+json, application/json"
+_MAX_REFERENCE_DEPTH: Final = 32
+
+
+class SchemaRegistryClient:
+    """Resolves Avro writer schemas by id; thread-safe; one HTTP connection pool."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        auth: tuple[str, str] | None = None,
+        http_client: httpx.Client | None = None,
+    ) -> None:
+        """``url`` is the registry's base URL (a path prefix is kept, e.g. Apicurio's
+        ``/apis/ccompat/v7``); ``http_client`` replaces the default one (TLS, proxies)."""
+        if not url.startswith(("http://", "https://")):
+            raise ValueError("the Schema Registry URL must start with http:// or https://")
+        self._http = http_client or httpx.Client(
+            base_url=url,
+            timeout=timeout,
+            auth=auth,
+            headers={"Accept": _ACCEPT},
+        )
+        self._owns_http = http_client is None
+        self._schemas: dict[int, AvroSchema] = {}
+        self._lock = threading.Lock()
+
+    def schema(self, schema_id: int) -> AvroSchema:
+        """The parsed writer schema registered under ``schema_id`` (cached)."""
+        cached = self._schemas.get(schema_id)  # no lock: a dict read is atomic
+        if cached is not None:
+            return cached
+        with self._lock:
+            cached = self._schemas.get(schema_id)
+            if cached is None:
+                cached = self._fetch(schema_id)
+                self._schemas[schema_id] = cached
+            return cached
+
+    def close(self) -> None:
+        """Close the HTTP connections (only if this client opened them)."""
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _fetch(self, schema_id: int) -> AvroSchema:
+        where = f"schema id {schema_id}"
+        answer = self._get(f"/schemas/ids/{schema_id}", where)
+        if answer is None:
+            raise DecodeError("unknown_schema_id", f"the Schema Registry has no {where} (HTTP 404)")
+        named: dict[str, Any] = {}
+        self._parse_references(answer, named, where, depth=0)
+        return self._parse(answer, named, where, require_record=True)
+
+    def _parse_references(
+        self, answer: dict[str, Any], named: dict[str, Any], where: str, depth: int
+    ) -> None:
+        """Parse every referenced schema first, into ``named`` (depth first)."""
+        references = answer.get("references") or []
+        if depth > _MAX_REFERENCE_DEPTH:
+            raise DecodeError("invalid_registry_schema", f"{where}: references nest too deeply")
+        for reference in references:
+            subject = reference.get("subject") if isinstance(reference, dict) else None
+            version = reference.get("version") if isinstance(reference, dict) else None
+            if not isinstance(subject, str) or not isinstance(version, int):
+                raise SchemaRegistryUnavailable(
+                    f"the Schema Registry answered an unreadable reference for {where}"
+                )
+            ref_where = f"{where}: reference {subject!r} version {version}"
+            ref = self._get(f"/subjects/{quote(subject, safe='')}/versions/{version}", ref_where)
+            if ref is None:
+                raise DecodeError(
+                    "unknown_schema_reference", f"the Schema Registry has no {ref_where}"
+                )
+            self._parse_references(ref, named, ref_where, depth + 1)
+            self._parse(ref, named, ref_where, require_record=False)
+
+    @staticmethod
+    def _parse(
+        answer: dict[str, Any], named: dict[str, Any], where: str, *, require_record: bool
+    ) -> AvroSchema:
+        kind = answer.get("schemaType", "AVRO")
+        if kind != "AVRO":
+            raise DecodeError(
+                "unsupported_schema_type", f"{where} is a {kind} schema, not an Avro one"
+            )
+        text = answer.get("schema")
+        if not isinstance(text, str):
+            raise SchemaRegistryUnavailable(
+                f"the Schema Registry answered no schema text for {where}"
+            )
+        try:
+            return parse_avro_schema_text(text, require_record=require_record, named_schemas=named)
+        except SchemaFileError as exc:
+            raise DecodeError("invalid_registry_schema", f"{where}: {exc}") from None
+
+    def _get(self, path: str, where: str) -> dict[str, Any] | None:
+        """The JSON object at ``path``, ``None`` for 404; raises for the rest."""
+        try:
+            response = self._http.get(path)
+        except httpx.TimeoutException:
+            raise SchemaRegistryUnavailable(
+                f"the Schema Registry timed out resolving {where}"
+            ) from None
+        except httpx.HTTPError as exc:  # connection refused, reset, TLS, protocol ...
+            raise SchemaRegistryUnavailable(
+                f"the Schema Registry is unreachable resolving {where} ({type(exc).__name__})"
+            ) from None
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise SchemaRegistryUnavailable(
+                f"the Schema Registry answered HTTP {response.status_code} resolving {where}"
+            )
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise SchemaRegistryUnavailable(
+                f"the Schema Registry answered something other than a JSON object for {where}"
+            )
+        return answer

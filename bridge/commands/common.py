@@ -1,0 +1,45 @@
+"""What several commands share: the ``-c/--config`` option and loading with exit status 2."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from bridge.errors import ConfigError
+from bridge.loading import CONFIG_ENV, LoadedBridge, load_bridge
+
+EXIT_OK = 0
+EXIT_FAILURES = 1
+EXIT_CONFIG = 2
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def config_option(function: F) -> F:
+    """``-c/--config FILE``, also read from ``BRIDGE_CONFIG``."""
+    decorate = click.option(
+        "-c",
+        "--config",
+        "config_path",
+        envvar=CONFIG_ENV,
+        required=True,
+        type=click.Path(path_type=Path, dir_okay=False),
+        help=f"The configuration file (default: ${CONFIG_ENV}).",
+    )
+    return decorate(function)
+
+
+def load_or_exit(config_path: Path) -> LoadedBridge:
+    """Load the file; on problems print each to stderr and exit 2."""
+    try:
+        loaded = load_bridge(config_path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        raise SystemExit(EXIT_CONFIG) from None
+    for warning in loaded.warnings:
+        click.echo(str(warning), err=True)
+    return loaded

@@ -1,0 +1,106 @@
+"""Load the configuration file: YAML with lines, environment, pydantic models, secret files.
+
+Rules are compiled separately (``bridge.mapping.compiler``); ``bridge.loading``
+joins both so that every problem in a file is reported in one go.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr, ValidationError
+
+from bridge.config.model import BridgeConfig
+from bridge.config.yaml_source import KeyPath, SourceDocument
+from bridge.errors import Problem
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """The Vibes Basic-auth pair, read from the file, the environment or secret files."""
+
+    username: SecretStr
+    password: SecretStr
+
+
+def check_settings(document: SourceDocument) -> tuple[BridgeConfig | None, list[Problem]]:
+    """Validate the whole document against the models; every problem with its line."""
+    if not isinstance(document.data, dict):
+        return None, [document.problem((), "the file must hold a YAML mapping (version: 1, ...)")]
+    try:
+        return BridgeConfig.model_validate(document.data), []
+    except ValidationError as exc:
+        return None, [_pydantic_problem(document, error) for error in exc.errors()]
+
+
+def read_credentials(
+    settings: BridgeConfig, document: SourceDocument
+) -> tuple[Credentials | None, list[Problem]]:
+    """Resolve ``username``/``password`` or their ``*_file`` forms (mounted Kubernetes secrets)."""
+    vibes = settings.vibes
+    problems: list[Problem] = []
+    values: dict[str, SecretStr] = {}
+    for name in ("username", "password"):
+        inline: SecretStr | None = getattr(vibes, name)
+        file_name: str | None = getattr(vibes, f"{name}_file")
+        if inline is not None:
+            values[name] = inline
+            continue
+        assert file_name is not None  # the model requires one of the two
+        path = resolve_path(document.path, file_name)
+        try:
+            values[name] = SecretStr(path.read_text(encoding="utf-8").strip())
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            problems.append(
+                document.problem(("vibes", f"{name}_file"), f"cannot read {name}_file: {reason}")
+            )
+    if problems:
+        return None, problems
+    return Credentials(values["username"], values["password"]), []
+
+
+def secret_warnings(document: SourceDocument) -> list[Problem]:
+    """A password written into the file itself works, but belongs in the environment."""
+    key: KeyPath = ("vibes", "password")
+    data = document.data if isinstance(document.data, dict) else {}
+    vibes = data.get("vibes")
+    if isinstance(vibes, dict) and vibes.get("password") and key not in document.interpolated:
+        return [
+            document.problem(
+                key,
+                "warning: vibes.password is written in the file; use ${VIBES_PASSWORD} "
+                "or password_file instead",
+            )
+        ]
+    return []
+
+
+def resolve_path(config_path: Path, name: str) -> Path:
+    """Paths in the file are relative to the file, not to the working directory."""
+    path = Path(name)
+    return path if path.is_absolute() else config_path.parent / path
+
+
+def _pydantic_problem(document: SourceDocument, error: Mapping[str, Any]) -> Problem:
+    loc: KeyPath = tuple(part for part in error["loc"] if isinstance(part, str | int))
+    where = _dotted(loc)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        message = f"unknown key {loc[-1]!r}" + (f" in {_dotted(loc[:-1])}" if loc[:-1] else "")
+    elif kind == "missing":
+        message = f"missing required key {where}"
+    else:
+        text = str(error["msg"]).removeprefix("Value error, ")
+        message = f"{where}: {text}" if where else text
+    return document.problem(loc, message)
+
+
+def _dotted(loc: KeyPath) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text

@@ -1,0 +1,138 @@
+"""The configuration file's shape (spec section 1), as frozen pydantic models.
+
+Structure and defaults live here; anything that needs more than one field to
+check (expressions, templates, schema paths, cross references) is checked by
+``bridge.mapping.compiler``, which knows the engine's rules. Value expressions
+are kept as raw YAML data (``ValueSpec``) for the same reason.
+
+Every model forbids unknown keys: a typo must not silently disable a rule.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
+
+from bridge.config.durations import Duration
+
+SourceFormat = Literal["json", "avro", "confluent-avro"]
+# A value expression exactly as written: a JMESPath string or a {path|template|value: ...} map.
+ValueSpec = Any
+
+
+def _one_or_many(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class KafkaSettings(_Model):
+    bootstrap_servers: str = "localhost:9092"
+    group_id: str = "vibes-bridge"
+    # Passed through to librdkafka untouched (security.protocol, sasl.*, ssl.* ...).
+    config: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+
+class TlsSettings(_Model):
+    cert_file: str | None = None
+    key_file: str | None = None
+    ca_file: str | None = None
+
+    @model_validator(mode="after")
+    def _cert_and_key_together(self) -> TlsSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("tls.cert_file and tls.key_file must be given together")
+        return self
+
+
+class VibesSettings(_Model):
+    base_url: str = "https://public-api.vibescm.com"
+    company_key: str = Field(min_length=1)
+    username: SecretStr | None = None
+    username_file: str | None = None
+    password: SecretStr | None = None
+    password_file: str | None = None
+    api_version: str = "2"
+    requests_per_second: float = Field(default=300.0, gt=0)
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    tls: TlsSettings | None = None
+
+    @model_validator(mode="after")
+    def _credentials_given_once(self) -> VibesSettings:
+        for name in ("username", "password"):
+            inline, from_file = getattr(self, name), getattr(self, f"{name}_file")
+            if inline is None and from_file is None:
+                raise ValueError(f"vibes.{name} (or vibes.{name}_file) is required")
+            if inline is not None and from_file is not None:
+                raise ValueError(f"give vibes.{name} or vibes.{name}_file, not both")
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError("vibes.base_url must start with http:// or https://")
+        return self
+
+
+class DeliverySettings(_Model):
+    max_in_flight: int = Field(default=64, ge=1, le=1024)
+    max_retry_duration: Duration | None = None
+    max_event_age: Duration | None = None
+    shutdown_timeout_seconds: float = Field(default=25.0, gt=0)
+
+
+class ManagementSettings(_Model):
+    # All interfaces: Prometheus and the kubelet probes reach it over the pod network.
+    host: str = "0.0.0.0"
+    port: int = Field(default=9464, ge=0, le=65535)
+
+
+class DeadLetterSettings(_Model):
+    topic: str = Field(default="vibes-bridge.dlq", min_length=1)
+
+
+class SourceSettings(_Model):
+    topic: str = Field(min_length=1)
+    format: SourceFormat = "json"
+    # "schema" would shadow a BaseModel attribute, hence the alias.
+    schema_file: str | None = Field(default=None, alias="schema")
+    schema_registry: str | None = None
+
+    @model_validator(mode="after")
+    def _format_needs(self) -> SourceSettings:
+        if self.format == "avro" and self.schema_file is None:
+            raise ValueError("a source with format: avro needs schema: (an .avsc file)")
+        if self.format == "confluent-avro" and self.schema_registry is None:
+            raise ValueError("a source with format: confluent-avro needs schema_registry: (a URL)")
+        if self.format == "json" and (self.schema_file or self.schema_registry):
+            raise ValueError("a json source takes no schema or schema_registry")
+        return self
+
+
+class RuleSettings(_Model):
+    name: str = Field(min_length=1)
+    topic: Annotated[list[str], BeforeValidator(_one_or_many), Field(min_length=1)]
+    when: str | None = None
+    event_type: ValueSpec
+    event_id: ValueSpec = None
+    recipient: dict[str, ValueSpec] = Field(min_length=1)
+    event_data: dict[str, ValueSpec] = Field(default_factory=dict)
+    # None: the default debug_data; False: none; a map: these fields instead.
+    debug_data: dict[str, ValueSpec] | Literal[False] | None = None
+    company_key: str | None = Field(default=None, min_length=1)
+
+
+class BridgeConfig(_Model):
+    version: Literal[1]
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    vibes: VibesSettings
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    management: ManagementSettings = Field(default_factory=ManagementSettings)
+    dead_letter: DeadLetterSettings = Field(default_factory=DeadLetterSettings)
+    sources: list[SourceSettings] = Field(min_length=1)
+    rules: list[RuleSettings] = Field(min_length=1)
+
+
+def duration_seconds(value: timedelta | None) -> float | None:
+    """Seconds of an optional duration, for code that wants plain numbers."""
+    return None if value is None else value.total_seconds()

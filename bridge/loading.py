@@ -1,0 +1,52 @@
+"""Load a configuration file into everything a command needs, or fail with every problem.
+
+This is the one place where the settings (``bridge.config``) and the compiled
+rules (``bridge.mapping.compiler``) meet, so both are checked on every load and
+their problems are reported together, in file order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from bridge.config import BridgeConfig, Credentials, check_settings, load_yaml, read_credentials
+from bridge.config.loader import secret_warnings
+from bridge.errors import ConfigError, Problem
+from bridge.mapping.compiler import compile_rules
+from bridge.mapping.engine import Engine
+
+CONFIG_ENV = "BRIDGE_CONFIG"
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedBridge:
+    """A checked configuration: settings, credentials, the compiled engine, and warnings."""
+
+    path: Path
+    settings: BridgeConfig
+    credentials: Credentials
+    engine: Engine
+    warnings: tuple[Problem, ...]
+
+
+def load_bridge(path: Path, environ: Mapping[str, str] | None = None) -> LoadedBridge:
+    """Load and check ``path``; raise :class:`ConfigError` listing every problem."""
+    document = load_yaml(path, os.environ if environ is None else environ)
+    settings, problems = check_settings(document)
+    credentials = None
+    if settings is not None:
+        credentials, credential_problems = read_credentials(settings, document)
+        problems += credential_problems
+    engine, rule_problems = compile_rules(document)
+    problems += rule_problems
+    if problems or settings is None or credentials is None or engine is None:
+        raise ConfigError(_in_file_order(problems))
+    return LoadedBridge(path, settings, credentials, engine, tuple(secret_warnings(document)))
+
+
+def _in_file_order(problems: list[Problem]) -> list[Problem]:
+    unique = list(dict.fromkeys(problems))
+    return sorted(unique, key=lambda problem: problem.line or 0)

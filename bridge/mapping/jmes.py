@@ -1,0 +1,241 @@
+"""JMESPath expressions compiled once into plain Python closures.
+
+Why not just ``jmespath.compile(expr).search``: its tree interpreter walks the AST
+dict on every call, which is most of the mapping hot path's cost. The library
+still parses every expression (so syntax and error messages are exactly
+JMESPath's); we then turn the common node types (field chains, indexes,
+comparisons, ``&&``/``||``/``!``, literals, ``@``) into closures, and hand any
+other sub-tree to the library's own interpreter. ``tests/mapping/test_jmes.py``
+checks with hypothesis that both give the same answers.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from numbers import Number
+from typing import Any
+
+import jmespath
+from jmespath import exceptions as jmespath_errors
+from jmespath.visitor import TreeInterpreter
+
+Evaluator = Callable[[Any], Any]
+Node = dict[str, Any]
+
+# One interpreter serves every fallback: it holds no per-call state.
+_INTERPRETER = TreeInterpreter()
+
+
+class ExpressionSyntaxError(ValueError):
+    """The text is not a JMESPath expression; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Expression:
+    """A compiled expression: its source text, its AST and a fast evaluator."""
+
+    text: str
+    ast: Node
+    evaluate: Evaluator
+
+
+def compile_expression(text: str) -> Expression:
+    """Parse ``text`` with jmespath and build its evaluator."""
+    try:
+        ast: Node = jmespath.compile(text).parsed
+    except jmespath_errors.JMESPathError as exc:
+        raise ExpressionSyntaxError(_syntax_message(exc)) from None
+    return Expression(text=text, ast=ast, evaluate=_build(ast))
+
+
+def is_false(value: Any) -> bool:
+    """JMESPath falsiness: null, false, and empty strings, arrays and objects (but not 0)."""
+    return value is None or value is False or value in ("", [], {})
+
+
+def _syntax_message(exc: jmespath_errors.JMESPathError) -> str:
+    if isinstance(exc, jmespath_errors.ParseError):
+        return f"invalid JMESPath expression: {exc.msg} at column {exc.lex_position}"
+    return f"invalid JMESPath expression: {exc}"
+
+
+def _build(node: Node) -> Evaluator:
+    builder = _BUILDERS.get(node["type"])
+    if builder is None:
+        return _fallback(node)
+    return builder(node)
+
+
+def _fallback(node: Node) -> Evaluator:
+    visit = _INTERPRETER.visit
+
+    def evaluate(value: Any) -> Any:
+        return visit(node, value)
+
+    return evaluate
+
+
+def _field(node: Node) -> Evaluator:
+    name = node["value"]
+
+    def evaluate(value: Any) -> Any:
+        return value.get(name) if isinstance(value, dict) else None
+
+    return evaluate
+
+
+def _field_chain(names: list[str]) -> Evaluator:
+    """``a.b.c``: the most common expression, as one loop without nested calls."""
+    first, *rest = names
+
+    def evaluate(value: Any) -> Any:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(first)
+        for name in rest:
+            if not isinstance(value, dict):
+                return None
+            value = value.get(name)
+        return value
+
+    return evaluate
+
+
+def _chain(node: Node) -> Evaluator:
+    children: list[Node] = node["children"]
+    if all(child["type"] == "field" for child in children):
+        return _field_chain([child["value"] for child in children])
+    steps = [_build(child) for child in children]
+
+    def evaluate(value: Any) -> Any:
+        for step in steps:
+            value = step(value)
+        return value
+
+    return evaluate
+
+
+def _index(node: Node) -> Evaluator:
+    position: int = node["value"]
+
+    def evaluate(value: Any) -> Any:
+        if not isinstance(value, list):
+            return None
+        try:
+            return value[position]
+        except IndexError:
+            return None
+
+    return evaluate
+
+
+def _literal(node: Node) -> Evaluator:
+    constant = node["value"]
+    return lambda _value: constant
+
+
+def _current(_node: Node) -> Evaluator:
+    return lambda value: value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, Number) and not isinstance(value, bool)
+
+
+def _equals(left: Any, right: Any) -> bool:
+    # JMESPath keeps booleans and numbers apart: 1 == true is false, unlike Python.
+    if isinstance(left, bool) != isinstance(right, bool) and (
+        _is_number(left) or _is_number(right)
+    ):
+        return False
+    return bool(left == right)
+
+
+_ORDERING = {"lt": operator.lt, "gt": operator.gt, "lte": operator.le, "gte": operator.ge}
+
+
+def _comparator(node: Node) -> Evaluator:
+    left_of = _build(node["children"][0])
+    right_of = _build(node["children"][1])
+    kind: str = node["value"]
+    if kind in ("eq", "ne"):
+        negate = kind == "ne"
+
+        def equality(value: Any) -> Any:
+            return _equals(left_of(value), right_of(value)) != negate
+
+        return equality
+    compare = _ORDERING[kind]
+
+    def ordering(value: Any) -> Any:
+        left, right = left_of(value), right_of(value)
+        # As the library: ordering is defined on numbers and (leniently) strings only.
+        if not (_is_number(left) or isinstance(left, str)):
+            return None
+        if not (_is_number(right) or isinstance(right, str)):
+            return None
+        return compare(left, right)
+
+    return ordering
+
+
+def _and(node: Node) -> Evaluator:
+    left_of = _build(node["children"][0])
+    right_of = _build(node["children"][1])
+
+    def evaluate(value: Any) -> Any:
+        left = left_of(value)
+        return left if is_false(left) else right_of(value)
+
+    return evaluate
+
+
+def _or(node: Node) -> Evaluator:
+    left_of = _build(node["children"][0])
+    right_of = _build(node["children"][1])
+
+    def evaluate(value: Any) -> Any:
+        left = left_of(value)
+        return right_of(value) if is_false(left) else left
+
+    return evaluate
+
+
+def _not(node: Node) -> Evaluator:
+    operand_of = _build(node["children"][0])
+
+    def evaluate(value: Any) -> Any:
+        operand = operand_of(value)
+        if _is_number(operand) and operand == 0:
+            return False  # JMESPath: 0 is truthy, so !0 is false
+        return not operand
+
+    return evaluate
+
+
+_BUILDERS: dict[str, Callable[[Node], Evaluator]] = {
+    "field": _field,
+    "subexpression": _chain,
+    "index_expression": _chain,
+    "index": _index,
+    "literal": _literal,
+    "current": _current,
+    "comparator": _comparator,
+    "and_expression": _and,
+    "or_expression": _or,
+    "not_expression": _not,
+}
+
+
+def field_references(ast: Node) -> set[str]:
+    """Names used as fields anywhere in the expression (a cheap, conservative scan)."""
+    names: set[str] = set()
+    stack = [ast]
+    while stack:
+        node = stack.pop()
+        if node.get("type") == "field":
+            names.add(node["value"])
+        stack.extend(child for child in node.get("children", []) if isinstance(child, dict))
+    return names

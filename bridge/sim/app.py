@@ -1,0 +1,290 @@
+"""The HTTP face of the simulator: the Event API route and the ``/_sim`` controls.
+
+``POST /companies/{company_key}/events`` runs its checks in the order a real
+service behind a load balancer would meet them, and each answer lands in
+exactly one stats counter:
+
+1. latency (``latency_ms`` + jitter), then one fault draw: drop, timeout, 500, 503;
+2. Basic auth (401), then the company key (404);
+3. the company's token bucket (429 with ``Retry-After``);
+4. content type (415), size (413), JSON (400), the entity rules (400);
+5. the ``event_id`` duplicate check: 200 either way, recorded ``sent`` or ``duplicate``.
+
+Every non-2xx answer carries the ``{"errors": [...]}`` envelope, including the
+router's own 404 and 405, so a client never has to parse two error shapes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Final
+
+import orjson
+from aiohttp import hdrs, web
+
+from bridge.sim.auth import BasicAuth
+from bridge.sim.config import SimConfig
+from bridge.sim.faults import Fault, FaultPlan, FaultSettings, SettingsError
+from bridge.sim.ratelimit import Clock, RateLimiter
+from bridge.sim.responses import JSON, errors_response, json_response
+from bridge.sim.state import DUPLICATE, SENT, EventLog, RecordedEvent, Stats
+from bridge.vibes.entity import entity_problems
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH: Final = "/companies/{company_key}/events"
+_UNAUTHORIZED_HEADERS: Final = {"WWW-Authenticate": 'Basic realm="Vibes Event API"'}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Simulator:
+    """The simulated service's state and request handlers, one per process."""
+
+    def __init__(
+        self,
+        config: SimConfig,
+        *,
+        rng: random.Random | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.stats = Stats()
+        self.events = EventLog(config.max_events, config.max_event_ids)
+        self._companies = frozenset(config.company_keys)
+        self._auth = BasicAuth(config.username, config.password)
+        self._rng = rng if rng is not None else random.Random(config.seed)
+        self._clock = clock
+        self._stopping = asyncio.Event()
+        self._plan = FaultPlan(config.faults, self._rng)
+        self._limiter = self._new_limiter(config.faults)
+
+    @property
+    def settings(self) -> FaultSettings:
+        """The run-time knobs now in force."""
+        return self._plan.settings
+
+    def apply(self, settings: FaultSettings) -> None:
+        """Swap in new knobs; the buckets restart only when the limit itself changed."""
+        old = self._plan.settings
+        self._plan = FaultPlan(settings, self._rng)
+        if (old.rate_limit, old.rate_limit_burst) != (
+            settings.rate_limit,
+            settings.rate_limit_burst,
+        ):
+            self._limiter = self._new_limiter(settings)
+
+    def reset(self) -> None:
+        """Forget events, counters, seen ids and spent rate budget; keep the knobs."""
+        self.events.clear()
+        for name in self.stats.as_json():
+            setattr(self.stats, name, 0)
+        self._limiter = self._new_limiter(self._plan.settings)
+
+    def _new_limiter(self, settings: FaultSettings) -> RateLimiter | None:
+        if settings.rate_limit <= 0:
+            return None
+        return RateLimiter(
+            settings.rate_limit, settings.rate_limit_burst, self._companies, self._clock
+        )
+
+    # --- the Event API ----------------------------------------------------------
+
+    async def post_event(self, request: web.Request) -> web.StreamResponse:
+        """The hot path: kept flat and allocation-light for the throughput target."""
+        stats = self.stats
+        stats.received += 1
+        plan = self._plan
+        if plan.has_latency:
+            await asyncio.sleep(plan.delay_s())
+        if plan.has_faults:
+            fault = plan.choose()
+            if fault is not None:
+                return await self._inject(request, fault, plan.settings.timeout_hold_s)
+        company_key = request.match_info["company_key"]
+        refusal = self._refusal(request, company_key)
+        if refusal is not None:
+            return refusal
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            stats.rejected += 1
+            return self._too_large()
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            stats.rejected += 1
+            return errors_response(400, ["the body is not valid JSON"])
+        problems = entity_problems(body)
+        if problems:
+            stats.rejected += 1
+            return errors_response(400, problems)
+        event_id = body.get("event_id")
+        if event_id is None:
+            event_id = str(uuid.uuid4())
+        if self.events.first_sighting(company_key, event_id):
+            outcome = SENT
+            stats.sent += 1
+        else:
+            outcome = DUPLICATE
+            stats.duplicates += 1
+        self.events.record(RecordedEvent(time.time(), company_key, outcome, event_id, raw))
+        return web.Response(body=orjson.dumps({"event_id": event_id}), content_type=JSON)
+
+    def _refusal(self, request: web.Request, company_key: str) -> web.Response | None:
+        """Everything decided from the headers alone, before reading a byte of the body."""
+        stats = self.stats
+        if not self._auth.allows(request.headers.get(hdrs.AUTHORIZATION)):
+            stats.unauthorized += 1
+            return errors_response(
+                401, ["missing or wrong Basic credentials"], _UNAUTHORIZED_HEADERS
+            )
+        if company_key not in self._companies:
+            stats.rejected += 1
+            return errors_response(404, ["unknown company key"])
+        limiter = self._limiter
+        if limiter is not None:
+            retry_after = limiter.retry_after(company_key)
+            if retry_after:
+                stats.rate_limited += 1
+                return errors_response(
+                    429, ["rate limit exceeded"], {hdrs.RETRY_AFTER: str(retry_after)}
+                )
+        # The exact header is the common case; parsing it (charset etc.) only when not.
+        if request.headers.get(hdrs.CONTENT_TYPE) != JSON and request.content_type != JSON:
+            stats.rejected += 1
+            return errors_response(415, ["Content-Type must be application/json"])
+        length = request.content_length
+        if length is not None and length > self.config.max_body_bytes:
+            stats.rejected += 1
+            return self._too_large()
+        return None
+
+    def _too_large(self) -> web.Response:
+        limit = self.config.max_body_bytes
+        return errors_response(413, [f"the body is larger than {limit} bytes"])
+
+    async def _inject(
+        self, request: web.Request, fault: Fault, hold_s: float
+    ) -> web.StreamResponse:
+        """Misbehave as chosen; the request counts as a fault whatever else it held."""
+        stats = self.stats
+        stats.faults += 1
+        if fault is Fault.ERROR_503:
+            stats.faults_503 += 1
+            return errors_response(503, ["service unavailable (injected)"])
+        if fault is Fault.ERROR_500:
+            stats.faults_500 += 1
+            return errors_response(500, ["internal server error (injected)"])
+        if fault is Fault.TIMEOUT:
+            stats.faults_timeout += 1
+            try:
+                await asyncio.wait_for(self._stopping.wait(), hold_s)
+            except TimeoutError:
+                return errors_response(504, ["gateway timeout (injected)"])
+            # Shutting down: give up on the held request rather than delay the exit.
+        else:
+            stats.faults_drop += 1
+        return _drop(request)
+
+    # --- the /_sim controls ---------------------------------------------------------
+
+    async def get_events(self, request: web.Request) -> web.StreamResponse:
+        """Accepted events, oldest first."""
+        return json_response(self.events.snapshot())
+
+    async def get_stats(self, request: web.Request) -> web.StreamResponse:
+        """The counters."""
+        return json_response(self.stats.as_json())
+
+    async def get_faults(self, request: web.Request) -> web.StreamResponse:
+        """The run-time knobs."""
+        return json_response(self.settings.as_json())
+
+    async def post_faults(self, request: web.Request) -> web.StreamResponse:
+        """Partial update of the knobs; any content type, so a bare ``curl -d`` works."""
+        try:
+            patch = orjson.loads(await request.read())
+        except web.HTTPRequestEntityTooLarge:
+            return self._too_large()
+        except orjson.JSONDecodeError:
+            return errors_response(400, ["the body is not valid JSON"])
+        try:
+            settings = self.settings.merged(patch)
+        except SettingsError as exc:
+            return errors_response(400, exc.problems)
+        self.apply(settings)
+        log.info("fault settings now %s", settings.as_json())
+        return json_response(settings.as_json())
+
+    async def post_reset(self, request: web.Request) -> web.StreamResponse:
+        """Start a fresh run without restarting the process; answers the zeroed stats."""
+        self.reset()
+        log.info("events, stats and duplicate memory cleared")
+        return json_response(self.stats.as_json())
+
+    async def get_health(self, request: web.Request) -> web.StreamResponse:
+        """For readiness probes and scripts waiting on the simulator."""
+        return json_response({"status": "ok"})
+
+    async def on_shutdown(self, app: web.Application) -> None:
+        """Release requests held by the timeout fault so shutdown is prompt."""
+        self._stopping.set()
+
+
+def _drop(request: web.Request) -> web.StreamResponse:
+    """Close the socket without a status line, as a crashed proxy would.
+
+    The returned response is never written: aiohttp treats the closed
+    transport as a client that went away and discards it quietly.
+    """
+    transport = request.transport
+    if transport is not None:
+        transport.close()
+    return web.Response(status=499)
+
+
+async def _not_found(request: web.Request) -> web.StreamResponse:
+    return errors_response(404, ["no such path"])
+
+
+def _route(app: web.Application, path: str, handlers: Mapping[str, Handler]) -> None:
+    """Register ``handlers`` and a catch-all that answers 405 in the envelope."""
+    resource = app.router.add_resource(path)
+    for method, handler in handlers.items():
+        resource.add_route(method, handler)
+    allowed = ", ".join(sorted(handlers))
+
+    async def method_not_allowed(request: web.Request) -> web.StreamResponse:
+        return errors_response(
+            405, [f"method {request.method} is not allowed here"], {hdrs.ALLOW: allowed}
+        )
+
+    resource.add_route(hdrs.METH_ANY, method_not_allowed)
+
+
+SIMULATOR: Final = web.AppKey("simulator", Simulator)
+
+
+def build_app(simulator: Simulator) -> web.Application:
+    """The aiohttp application serving ``simulator``; the body cap is enforced here too."""
+    app = web.Application(client_max_size=simulator.config.max_body_bytes)
+    app[SIMULATOR] = simulator
+    _route(app, EVENTS_PATH, {hdrs.METH_POST: simulator.post_event})
+    _route(app, "/_sim/events", {hdrs.METH_GET: simulator.get_events})
+    _route(app, "/_sim/stats", {hdrs.METH_GET: simulator.get_stats})
+    _route(
+        app,
+        "/_sim/faults",
+        {hdrs.METH_GET: simulator.get_faults, hdrs.METH_POST: simulator.post_faults},
+    )
+    _route(app, "/_sim/reset", {hdrs.METH_POST: simulator.post_reset})
+    _route(app, "/_sim/health", {hdrs.METH_GET: simulator.get_health})
+    app.router.add_route(hdrs.METH_ANY, "/{path:.*}", _not_found)
+    app.on_shutdown.append(simulator.on_shutdown)
+    return app

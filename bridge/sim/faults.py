@@ -1,0 +1,167 @@
+"""How badly the simulated Vibes behaves: latency and injected failures.
+
+The settings are one frozen value so that ``POST /_sim/faults`` can swap them in
+a single assignment: a request in flight sees either the old or the new
+behaviour, never half of each. The random draws go through an injected
+``random.Random`` so that a seed (``--seed``) replays the same fault sequence and
+tests can pin the outcome without sockets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final
+
+
+class Fault(StrEnum):
+    """One injected failure; the value is the ``faults_*`` stats suffix."""
+
+    DROP = "drop"
+    TIMEOUT = "timeout"
+    ERROR_500 = "500"
+    ERROR_503 = "503"
+
+
+class SettingsError(ValueError):
+    """Settings that cannot be applied; carries every problem, not just the first."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+SHARE_FIELDS: Final = ("error_rate", "error_500_rate", "timeout_rate", "drop_rate")
+"""Shares of requests answered with a fault; together they must not exceed 1."""
+
+NON_NEGATIVE_FIELDS: Final = (
+    "latency_ms",
+    "latency_jitter_ms",
+    "rate_limit",
+    "rate_limit_burst",
+    "timeout_hold_s",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FaultSettings:
+    """Every run-time knob; the field names are the ``/_sim/faults`` JSON keys.
+
+    ``rate_limit`` is requests per second per company key (0: unlimited) and
+    ``rate_limit_burst`` the token-bucket capacity (0: one second's worth).
+    """
+
+    latency_ms: float = 0.0
+    latency_jitter_ms: float = 0.0
+    rate_limit: float = 0.0
+    rate_limit_burst: float = 0.0
+    error_rate: float = 0.0
+    error_500_rate: float = 0.0
+    timeout_rate: float = 0.0
+    timeout_hold_s: float = 30.0
+    drop_rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        problems = _range_problems(self)
+        if problems:
+            raise SettingsError(problems)
+
+    def merged(self, patch: Any) -> FaultSettings:
+        """These settings with ``patch`` applied, as ``POST /_sim/faults`` needs.
+
+        A partial update keeps every knob the patch does not name; unknown keys
+        and non-numbers are refused rather than ignored, so a typo is visible.
+        """
+        if not isinstance(patch, Mapping):
+            raise SettingsError(["the settings must be a JSON object"])
+        names = {field.name for field in dataclasses.fields(self)}
+        problems = [
+            f"unknown setting: {key}" for key in sorted(map(str, patch)) if key not in names
+        ]
+        changes: dict[str, float] = {}
+        for key, value in patch.items():
+            if key not in names:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                problems.append(f"{key} must be a number")
+            else:
+                changes[key] = float(value)
+        if problems:
+            raise SettingsError(problems)
+        return dataclasses.replace(self, **changes)
+
+    def as_json(self) -> dict[str, float]:
+        """The settings as the JSON object ``/_sim/faults`` answers."""
+        return dataclasses.asdict(self)
+
+    @property
+    def fault_share(self) -> float:
+        """The share of requests that get any injected fault."""
+        return self.error_rate + self.error_500_rate + self.timeout_rate + self.drop_rate
+
+
+def _range_problems(settings: FaultSettings) -> list[str]:
+    problems: list[str] = []
+    for name in NON_NEGATIVE_FIELDS:
+        value = getattr(settings, name)
+        if not value >= 0 or value == float("inf"):  # also refuses NaN
+            problems.append(f"{name} must be a finite number >= 0")
+    for name in SHARE_FIELDS:
+        value = getattr(settings, name)
+        if not 0 <= value <= 1:
+            problems.append(f"{name} must be between 0 and 1")
+    if not problems and settings.fault_share > 1 + 1e-9:
+        problems.append("error_rate + error_500_rate + timeout_rate + drop_rate must not exceed 1")
+    return problems
+
+
+class FaultPlan:
+    """Draws each request's latency and fault from one settings value.
+
+    Built once per settings change so the hot path only reads precomputed
+    flags: with everything at zero it makes no random draw at all.
+    """
+
+    __slots__ = ("_base_s", "_jitter_s", "_rng", "_table", "has_faults", "has_latency", "settings")
+
+    def __init__(self, settings: FaultSettings, rng: random.Random) -> None:
+        self.settings = settings
+        self._rng = rng
+        self._base_s = settings.latency_ms / 1000.0
+        self._jitter_s = settings.latency_jitter_ms / 1000.0
+        self.has_latency = self._base_s > 0 or self._jitter_s > 0
+        table: list[tuple[float, Fault]] = []
+        threshold = 0.0
+        for share, fault in (
+            (settings.drop_rate, Fault.DROP),
+            (settings.timeout_rate, Fault.TIMEOUT),
+            (settings.error_500_rate, Fault.ERROR_500),
+            (settings.error_rate, Fault.ERROR_503),
+        ):
+            if share > 0:
+                threshold += share
+                table.append((threshold, fault))
+        if table and threshold > 1 - 1e-9:
+            # Shares that add up to 1 must fault every request despite float rounding.
+            table[-1] = (1.0, table[-1][1])
+        self._table = tuple(table)
+        self.has_faults = bool(table)
+
+    def delay_s(self) -> float:
+        """``latency_ms`` plus a uniform draw in ``[0, latency_jitter_ms]``, in seconds."""
+        if self._jitter_s > 0:
+            return self._base_s + self._rng.uniform(0.0, self._jitter_s)
+        return self._base_s
+
+    def choose(self) -> Fault | None:
+        """One draw decides the request's fate; ``None`` means behave normally."""
+        if not self._table:
+            return None
+        draw = self._rng.random()
+        for threshold, fault in self._table:
+            if draw < threshold:
+                return fault
+        return None

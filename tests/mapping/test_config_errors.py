@@ -1,0 +1,144 @@
+"""Loading a file: every mistake reported at once, at the right line, secrets never shown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bridge.errors import ConfigError
+from bridge.loading import load_bridge
+from tests.mapping.conftest import HEADER, WriteConfig
+
+
+def _problems(path: Path, environ: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_bridge(path, environ or {})
+    return [str(problem).split(":", 1)[1] for problem in caught.value.problems]
+
+
+MANY_MISTAKES = """\
+rules:
+  - name: dup
+    topic: shop.orders
+    event_type: "order shipped"
+    recipient: {external_person_id: id}
+  - name: dup
+    topic: shop.nowhere
+    whn: "a == 'b'"
+    event_type: ok
+    recipient:
+      external_person_id: "a..b"
+      email: x
+    event_data:
+      url: {template: "{unclosed"}
+      n: {path: n, as: roman}
+      c: 42
+      mdn: phone
+"""
+
+
+def test_every_mistake_is_reported_with_its_line(write_config: WriteConfig) -> None:
+    path = write_config(MANY_MISTAKES)
+    offset = HEADER.count("\n")
+    problems = _problems(path)
+    expected = [
+        (offset + 4, "event_type 'order shipped' may hold only letters"),
+        (offset + 6, "duplicate rule name 'dup'"),
+        (offset + 7, "topic 'shop.nowhere' has no entry in sources"),
+        (offset + 8, "unknown key 'whn' in rules[1]"),
+        (offset + 11, "recipient.external_person_id: invalid JMESPath expression"),
+        (offset + 12, "unknown recipient 'email'"),
+        (offset + 14, "event_data.url: invalid template: unclosed placeholder"),
+        (offset + 15, "event_data.n: as must be one of"),
+        (offset + 16, "event_data.c: a value is a JMESPath string or a map"),
+        (offset + 17, "mdn is a recipient field"),
+    ]
+    for line, text in expected:
+        assert any(p.startswith(f"{line}: ") and text in p for p in problems), (line, text, problems)
+    assert len(problems) == len(expected), problems
+
+
+def test_problems_in_settings_and_rules_come_together(write_config: WriteConfig) -> None:
+    header = HEADER.replace("company_key: acme", "company_key: acme\n  timeout_seconds: -1")
+    header = header.replace("format: json\n", "format: xml\n", 1)
+    path = write_config(
+        """\
+        rules:
+          - name: r
+            topic: shop.orders
+            event_type: "bad type"
+            recipient: {external_person_id: id}
+        """,
+        header=header,
+    )
+    problems = _problems(path)
+    assert any("vibes.timeout_seconds" in p for p in problems)
+    assert any("sources[0].format" in p for p in problems)
+    assert any("event_type 'bad type'" in p for p in problems)
+
+
+def test_an_unset_variable_is_named_and_a_set_one_is_never_printed(tmp_path: Path) -> None:
+    path = tmp_path / "bridge.yaml"
+    path.write_text(
+        HEADER.replace("${TEST_VIBES_USERNAME:-user}", "${VIBES_USER}")
+        + "rules:\n  - name: r\n    topic: shop.orders\n    event_type: t\n"
+        + "    recipient: {external_person_id: id}\n    event_type2: x\n",
+        encoding="utf-8",
+    )
+    problems = _problems(path, {"TEST_VIBES_PASSWORD": "hunter2-very-secret"})
+    assert any(p.startswith("4: environment variable VIBES_USER is not set") for p in problems)
+    assert all("hunter2" not in p for p in problems)
+
+
+def test_secret_files_are_read_and_missing_ones_reported(tmp_path: Path) -> None:
+    (tmp_path / "password").write_text("from-file\n", encoding="utf-8")
+    rules = "rules:\n  - name: r\n    topic: shop.orders\n    event_type: t\n"
+    rules += "    recipient: {external_person_id: id}\n"
+    good = tmp_path / "good.yaml"
+    good.write_text(
+        HEADER.replace("password: ${TEST_VIBES_PASSWORD:-secret}", "password_file: password")
+        + rules,
+        encoding="utf-8",
+    )
+    assert load_bridge(good, {}).credentials.password.get_secret_value() == "from-file"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        HEADER.replace("password: ${TEST_VIBES_PASSWORD:-secret}", "password_file: nope") + rules,
+        encoding="utf-8",
+    )
+    assert any("cannot read password_file" in p for p in _problems(bad))
+
+
+def test_a_literal_password_is_accepted_with_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "bridge.yaml"
+    path.write_text(
+        HEADER.replace("${TEST_VIBES_PASSWORD:-secret}", "plain-text-pw")
+        + "rules:\n  - name: r\n    topic: shop.orders\n    event_type: t\n"
+        + "    recipient: {external_person_id: id}\n",
+        encoding="utf-8",
+    )
+    loaded = load_bridge(path, {})
+    [warning] = loaded.warnings
+    assert "vibes.password is written in the file" in str(warning)
+    assert "plain-text-pw" not in str(warning)
+
+
+def test_invalid_yaml_points_at_the_line(write_config: WriteConfig) -> None:
+    path = write_config("rules: [\n  - name: x\n")
+    [problem] = _problems(path)
+    assert "invalid YAML" in problem
+
+
+def test_durations_are_parsed_and_bad_ones_reported(write_config: WriteConfig) -> None:
+    rules = "rules:\n  - name: r\n    topic: shop.orders\n    event_type: t\n"
+    rules += "    recipient: {external_person_id: id}\n"
+    header = HEADER + "delivery:\n  max_retry_duration: 1h\n  max_event_age: 2d\n"
+    loaded = load_bridge(write_config(rules, header=header), {})
+    delivery = loaded.settings.delivery
+    assert delivery.max_retry_duration is not None
+    assert delivery.max_retry_duration.total_seconds() == 3600
+    assert delivery.max_event_age is not None
+    assert delivery.max_event_age.total_seconds() == 2 * 86400
+    bad = HEADER + "delivery:\n  max_retry_duration: 10 minutes\n"
+    assert any("invalid duration" in p for p in _problems(write_config(rules, header=bad, name="b.yaml")))

@@ -1,0 +1,345 @@
+"""The engine: matching, fan-out, value forms and options, recipients, ids, debug_data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from jsonschema import Draft202012Validator
+
+from bridge.loading import load_bridge
+from bridge.mapping.engine import Engine, MappingResult
+from bridge.mapping.validate import coordinates_event_id
+from bridge.records import SourceRecord
+from tests.mapping.conftest import WriteConfig
+
+SCHEMA_PATH = Path(__file__).parents[2] / "schemas" / "vibes_event.schema.json"
+
+
+def _engine(write_config: WriteConfig, rules: str) -> Engine:
+    return load_bridge(write_config(rules)).engine
+
+
+def _record(topic: str = "shop.shipments", **overrides: Any) -> SourceRecord:
+    fields: dict[str, Any] = {"topic": topic, "partition": 2, "offset": 41, "value": None}
+    fields.update(overrides)
+    return SourceRecord(**fields)
+
+
+def _bodies(result: MappingResult) -> list[dict[str, Any]]:
+    return [orjson.loads(event.body) for event in result.events]
+
+
+SHIPPED_RULE = """\
+rules:
+  - name: order-shipped
+    topic: shop.shipments
+    when: "status == 'SHIPPED' && customer.sms_opt_in"
+    event_type: order_shipped
+    event_id: {template: "shp-{shipment_id}-{status}"}
+    recipient:
+      external_person_id: customer.id
+      mdn: {path: customer.phone, as: e164, region: US}
+    event_data:
+      first_name: customer.first_name
+      carrier: {value: UPS}
+      tracking_url: {template: "https://track.example.com/{tracking_number}"}
+      items: {path: "length(items)", default: 0}
+    debug_data:
+      source_system: {value: wms}
+"""
+
+SHIPMENT = {
+    "shipment_id": "S1",
+    "status": "SHIPPED",
+    "tracking_number": "1Z999",
+    "customer": {
+        "id": "C-77",
+        "first_name": "Bob",
+        "phone": "(212) 555-0123",
+        "sms_opt_in": True,
+    },
+    "items": [{"sku": "a"}, {"sku": "b"}],
+}
+
+
+def test_the_spec_example_maps_to_the_documented_body(write_config: WriteConfig) -> None:
+    engine = _engine(write_config, SHIPPED_RULE)
+    result = engine.map(json.loads(json.dumps(SHIPMENT)), _record())
+    assert not result.failures
+    assert _bodies(result) == [
+        {
+            "event_id": "shp-S1-SHIPPED",
+            "event_type": "order_shipped",
+            "event_data": {
+                "first_name": "Bob",
+                "carrier": "UPS",
+                "tracking_url": "https://track.example.com/1Z999",
+                "items": 2,
+                "external_person_id": "C-77",
+                "mdn": "+12125550123",
+            },
+            "debug_data": {"source_system": "wms"},
+        }
+    ]
+    event = result.events[0]
+    assert (event.rule, event.event_type, event.company_key) == ("order-shipped", "order_shipped", "acme")
+
+
+def test_a_false_predicate_matches_nothing(write_config: WriteConfig) -> None:
+    engine = _engine(write_config, SHIPPED_RULE)
+    result = engine.map({**SHIPMENT, "status": "DELIVERED"}, _record())
+    assert not result.matched
+
+
+def test_a_topic_without_rules_matches_nothing(write_config: WriteConfig) -> None:
+    engine = _engine(write_config, SHIPPED_RULE)
+    assert not engine.map(dict(SHIPMENT), _record("shop.orders")).matched
+
+
+FAN_OUT = """\
+rules:
+  - name: first
+    topic: [shop.orders, shop.shipments]
+    event_type: one
+    recipient: {external_person_id: id}
+  - name: second
+    topic: shop.orders
+    event_type: two
+    recipient: {person_key: id}
+    company_key: other
+"""
+
+
+def test_every_matching_rule_emits_one_event_in_file_order(write_config: WriteConfig) -> None:
+    engine = _engine(write_config, FAN_OUT)
+    result = engine.map({"id": "p1"}, _record("shop.orders"))
+    assert [(e.rule, e.event_type, e.company_key) for e in result.events] == [
+        ("first", "one", "acme"),
+        ("second", "two", "other"),
+    ]
+    only_first = engine.map({"id": "p1"}, _record("shop.shipments"))
+    assert [e.rule for e in only_first.events] == ["first"]
+
+
+def test_the_default_event_id_and_debug_data_come_from_the_coordinates(
+    write_config: WriteConfig,
+) -> None:
+    engine = _engine(write_config, FAN_OUT)
+    body = _bodies(engine.map({"id": "p1"}, _record("shop.orders")))[0]
+    assert body["event_id"] == coordinates_event_id("first", "shop.orders", 2, 41)
+    assert body["debug_data"] == {"rule": "first", "topic": "shop.orders", "partition": 2, "offset": 41}
+
+
+def test_debug_data_false_sends_none(write_config: WriteConfig) -> None:
+    engine = _engine(
+        write_config,
+        """\
+        rules:
+          - name: quiet
+            topic: shop.orders
+            event_type: t
+            recipient: {external_person_id: id}
+            debug_data: false
+        """,
+    )
+    assert "debug_data" not in _bodies(engine.map({"id": "x"}, _record("shop.orders")))[0]
+
+
+def test_a_long_event_id_is_hashed_and_a_null_one_falls_back(write_config: WriteConfig) -> None:
+    engine = _engine(
+        write_config,
+        """\
+        rules:
+          - name: ids
+            topic: shop.orders
+            event_type: t
+            event_id: {template: "{a}-{b}"}
+            recipient: {external_person_id: id}
+        """,
+    )
+    long_id = engine.map({"id": "x", "a": "a" * 30, "b": "b" * 30}, _record("shop.orders"))
+    assert len(long_id.events[0].event_id) == 40
+    assert long_id.events[0].event_id != "a" * 30 + "-" + "b" * 30
+    fallback = engine.map({"id": "x", "a": "only"}, _record("shop.orders"))
+    assert fallback.events[0].event_id == coordinates_event_id("ids", "shop.orders", 2, 41)
+
+
+OPTIONS = """\
+rules:
+  - name: opts
+    topic: shop.orders
+    event_type: t
+    recipient:
+      external_person_id: {path: customer.id, as: string}
+    event_data:
+      count: {path: n, as: integer}
+      price: {path: p, as: number}
+      flag: {path: f, as: boolean}
+      low: {path: s, as: lower}
+      up: {path: s, as: upper}
+      trimmed: {path: s, as: trim}
+      fallback: {path: missing, default: none}
+      must: {path: needed, required: true}
+      constant: {value: {nested: [1, 2]}}
+      absent: nothing.here
+"""
+
+
+def test_conversions_defaults_and_omission(write_config: WriteConfig) -> None:
+    engine = _engine(write_config, OPTIONS)
+    value = {"customer": {"id": 12}, "n": "7", "p": "2.5", "f": "yes", "s": "  MiXed ", "needed": 1}
+    [body] = _bodies(engine.map(value, _record("shop.orders")))
+    assert body["event_data"] == {
+        "count": 7,
+        "price": 2.5,
+        "flag": True,
+        "low": "  mixed ",
+        "up": "  MIXED ",
+        "trimmed": "MiXed",
+        "fallback": "none",
+        "must": 1,
+        "constant": {"nested": [1, 2]},
+        "external_person_id": "12",
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"needed": None}, "required_value_missing"),
+        ({"n": "seven"}, "conversion_failed"),
+        ({"f": "maybe"}, "conversion_failed"),
+        ({"customer": {}}, "no_recipient"),
+    ],
+)
+def test_bad_values_are_mapping_errors_with_codes(
+    write_config: WriteConfig, change: dict[str, Any], code: str
+) -> None:
+    engine = _engine(write_config, OPTIONS)
+    value = {"customer": {"id": "c"}, "n": 1, "p": 1, "f": True, "s": "s", "needed": 1, **change}
+    result = engine.map(value, _record("shop.orders"))
+    assert not result.events
+    [failure] = result.failures
+    assert (failure.rule, failure.error.code, failure.error.reason) == ("opts", code, "mapping_error")
+
+
+E164 = """\
+rules:
+  - name: sms
+    topic: shop.orders
+    event_type: t
+    recipient:
+      mdn: {path: phone, as: e164, region: GB}
+"""
+
+
+@pytest.mark.parametrize(
+    ("phone", "expected"),
+    [("020 7946 0018", "+442079460018"), ("+1 212-555-0123", "+12125550123")],
+)
+def test_e164_normalises_with_the_region(write_config: WriteConfig, phone: str, expected: str) -> None:
+    engine = _engine(write_config, E164)
+    [body] = _bodies(engine.map({"phone": phone}, _record("shop.orders")))
+    assert body["event_data"]["mdn"] == expected
+
+
+def test_an_invalid_phone_number_is_a_mapping_error_without_the_number(
+    write_config: WriteConfig,
+) -> None:
+    engine = _engine(write_config, E164)
+    [failure] = engine.map({"phone": "12345"}, _record("shop.orders")).failures
+    assert failure.error.code == "invalid_phone_number"
+    assert "12345" not in str(failure.error)
+
+
+def test_kafka_metadata_is_readable(write_config: WriteConfig) -> None:
+    engine = _engine(
+        write_config,
+        """\
+        rules:
+          - name: meta
+            topic: shop.orders
+            event_type: t
+            recipient: {external_person_id: _kafka.key}
+            event_data:
+              trace: _kafka.headers.traceparent
+              where: {template: "{_kafka.topic}/{_kafka.partition}/{_kafka.offset}@{_kafka.timestamp}"}
+        """,
+    )
+    record = _record(
+        "shop.orders", key=b"k-1", timestamp_ms=1700, headers=(("traceparent", b"00-ab"),)
+    )
+    [body] = _bodies(engine.map({}, record))
+    assert body["event_data"] == {
+        "trace": "00-ab",
+        "where": "shop.orders/2/41@1700",
+        "external_person_id": "k-1",
+    }
+
+
+def test_a_computed_event_type_is_checked_per_record(write_config: WriteConfig) -> None:
+    engine = _engine(
+        write_config,
+        """\
+        rules:
+          - name: computed
+            topic: shop.orders
+            event_type: {template: "order_{status}"}
+            recipient: {external_person_id: id}
+        """,
+    )
+    ok = engine.map({"id": "x", "status": "shipped"}, _record("shop.orders"))
+    assert ok.events[0].event_type == "order_shipped"
+    bad = engine.map({"id": "x", "status": "in transit"}, _record("shop.orders"))
+    assert bad.failures[0].error.code == "invalid_event_type"
+
+
+def test_runtime_expression_errors_do_not_escape_and_do_not_quote_values(
+    write_config: WriteConfig,
+) -> None:
+    engine = _engine(
+        write_config,
+        """\
+        rules:
+          - name: typed
+            topic: shop.orders
+            event_type: t
+            recipient: {external_person_id: id}
+            event_data:
+              n: "length(secret)"
+        """,
+    )
+    [failure] = engine.map({"id": "x", "secret": 123456789}, _record("shop.orders")).failures
+    assert failure.error.code == "expression_error"
+    assert "123456789" not in str(failure.error)
+
+
+def test_one_failing_rule_does_not_stop_the_others(write_config: WriteConfig) -> None:
+    engine = _engine(
+        write_config,
+        """\
+        rules:
+          - name: needs-phone
+            topic: shop.orders
+            event_type: a
+            recipient: {mdn: {path: phone, as: e164, region: US}}
+          - name: by-id
+            topic: shop.orders
+            event_type: b
+            recipient: {external_person_id: id}
+        """,
+    )
+    result = engine.map({"id": "x", "phone": "nope"}, _record("shop.orders"))
+    assert [e.rule for e in result.events] == ["by-id"]
+    assert [f.rule for f in result.failures] == ["needs-phone"]
+
+
+def test_the_output_validates_against_the_vibes_json_schema(write_config: WriteConfig) -> None:
+    validator = Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
+    engine = _engine(write_config, SHIPPED_RULE)
+    for body in _bodies(engine.map(json.loads(json.dumps(SHIPMENT)), _record())):
+        validator.validate(body)
