@@ -1,8 +1,8 @@
 """The ``avro`` format: schemaless Avro bodies, read against one ``.avsc`` file.
 
-The schema is parsed and compiled once (:func:`fastavro.parse_schema`), and so is
-the plan that makes logical types and bytes JSON-friendly
-(:mod:`bridge.codecs.avro_logical`). :func:`read_avro` is shared with the
+The schema is parsed and compiled once (:func:`fastavro.parse_schema`), and so are
+the schema fastavro reads with and the plan that makes logical types and bytes
+JSON-friendly (:mod:`bridge.codecs.avro_plan`). :func:`read_avro` is shared with the
 ``confluent-avro`` format, which reads the same bodies after a 5-byte header.
 """
 
@@ -14,7 +14,8 @@ from typing import Any
 from fastavro import schemaless_reader
 from fastavro.read import SchemaResolutionError
 
-from bridge.codecs.avro_logical import Converter, compile_plan
+from bridge.codecs.avro_logical import Converter
+from bridge.codecs.avro_plan import compile_plan, reading_schema
 from bridge.codecs.avro_schema import AvroSchema
 from bridge.codecs.base import not_an_object, require_bytes
 from bridge.errors import DecodeError
@@ -26,11 +27,12 @@ class AvroDecoder:
     def __init__(self, schema: AvroSchema) -> None:
         """``schema`` is parsed (see :func:`bridge.codecs.load_avro_schema`)."""
         self.schema = schema
+        self._reading = reading_schema(schema)
         self._plan = compile_plan(schema)
 
     def decode(self, data: bytes | None) -> dict[str, Any]:
         """A fresh dict; DecodeError ``truncated``, ``trailing_bytes`` ... otherwise."""
-        return read_avro(require_bytes(data), 0, self.schema, None, self._plan)
+        return read_avro(require_bytes(data), 0, self._reading, None, self._plan)
 
 
 def read_avro(
@@ -41,6 +43,9 @@ def read_avro(
     plan: Converter | None,
 ) -> dict[str, Any]:
     """Read the one Avro value that fills ``data[start:]`` and make it JSON-friendly.
+
+    ``writer`` is a :func:`~bridge.codecs.avro_plan.reading_schema`; ``plan`` is
+    compiled from the schema that gives the value its shape (the reader's, if any).
 
     Every failure becomes a DecodeError whose message names the cause, never the data.
     """

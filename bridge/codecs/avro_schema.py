@@ -99,7 +99,14 @@ def parse_avro_schema(
         raise SchemaFileError(f"not a valid Avro schema: missing {exc}") from None
     except Exception as exc:  # fastavro raises an open set of types for bad schemas
         raise SchemaFileError(f"not a valid Avro schema: {_one_line(str(exc))}") from None
-    if require_record and not _is_record_or_union_of_records(parsed, named_schemas or {}):
+    table = named_types(parsed, named_schemas)
+    if _has_zero_width_items(parsed, table, set()):
+        # fastavro would loop through the count a few bytes claim: 2**63 items.
+        raise SchemaFileError(
+            "not supported: an array whose items take no bytes (null, an empty record, "
+            "fixed of size 0) lets a few bytes of a record claim billions of items"
+        )
+    if require_record and not _is_record_or_union_of_records(parsed, table):
         raise SchemaFileError(
             "the top-level type must be a record (or a union of records): "
             "a source's values are JSON objects"
@@ -189,6 +196,39 @@ def _check_union(branches: list[Any], problems: list[str]) -> None:
             seen.add(kind)
 
 
+def _has_zero_width_items(node: Any, named: Mapping[str, Any], seen: set[str]) -> bool:
+    """Whether an array in ``node`` has items that can be encoded in zero bytes."""
+    node = resolve(node, named)
+    kind = type_name(node)
+    if kind == "union":
+        return any(_has_zero_width_items(branch, named, seen) for branch in node)
+    if kind == "array":
+        items = node.get("items")
+        return _zero_width(items, named, set()) or _has_zero_width_items(items, named, seen)
+    if kind == "map":
+        return _has_zero_width_items(node.get("values"), named, seen)
+    if kind in ("record", "error"):
+        name = node.get("name")
+        if name in seen:
+            return False
+        seen.add(name)
+        return any(_has_zero_width_items(f.get("type"), named, seen) for f in node["fields"])
+    return False
+
+
+def _zero_width(node: Any, named: Mapping[str, Any], seen: set[str]) -> bool:
+    node = resolve(node, named)
+    kind = type_name(node)
+    if kind == "null":
+        return True
+    if kind == "fixed":
+        return node.get("size") == 0
+    if kind in ("record", "error") and node.get("name") not in seen:
+        seen.add(node.get("name"))
+        return all(_zero_width(f.get("type"), named, seen) for f in node.get("fields", ()))
+    return False
+
+
 def _is_record_or_union_of_records(parsed: AvroSchema, named: Mapping[str, Any]) -> bool:
     if isinstance(parsed, list):
         branches = [b for b in parsed if b != "null"]
@@ -207,31 +247,32 @@ def named_types(schema: AvroSchema, extra: Mapping[str, Any] | None = None) -> d
     table: dict[str, Any] = dict(extra or {})
     if isinstance(schema, dict):
         table.update(schema.get("__named_schemas", {}))
-    for node in _definitions(schema):
+    for node in definitions(schema):
         table.setdefault(node["name"], node)
     return table
 
 
-def _definitions(node: Any) -> Iterator[dict[str, Any]]:
+def definitions(node: Any) -> Iterator[dict[str, Any]]:
+    """Every named-type definition written inside ``node`` (not followed references)."""
     if isinstance(node, list):
         for branch in node:
-            yield from _definitions(branch)
+            yield from definitions(branch)
         return
     if not isinstance(node, dict):
         return
     kind = node.get("type")
     if isinstance(kind, (dict, list)):
-        yield from _definitions(kind)
+        yield from definitions(kind)
         return
     if kind in NAMED_TYPES and isinstance(node.get("name"), str):
         yield node
     if kind in ("record", "error"):
         for field in node.get("fields", ()):
-            yield from _definitions(field.get("type"))
+            yield from definitions(field.get("type"))
     elif kind == "array":
-        yield from _definitions(node.get("items"))
+        yield from definitions(node.get("items"))
     elif kind == "map":
-        yield from _definitions(node.get("values"))
+        yield from definitions(node.get("values"))
 
 
 def resolve(node: Any, named: Mapping[str, Any]) -> Any:

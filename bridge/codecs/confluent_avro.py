@@ -14,7 +14,8 @@ import threading
 from typing import Any, Final
 
 from bridge.codecs.avro_codec import read_avro
-from bridge.codecs.avro_logical import Converter, compile_plan
+from bridge.codecs.avro_logical import Converter
+from bridge.codecs.avro_plan import compile_plan, reading_schema
 from bridge.codecs.avro_schema import AvroSchema
 from bridge.codecs.base import require_bytes
 from bridge.codecs.registry import SchemaRegistryClient
@@ -60,6 +61,6 @@ class ConfluentAvroDecoder:
             if entry is None:
                 # The value's shape is the reader schema's when there is one.
                 plan = self._reader_plan if self.reader_schema is not None else compile_plan(schema)
-                entry = (schema, plan)
+                entry = (reading_schema(schema), plan)
                 self._writers[schema_id] = entry
             return entry

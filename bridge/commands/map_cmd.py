@@ -10,7 +10,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 import click
 
@@ -101,7 +101,7 @@ def map_command(
     raise SystemExit(EXIT_FAILURES if failed else EXIT_OK)
 
 
-def _map_stream(engine: Engine, lines: BinaryIO, template: SourceRecord, out: BinaryIO) -> bool:
+def _map_stream(engine: Engine, lines: IO[bytes], template: SourceRecord, out: IO[bytes]) -> bool:
     decoder = JsonDecoder()
     failed = False
     record_number = 0

@@ -16,7 +16,6 @@ from typing import Any
 
 from bridge.codecs import SchemaFileError, load_avro_schema
 from bridge.codecs.avro_paths import unknown_field_paths
-
 from bridge.config.loader import resolve_path
 from bridge.config.yaml_source import KeyPath, SourceDocument
 from bridge.errors import Problem

@@ -7,7 +7,7 @@ from a checked configuration; per record it only runs what the rules need.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from jmespath import exceptions as jmespath_errors
@@ -25,9 +25,12 @@ from bridge.mapping.values import ValueExpression
 from bridge.records import SourceRecord
 
 
-@dataclass(frozen=True, slots=True)
-class MappedEvent:
-    """One event to POST: the exact body, and what delivery needs to know about it."""
+class MappedEvent(NamedTuple):
+    """One event to POST: the exact body, and what delivery needs to know about it.
+
+    NamedTuples rather than frozen dataclasses for the per-record results: just as
+    immutable, and a third of the construction cost on the hot path.
+    """
 
     rule: str
     event_type: str
@@ -36,16 +39,14 @@ class MappedEvent:
     body: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class RuleFailure:
+class RuleFailure(NamedTuple):
     """A rule that matched the record but could not map it."""
 
     rule: str
     error: MappingError
 
 
-@dataclass(frozen=True, slots=True)
-class MappingResult:
+class MappingResult(NamedTuple):
     """Everything the rules made of one record, in the order the rules are written."""
 
     events: tuple[MappedEvent, ...]

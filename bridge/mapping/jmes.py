@@ -15,7 +15,7 @@ import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from numbers import Number
-from typing import Any
+from typing import Any, cast
 
 import jmespath
 from jmespath import exceptions as jmespath_errors
@@ -44,7 +44,7 @@ class Expression:
 def compile_expression(text: str) -> Expression:
     """Parse ``text`` with jmespath and build its evaluator."""
     try:
-        ast: Node = jmespath.compile(text).parsed
+        ast = cast(Node, jmespath.compile(text).parsed)
     except jmespath_errors.JMESPathError as exc:
         raise ExpressionSyntaxError(_syntax_message(exc)) from None
     return Expression(text=text, ast=ast, evaluate=_build(ast))
@@ -52,7 +52,7 @@ def compile_expression(text: str) -> Expression:
 
 def is_false(value: Any) -> bool:
     """JMESPath falsiness: null, false, and empty strings, arrays and objects (but not 0)."""
-    return value is None or value is False or value in ("", [], {})
+    return value is None or value is False or (isinstance(value, str | list | dict) and not value)
 
 
 def _syntax_message(exc: jmespath_errors.JMESPathError) -> str:
@@ -70,9 +70,10 @@ def _build(node: Node) -> Evaluator:
 
 def _fallback(node: Node) -> Evaluator:
     visit = _INTERPRETER.visit
+    tree: Any = node  # the library's stubs name a TypedDict for what is a plain dict here
 
     def evaluate(value: Any) -> Any:
-        return visit(node, value)
+        return visit(tree, value)
 
     return evaluate
 
@@ -162,6 +163,12 @@ def _comparator(node: Node) -> Evaluator:
     kind: str = node["value"]
     if kind in ("eq", "ne"):
         negate = kind == "ne"
+        text = _string_literal(node["children"][1])
+        if text is not None:
+            # field == 'text', the usual predicate: plain equality is exact for strings.
+            if negate:
+                return lambda value: left_of(value) != text
+            return lambda value: left_of(value) == text
 
         def equality(value: Any) -> Any:
             return _equals(left_of(value), right_of(value)) != negate
@@ -179,6 +186,28 @@ def _comparator(node: Node) -> Evaluator:
         return compare(left, right)
 
     return ordering
+
+
+def _string_literal(node: Node) -> str | None:
+    if node["type"] == "literal" and isinstance(node["value"], str):
+        return str(node["value"])
+    return None
+
+
+def _function(node: Node) -> Evaluator:
+    """``length(x)`` runs inline; other functions, and length's type errors, go to the library."""
+    slow = _fallback(node)
+    if node["value"] != "length" or len(node["children"]) != 1:
+        return slow
+    argument_of = _build(node["children"][0])
+
+    def length(value: Any) -> Any:
+        argument = argument_of(value)
+        if isinstance(argument, str | list | dict):
+            return len(argument)
+        return slow(value)  # raises the library's JMESPathTypeError
+
+    return length
 
 
 def _and(node: Node) -> Evaluator:
@@ -226,6 +255,7 @@ _BUILDERS: dict[str, Callable[[Node], Evaluator]] = {
     "and_expression": _and,
     "or_expression": _or,
     "not_expression": _not,
+    "function_expression": _function,
 }
 
 

@@ -28,7 +28,9 @@ rules:
 """
 
 
-def run(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "bridge", *args],
         input=stdin,
@@ -70,8 +72,12 @@ def test_validate_prints_every_problem_and_exits_2(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     offset = HEADER.count("\n")
     assert any(line.startswith(f"{path}:{offset + 4}: event_type") for line in lines), lines
-    assert any(line.startswith(f"{path}:{offset + 6}: duplicate rule name") for line in lines), lines
-    assert any(line.startswith(f"{path}:{offset + 9}: recipient.external_person_id") for line in lines)
+    assert any(line.startswith(f"{path}:{offset + 6}: duplicate rule name") for line in lines), (
+        lines
+    )
+    assert any(
+        line.startswith(f"{path}:{offset + 9}: recipient.external_person_id") for line in lines
+    )
 
 
 def test_validate_reads_the_config_from_the_environment(config: Path) -> None:
@@ -98,8 +104,19 @@ def test_map_prints_one_body_per_event_and_reports_bad_lines(config: Path) -> No
     ]
     stdin = "\n".join(json.dumps(record) for record in records) + "\n{broken\n"
     result = run(
-        "map", "-c", str(config), "--topic", "shop.shipments",
-        "--key", "k1", "--header", "trace=t-1", "--partition", "3", "--offset", "100",
+        "map",
+        "-c",
+        str(config),
+        "--topic",
+        "shop.shipments",
+        "--key",
+        "k1",
+        "--header",
+        "trace=t-1",
+        "--partition",
+        "3",
+        "--offset",
+        "100",
         stdin=stdin,
     )
     assert result.returncode == 1
@@ -107,7 +124,12 @@ def test_map_prints_one_body_per_event_and_reports_bad_lines(config: Path) -> No
     assert [body["event_data"]["external_person_id"] for body in bodies] == ["c1", "c5"]
     assert bodies[0]["event_data"]["trace"] == "t-1"
     assert bodies[0]["event_data"]["key"] == "k1"
-    assert bodies[0]["debug_data"] == {"rule": "shipped", "topic": "shop.shipments", "partition": 3, "offset": 100}
+    assert bodies[0]["debug_data"] == {
+        "rule": "shipped",
+        "topic": "shop.shipments",
+        "partition": 3,
+        "offset": 100,
+    }
     assert bodies[1]["debug_data"]["offset"] == 104
     errors = result.stderr.splitlines()
     assert errors[0].startswith("line 3: decode_error: not_an_object")
@@ -118,7 +140,9 @@ def test_map_prints_one_body_per_event_and_reports_bad_lines(config: Path) -> No
 
 def test_map_reads_a_file_and_exits_0_when_all_map(config: Path, tmp_path: Path) -> None:
     source = tmp_path / "in.jsonl"
-    source.write_text(json.dumps({"status": "SHIPPED", "customer": {"id": 7}}) + "\n", encoding="utf-8")
+    source.write_text(
+        json.dumps({"status": "SHIPPED", "customer": {"id": 7}}) + "\n", encoding="utf-8"
+    )
     result = run("map", "-c", str(config), "--topic", "shop.shipments", "-i", str(source))
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["event_data"]["external_person_id"] == "7"
@@ -186,7 +210,9 @@ def test_test_prints_a_diff_for_each_failure(config: Path, tmp_path: Path) -> No
 
 def test_test_rejects_a_malformed_cases_file(config: Path, tmp_path: Path) -> None:
     cases = tmp_path / "cases.yaml"
-    cases.write_text("cases:\n  - name: x\n    topic: shop.shipments\n    recrd: {}\n", encoding="utf-8")
+    cases.write_text(
+        "cases:\n  - name: x\n    topic: shop.shipments\n    recrd: {}\n", encoding="utf-8"
+    )
     result = run("test", "-c", str(config), str(cases))
     assert result.returncode == 2
     assert f"{cases}:4:" in result.stderr

@@ -55,7 +55,11 @@ def test_every_mistake_is_reported_with_its_line(write_config: WriteConfig) -> N
         (offset + 17, "mdn is a recipient field"),
     ]
     for line, text in expected:
-        assert any(p.startswith(f"{line}: ") and text in p for p in problems), (line, text, problems)
+        assert any(p.startswith(f"{line}: ") and text in p for p in problems), (
+            line,
+            text,
+            problems,
+        )
     assert len(problems) == len(expected), problems
 
 
@@ -141,4 +145,6 @@ def test_durations_are_parsed_and_bad_ones_reported(write_config: WriteConfig) -
     assert delivery.max_event_age is not None
     assert delivery.max_event_age.total_seconds() == 2 * 86400
     bad = HEADER + "delivery:\n  max_retry_duration: 10 minutes\n"
-    assert any("invalid duration" in p for p in _problems(write_config(rules, header=bad, name="b.yaml")))
+    assert any(
+        "invalid duration" in p for p in _problems(write_config(rules, header=bad, name="b.yaml"))
+    )

@@ -86,7 +86,11 @@ def test_the_spec_example_maps_to_the_documented_body(write_config: WriteConfig)
         }
     ]
     event = result.events[0]
-    assert (event.rule, event.event_type, event.company_key) == ("order-shipped", "order_shipped", "acme")
+    assert (event.rule, event.event_type, event.company_key) == (
+        "order-shipped",
+        "order_shipped",
+        "acme",
+    )
 
 
 def test_a_false_predicate_matches_nothing(write_config: WriteConfig) -> None:
@@ -131,7 +135,12 @@ def test_the_default_event_id_and_debug_data_come_from_the_coordinates(
     engine = _engine(write_config, FAN_OUT)
     body = _bodies(engine.map({"id": "p1"}, _record("shop.orders")))[0]
     assert body["event_id"] == coordinates_event_id("first", "shop.orders", 2, 41)
-    assert body["debug_data"] == {"rule": "first", "topic": "shop.orders", "partition": 2, "offset": 41}
+    assert body["debug_data"] == {
+        "rule": "first",
+        "topic": "shop.orders",
+        "partition": 2,
+        "offset": 41,
+    }
 
 
 def test_debug_data_false_sends_none(write_config: WriteConfig) -> None:
@@ -224,7 +233,11 @@ def test_bad_values_are_mapping_errors_with_codes(
     result = engine.map(value, _record("shop.orders"))
     assert not result.events
     [failure] = result.failures
-    assert (failure.rule, failure.error.code, failure.error.reason) == ("opts", code, "mapping_error")
+    assert (failure.rule, failure.error.code, failure.error.reason) == (
+        "opts",
+        code,
+        "mapping_error",
+    )
 
 
 E164 = """\
@@ -241,7 +254,9 @@ rules:
     ("phone", "expected"),
     [("020 7946 0018", "+442079460018"), ("+1 212-555-0123", "+12125550123")],
 )
-def test_e164_normalises_with_the_region(write_config: WriteConfig, phone: str, expected: str) -> None:
+def test_e164_normalises_with_the_region(
+    write_config: WriteConfig, phone: str, expected: str
+) -> None:
     engine = _engine(write_config, E164)
     [body] = _bodies(engine.map({"phone": phone}, _record("shop.orders")))
     assert body["event_data"]["mdn"] == expected
@@ -267,7 +282,8 @@ def test_kafka_metadata_is_readable(write_config: WriteConfig) -> None:
             recipient: {external_person_id: _kafka.key}
             event_data:
               trace: _kafka.headers.traceparent
-              where: {template: "{_kafka.topic}/{_kafka.partition}/{_kafka.offset}@{_kafka.timestamp}"}
+              where:
+                template: "{_kafka.topic}/{_kafka.partition}/{_kafka.offset}@{_kafka.timestamp}"
         """,
     )
     record = _record(

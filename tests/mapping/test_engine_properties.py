@@ -74,7 +74,9 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
     return load_bridge(path, {}).engine
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(value=RECORDS, key=st.one_of(st.none(), st.binary(max_size=8)))
 def test_output_is_a_valid_body_or_a_mapping_error(
     engine: Engine, value: dict[str, Any], key: bytes | None
@@ -90,4 +92,3 @@ def test_output_is_a_valid_body_or_a_mapping_error(
     for failure in result.failures:
         assert isinstance(failure.error, MappingError)
         assert failure.error.code
-

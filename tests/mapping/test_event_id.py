@@ -40,7 +40,9 @@ def test_a_long_given_id_is_replaced_by_its_sha1(text: str) -> None:
 def test_a_number_is_written_as_text(number: int) -> None:
     event_id = given_event_id(number)
     assert event_id is not None
-    assert event_id == (str(number) if len(str(number)) <= 40 else hashlib.sha1(str(number).encode()).hexdigest())
+    assert event_id == (
+        str(number) if len(str(number)) <= 40 else hashlib.sha1(str(number).encode()).hexdigest()
+    )
 
 
 def test_null_or_empty_means_not_given() -> None:

@@ -57,6 +57,7 @@ def _expressions() -> st.SearchStrategy[str]:
                 lambda t: f"({t[0]}) {t[1]} ({t[2]})"
             ),
             inner.map(lambda e: f"!({e})"),
+            inner.map(lambda e: f"length({e})"),
         ),
         max_leaves=5,
     )

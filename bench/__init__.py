@@ -1,0 +1,1 @@
+"""Benchmarks: figures for the docs, never timed assertions in tests."""

@@ -1,0 +1,196 @@
+"""The mapping hot path on one core: decode + match + map + JSON-encode, against its floor.
+
+    .venv/bin/python bench/mapping_hot_path.py [--records 20000] [--rounds 7]
+
+The floor is the least any bridge must do per record: decode it (fastavro or
+orjson, with logical types made JSON-friendly) and JSON-encode it. The hot path
+is what the bridge does: decode, match the example rules (examples/bridge.yaml),
+build each Vibes body and encode it. Both run over the same realistic records
+(shipments as schemaless Avro like schemas/examples/shipment_event.json, six line
+items; orders as JSON), alternating in each round; the figures are medians over
+rounds, and the ratio is the median of the per-round ratios, so that drift on a
+shared machine moves both sides alike.
+
+``e164`` (phone-number parsing) is measured apart, as the cost the example rules
+add when their ``mdn`` recipients use ``as: e164``: the main figures are for the
+example rules with that conversion removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from ruamel.yaml import YAML
+
+from bridge.codecs import AvroDecoder, Decoder, JsonDecoder, load_avro_schema
+from bridge.codecs.avro_encode import encode_avro
+from bridge.loading import load_bridge
+from bridge.mapping.engine import Engine
+from bridge.records import SourceRecord
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE_CONFIG = REPO / "examples" / "bridge.yaml"
+SHIPMENT_SCHEMA = REPO / "schemas" / "shipment_event.avsc"
+SHIPMENT_EXAMPLE = REPO / "schemas" / "examples" / "shipment_event.json"
+ORDER_EXAMPLE = REPO / "schemas" / "examples" / "order_event.json"
+
+SHIPMENT_STATUSES = ("SHIPPED", "OUT_FOR_DELIVERY", "DELIVERED", "IN_TRANSIT")
+ORDER_STATUSES = ("CONFIRMED", "CANCELLED", "PLACED")
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Encoded records of one topic, their coordinates, and the decoder for them."""
+
+    name: str
+    decoder: Decoder
+    records: list[SourceRecord]
+
+
+def _shipments(count: int) -> Workload:
+    schema = load_avro_schema(SHIPMENT_SCHEMA)
+    example = json.loads(SHIPMENT_EXAMPLE.read_text(encoding="utf-8"))
+    records = []
+    for index in range(count):
+        document = copy.deepcopy(example)
+        document["shipment_id"] = f"SHP-{index:08d}"
+        document["status"] = SHIPMENT_STATUSES[index % len(SHIPMENT_STATUSES)]
+        document["customer"]["id"] = f"CUST-{index % 5000:05d}"
+        records.append(_record("shop.shipments", index, encode_avro(schema, document)))
+    return Workload("shipments (Avro)", AvroDecoder(schema), records)
+
+
+def _orders(count: int) -> Workload:
+    example = json.loads(ORDER_EXAMPLE.read_text(encoding="utf-8"))
+    records = []
+    for index in range(count):
+        document = copy.deepcopy(example)
+        document["order_id"] = f"ORD-{index:08d}"
+        document["status"] = ORDER_STATUSES[index % len(ORDER_STATUSES)]
+        records.append(_record("shop.orders", index, orjson.dumps(document)))
+    return Workload("orders (JSON)", JsonDecoder(), records)
+
+
+def _record(topic: str, offset: int, value: bytes) -> SourceRecord:
+    return SourceRecord(topic=topic, partition=0, offset=offset, value=value, timestamp_ms=0)
+
+
+def _engine(*, with_e164: bool, workdir: Path) -> Engine:
+    """The example rules; without ``as: e164`` unless asked (the figure the goal is about)."""
+    yaml = YAML(typ="rt")
+    document = yaml.load(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
+    for source in document["sources"]:
+        if "schema" in source:
+            source["schema"] = str((EXAMPLE_CONFIG.parent / source["schema"]).resolve())
+    if not with_e164:
+        for rule in document["rules"]:
+            mdn = rule["recipient"].get("mdn")
+            if isinstance(mdn, dict):
+                rule["recipient"]["mdn"] = mdn["path"]
+    path = workdir / ("with-e164.yaml" if with_e164 else "without-e164.yaml")
+    with path.open("w", encoding="utf-8") as stream:
+        yaml.dump(document, stream)
+    return load_bridge(path, {}).engine
+
+
+def _floor(workload: Workload) -> Callable[[], int]:
+    decode, records, dumps = workload.decoder.decode, workload.records, orjson.dumps
+
+    def run() -> int:
+        for record in records:
+            dumps(decode(record.value))
+        return len(records)
+
+    return run
+
+
+def _hot_path(workload: Workload, engine: Engine) -> Callable[[], int]:
+    decode, records, map_record = workload.decoder.decode, workload.records, engine.map
+
+    def run() -> int:
+        events = 0
+        for record in records:
+            events += len(map_record(decode(record.value), record).events)
+        return events
+
+    return run
+
+
+def _seconds(run: Callable[[], int]) -> float:
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
+
+
+def _measure(workload: Workload, engines: dict[str, Engine], rounds: int) -> dict[str, Any]:
+    runs: dict[str, Callable[[], int]] = {"floor": _floor(workload)}
+    runs.update({name: _hot_path(workload, engine) for name, engine in engines.items()})
+    for run in runs.values():
+        run()  # warm caches and lazy imports before timing
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for round_number in range(rounds):
+        order = list(runs) if round_number % 2 == 0 else list(reversed(runs))
+        for name in order:
+            times[name].append(_seconds(runs[name]))
+    count = len(workload.records)
+    result: dict[str, Any] = {"workload": workload.name, "records": count}
+    for name, samples in times.items():
+        result[f"{name}_records_per_s"] = count / statistics.median(samples)
+    for name in engines:
+        ratios = [hot / floor for hot, floor in zip(times[name], times["floor"], strict=True)]
+        result[f"{name}_ratio"] = statistics.median(ratios)
+    result["events_per_record"] = _hot_path(workload, engines["rules"])() / count
+    if "rules+e164" in engines:
+        per_record = statistics.median(
+            (with_e164 - without) / count
+            for with_e164, without in zip(times["rules+e164"], times["rules"], strict=True)
+        )
+        result["e164_extra_us_per_record"] = per_record * 1e6
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=20_000, help="records per workload")
+    parser.add_argument("--rounds", type=int, default=7, help="timed rounds (median taken)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args(argv)
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as the goal says
+    with tempfile.TemporaryDirectory() as workdir:
+        engines = {
+            "rules": _engine(with_e164=False, workdir=Path(workdir)),
+            "rules+e164": _engine(with_e164=True, workdir=Path(workdir)),
+        }
+        results = [
+            _measure(workload, engines, args.rounds)
+            for workload in (_shipments(args.records), _orders(args.records))
+        ]
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    columns = ["workload", "floor rec/s", "rules rec/s", "ratio", "rules+e164 rec/s"]
+    columns += ["e164 µs/record", "events/record"]
+    print("| " + " | ".join(columns) + " |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in results:
+        print(
+            f"| {r['workload']} | {r['floor_records_per_s']:,.0f} | {r['rules_records_per_s']:,.0f}"
+            f" | {r['rules_ratio']:.2f} | {r['rules+e164_records_per_s']:,.0f}"
+            f" | {r['e164_extra_us_per_record']:.1f} | {r['events_per_record']:.2f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
