@@ -222,7 +222,7 @@ def _zero_width(node: Any, named: Mapping[str, Any], seen: set[str]) -> bool:
     if kind == "null":
         return True
     if kind == "fixed":
-        return node.get("size") == 0
+        return bool(node.get("size") == 0)
     if kind in ("record", "error") and node.get("name") not in seen:
         seen.add(node.get("name"))
         return all(_zero_width(f.get("type"), named, seen) for f in node.get("fields", ()))

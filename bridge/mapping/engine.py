@@ -37,6 +37,7 @@ class MappedEvent(NamedTuple):
     event_id: str
     company_key: str
     body: bytes
+    source: SourceRecord
 
 
 class RuleFailure(NamedTuple):
@@ -115,7 +116,7 @@ class CompiledRule:
             }
         elif isinstance(self.debug_data, tuple):
             body["debug_data"] = _fields(self.debug_data, document)
-        return MappedEvent(self.name, event_type, event_id, self.company_key, _encode(body))
+        return MappedEvent(self.name, event_type, event_id, self.company_key, _encode(body), record)
 
 
 class Engine:

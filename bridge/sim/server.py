@@ -112,9 +112,7 @@ def loop_factory(use_uvloop: bool) -> Callable[[], asyncio.AbstractEventLoop]:
     return asyncio.new_event_loop
 
 
-def run(
-    config: SimConfig, on_listening: Callable[[str], None], use_uvloop: bool = False
-) -> None:
+def run(config: SimConfig, on_listening: Callable[[str], None], use_uvloop: bool = False) -> None:
     """Bind, serve until a stop signal, return normally (the caller exits 0).
 
     ``asyncio.Runner`` cancels whatever aiohttp leaves pending (a connection

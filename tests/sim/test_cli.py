@@ -173,3 +173,10 @@ def test_port_in_use_is_reported(start: Start) -> None:
     )
     assert result.returncode == 1
     assert "cannot listen" in result.stderr
+
+
+def test_uvloop_option(start: Start) -> None:
+    pytest.importorskip("uvloop")
+    sim = start("--uvloop")
+    assert sim.post_event(sim.client(), event("uv-1")).status_code == 200
+    assert sim.stop() == 0
