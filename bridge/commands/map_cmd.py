@@ -6,6 +6,7 @@ so it works in a pipeline on inputs of any size.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import replace
@@ -40,7 +41,7 @@ def _parse_header(
     "-i",
     "--input",
     "input_path",
-    type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+    type=click.Path(path_type=Path, exists=True, dir_okay=False, allow_dash=True),
     default="-",
     show_default=True,
     help="JSON Lines of record values; - is stdin.",
@@ -96,8 +97,13 @@ def map_command(
         timestamp_ms=int(time.time() * 1000) if timestamp is None else timestamp,
         headers=headers,
     )
-    with click.open_file(str(input_path), "rb") as stream:
-        failed = _map_stream(engine, stream, template, sys.stdout.buffer)
+    try:
+        with click.open_file(str(input_path), "rb") as stream:
+            failed = _map_stream(engine, stream, template, sys.stdout.buffer)
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as Unix filters do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(EXIT_OK) from None
     raise SystemExit(EXIT_FAILURES if failed else EXIT_OK)
 
 

@@ -30,8 +30,10 @@ def check_settings(document: SourceDocument) -> tuple[BridgeConfig | None, list[
     """Validate the whole document against the models; every problem with its line."""
     if not isinstance(document.data, dict):
         return None, [document.problem((), "the file must hold a YAML mapping (version: 1, ...)")]
+    # Top-level "x-..." keys are ignored, as in Compose files: a home for YAML anchors.
+    data = {key: value for key, value in document.data.items() if not key.startswith("x-")}
     try:
-        return BridgeConfig.model_validate(document.data), []
+        return BridgeConfig.model_validate(data), []
     except ValidationError as exc:
         return None, [_pydantic_problem(document, error) for error in exc.errors()]
 

@@ -62,8 +62,12 @@ def load_yaml(
     env = os.environ if environ is None else environ
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([Problem(str(path), None, f"cannot read the file: {exc}")]) from None
+    except OSError as exc:
+        raise ConfigError(
+            [Problem(str(path), None, f"cannot read the file: {exc.strerror}")]
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError([Problem(str(path), None, "the file is not UTF-8 text")]) from None
     try:
         raw = YAML(typ="rt", pure=True).load(text)
     except MarkedYAMLError as exc:
@@ -92,7 +96,8 @@ def _copy(
         copied: dict[Any, Any] = {}
         for key, value in node.items():
             child = (*key_path, str(key))
-            document.lines[child] = node.lc.key(key)[0] + 1
+            position = node.lc.data.get(key)  # absent for keys merged in with "<<: *anchor"
+            document.lines[child] = position[0] + 1 if position else node.lc.line + 1
             copied[str(key)] = _copy(value, child, document, env, problems)
         return copied
     if isinstance(node, CommentedSeq):

@@ -19,9 +19,9 @@ from bridge.codecs import (
     AvroSchema,
     ConfluentAvroDecoder,
     SchemaRegistryClient,
-    load_avro_schema,
     make_decoder,
 )
+from bridge.codecs.avro_schema import parse_avro_schema_text
 from bridge.codecs.avro_encode import encode_avro
 from bridge.errors import DecodeError, SchemaRegistryUnavailable, TransientError
 from tests.codecs.conftest import SCHEMAS
@@ -247,7 +247,7 @@ def test_an_incompatible_writer_is_a_decode_error(schema_registry: TestSchemaReg
     schema_id = schema_registry.register("e", writer)
     decoder = ConfluentAvroDecoder(
         SchemaRegistryClient(schema_registry.url),
-        reader_schema=load_avro_schema_text(json.dumps(reader)),
+        reader_schema=parse_avro_schema_text(json.dumps(reader)),
     )
     with pytest.raises(DecodeError) as caught:
         decoder.decode(confluent_frame(schema_id, b"\x02x"))
@@ -288,7 +288,9 @@ def test_fuzz_bodies_behind_a_known_id(
     schema_registry: TestSchemaRegistry, body: bytes
 ) -> None:
     schema_id = schema_registry.register("s", SHIPMENT_TEXT)
-    decoder = _FUZZ_DECODERS.setdefault(schema_registry.url, _decoder(schema_registry))
+    decoder = _FUZZ_DECODERS.get(schema_registry.url)
+    if decoder is None:
+        decoder = _FUZZ_DECODERS[schema_registry.url] = _decoder(schema_registry)
     try:
         value = decoder.decode(confluent_frame(schema_id, body))
     except DecodeError as exc:
@@ -309,14 +311,7 @@ def test_fuzz_whole_frames_never_escape(data: bytes) -> None:
         assert isinstance(value, dict)
 
 
-def load_avro_schema_text(text: str) -> AvroSchema:
-    from bridge.codecs.avro_schema import parse_avro_schema_text
-
-    return parse_avro_schema_text(text)
-
-
 _FUZZ_DECODERS: dict[str, ConfluentAvroDecoder] = {}
 _OFFLINE_DECODER = ConfluentAvroDecoder(
     SchemaRegistryClient("http://127.0.0.1:9", timeout=0.5)  # port 9 (discard): refused
 )
-assert load_avro_schema  # re-exported API in use

@@ -148,3 +148,21 @@ def test_durations_are_parsed_and_bad_ones_reported(write_config: WriteConfig) -
     assert any(
         "invalid duration" in p for p in _problems(write_config(rules, header=bad, name="b.yaml"))
     )
+
+
+def test_anchors_merge_keys_and_x_keys_work(tmp_path: Path) -> None:
+    path = tmp_path / "bridge.yaml"
+    path.write_text(
+        HEADER
+        + "x-common: &common\n  topic: shop.orders\n  recipient: {external_person_id: id}\n"
+        + "rules:\n  - <<: *common\n    name: merged\n    event_type: t\n",
+        encoding="utf-8",
+    )
+    engine = load_bridge(path, {}).engine
+    assert [rule.name for rule in engine.rules_for("shop.orders")] == ["merged"]
+
+
+def test_a_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "bridge.yaml"
+    path.write_bytes(b"\xff\xfe\x00")
+    assert _problems(path) == [" the file is not UTF-8 text"]
