@@ -39,6 +39,7 @@ sys.path.insert(0, str(REPO))
 from bridge.codecs import Decoder, load_avro_schema, make_decoder  # noqa: E402
 from bridge.codecs.avro_encode import encode_avro  # noqa: E402
 from bridge.errors import DecodeError  # noqa: E402
+from bridge.kafka.messages import to_source_record  # noqa: E402
 from bridge.loading import LoadedBridge, load_bridge  # noqa: E402
 from bridge.mapping.engine import MappedEvent  # noqa: E402
 from bridge.records import SourceRecord  # noqa: E402
@@ -168,17 +169,7 @@ def consume(bootstrap: str, start: dict[str, int], expected: int) -> list[Source
             message = consumer.poll(1.0)
             if message is None or message.error():
                 continue
-            records.append(
-                SourceRecord(
-                    topic=message.topic() or "",
-                    partition=message.partition() or 0,
-                    offset=message.offset() or 0,
-                    value=message.value(),
-                    key=message.key(),
-                    timestamp_ms=message.timestamp()[1],
-                    headers=tuple(message.headers() or ()),
-                )
-            )
+            records.append(to_source_record(message))
         if records:
             consumer.commit(asynchronous=False)
     finally:

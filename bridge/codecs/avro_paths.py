@@ -21,6 +21,7 @@ mapping contract); it is checked against its documented fields, not the schema.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
@@ -48,6 +49,9 @@ KAFKA_METADATA: Final[dict[str, Any]] = {
 }
 
 
+_SIMPLE_PATH: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
 class _Unknown:
     """The abstract value for "any type": nothing below it is checked."""
 
@@ -65,8 +69,9 @@ class _Root:
         self.schema = schema
 
 
-# Functions whose result has the type of (one of) their arguments: (argument
-# positions whose types are unioned, element-wise expref argument positions).
+# Built-in functions whose result type follows from their arguments' (the others
+# give an unknown type): the same array, one of its elements, and the position of
+# the array argument whose elements an ``&expref`` argument is evaluated against.
 _ARRAY_PASS_THROUGH: Final = {"sort", "reverse", "sort_by"}
 _ELEMENT_OF_ARRAY: Final = {"min_by", "max_by"}
 _EXPREF_ON_ELEMENTS: Final = {"sort_by": 0, "min_by": 0, "max_by": 0, "map": 1}
@@ -112,7 +117,10 @@ class _Checker:
         kind = node.get("type")
         handler = self._handlers.get(kind) if isinstance(kind, str) else None
         if handler is not None:
-            return handler(node, current, path)
+            try:
+                return handler(node, current, path)
+            except (KeyError, ValueError, TypeError, AttributeError):
+                pass  # a node shaped unlike jmespath 1.x's: check its parts, then stop
         if kind in ("current", "identity"):
             return current, path
         # Anything else yields a value of unknown type (a literal, a comparison, a
@@ -129,7 +137,7 @@ class _Checker:
 
     def _field(self, node: Mapping[str, Any], current: Any, path: str) -> tuple[Any, str]:
         name = node["value"]
-        full = f"{path}.{name}" if path else name
+        full = f"{path}.{name}" if path and not path.endswith(" ") else f"{path}{name}"
         return self._lookup(current, name, full, path), full
 
     def _subexpression(self, node: Mapping[str, Any], current: Any, path: str) -> tuple[Any, str]:
@@ -140,17 +148,23 @@ class _Checker:
     def _index_expression(
         self, node: Mapping[str, Any], current: Any, path: str
     ) -> tuple[Any, str]:
-        left, index = node["children"]
-        array, path = self.eval_path(left, current, path)
-        if index.get("type") == "slice":
-            return array, f"{path}[:]"
-        return self._element(array), f"{path}[{index.get('value')}]"
+        left, *indexes = node["children"]  # jmespath folds a[0][1] into one node
+        value, path = self.eval_path(left, current, path)
+        for index in indexes:
+            if index.get("type") == "slice":
+                path += _slice_text(index.get("children", ()))
+            elif index.get("type") == "index":
+                value, path = self._element(value), f"{path}[{index.get('value')}]"
+            else:
+                value, path = self.eval_path(index, value, path)
+        return value, path
 
     def _projection(self, node: Mapping[str, Any], current: Any, path: str) -> tuple[Any, str]:
         left, right = node["children"]
         array, path = self.eval_path(left, current, path)
-        result, _ = self.eval_path(right, self._element(array), f"{path}[*]")
-        return _array_of(result), f"{path}[*]"
+        path = _element_path(left, path)
+        result, _ = self.eval_path(right, self._element(array), path)
+        return _array_of(result), path
 
     def _filter_projection(
         self, node: Mapping[str, Any], current: Any, path: str
@@ -158,9 +172,10 @@ class _Checker:
         left, right, condition = node["children"]
         array, path = self.eval_path(left, current, path)
         element = self._element(array)
-        self.eval(condition, element, f"{path}[*]")
-        result, _ = self.eval_path(right, element, f"{path}[*]")
-        return _array_of(result), f"{path}[*]"
+        path = _element_path(left, path)
+        self.eval(condition, element, path)
+        result, _ = self.eval_path(right, element, path)
+        return _array_of(result), path
 
     def _value_projection(
         self, node: Mapping[str, Any], current: Any, path: str
@@ -306,6 +321,18 @@ def _array_of(items: Any) -> Any:
     return {"type": "array", "items": items}
 
 
+def _element_path(left: Mapping[str, Any], path: str) -> str:
+    """The path text of a projection's elements: ``items[*]``, but ``items[]`` and
+    ``items[0:2]`` already say it."""
+    kind = left.get("type")
+    slices = kind == "index_expression" and left["children"][-1].get("type") == "slice"
+    return path if kind == "flatten" or slices else f"{path}[*]"
+
+
+def _slice_text(parts: Sequence[Any]) -> str:
+    return "[" + ":".join("" if part is None else str(part) for part in parts).rstrip(":") + "]"
+
+
 def _text(node: Mapping[str, Any]) -> str:
     """A short path text for an argument: the field chain, else ``...``."""
     if node.get("type") == "field":
@@ -327,7 +354,7 @@ def _problem(full: str, parent: str, records: list[dict[str, Any]], others: list
     ]
     described += [f"{parent or 'the value'} is {_article(kind)}" for kind in dict.fromkeys(others)]
     hint = ""
-    if "array" in others:
+    if "array" in others and _SIMPLE_PATH.fullmatch(parent):
         hint = f"; use {parent}[*].{full.rsplit('.', 1)[-1]} for each element"
     return f"field '{full}' is not in the Avro schema ({'; '.join(described)}){hint}"
 

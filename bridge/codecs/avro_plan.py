@@ -65,17 +65,6 @@ def reading_schema(schema: AvroSchema) -> AvroSchema:
 # ------------------------------------------------------------------- union analysis
 
 
-def _union_leaves(branches: list[Any], named: Mapping[str, Any]) -> list[Leaf]:
-    """The leaves of a union's primitive, enum and fixed branches."""
-    leaves = []
-    for branch in branches:
-        node = resolve(branch, named)
-        leaf = leaf_for(node) if isinstance(node, (str, dict)) else None
-        if leaf is not None:
-            leaves.append(leaf)
-    return leaves
-
-
 def _ambiguous_raw_types(leaves: list[Leaf]) -> set[type]:
     """Raw Python types that two branches give but convert differently."""
     claims: dict[type, set[Converter | None]] = {}
@@ -103,16 +92,27 @@ def _unions(node: Any) -> Iterator[list[Any]]:
             yield from _unions(node.get("values"))
 
 
+def _kept_branches(branches: list[Any], named: Mapping[str, Any]) -> list[bool]:
+    """For each branch of a union, whether it keeps its logicalType: only those whose
+    raw Python type another branch shares with a different conversion."""
+    leaves = [_leaf_of(branch, named) for branch in branches]
+    ambiguous = _ambiguous_raw_types([leaf for leaf in leaves if leaf is not None])
+    return [leaf is not None and leaf.raw in ambiguous for leaf in leaves]
+
+
+def _leaf_of(branch: Any, named: Mapping[str, Any]) -> Leaf | None:
+    node = resolve(branch, named)
+    return leaf_for(node) if isinstance(node, (str, dict)) else None
+
+
 def _kept_named(schema: AvroSchema, table: Mapping[str, Any]) -> set[str]:
-    """Named fixed types that branch an ambiguous union: their logicalType stays."""
+    """Named fixed types that keep their logicalType (see :func:`_kept_branches`)."""
     kept: set[str] = set()
     for root in (schema, *table.values()):
         for union in _unions(root):
-            if not _ambiguous_raw_types(_union_leaves(union, table)):
-                continue
-            for branch in union:
+            for branch, keep in zip(union, _kept_branches(union, table), strict=True):
                 node = resolve(branch, table)
-                if isinstance(node, dict) and node.get("type") == "fixed" and "name" in node:
+                if keep and isinstance(node, dict) and node.get("type") == "fixed":
                     kept.add(node["name"])
     return kept
 
@@ -120,14 +120,17 @@ def _kept_named(schema: AvroSchema, table: Mapping[str, Any]) -> set[str]:
 def _strip(node: Any, table: Mapping[str, Any], keep: set[str], *, keep_here: bool) -> Any:
     """A copy of ``node`` without logicalType (except where kept) nor fastavro's keys."""
     if isinstance(node, list):
-        ambiguous = bool(_ambiguous_raw_types(_union_leaves(node, table)))
-        return [_strip(branch, table, keep, keep_here=ambiguous) for branch in node]
+        kept = _kept_branches(node, table)
+        return [
+            _strip(branch, table, keep, keep_here=here)
+            for branch, here in zip(node, kept, strict=True)
+        ]
     if not isinstance(node, dict):
         return node
-    kept = keep_here or node.get("name") in keep
+    kept_here = keep_here or node.get("name") in keep
     copy: dict[str, Any] = {}
     for key, value in node.items():
-        if key.startswith("__") or (key == "logicalType" and not kept):
+        if key.startswith("__") or (key == "logicalType" and not kept_here):
             continue
         if key == "type" and isinstance(value, (dict, list)):
             copy[key] = _strip(value, table, keep, keep_here=keep_here)

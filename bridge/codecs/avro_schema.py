@@ -31,6 +31,8 @@ PRIMITIVE_TYPES: Final = frozenset(
     {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
 )
 NAMED_TYPES: Final = frozenset({"record", "error", "enum", "fixed"})
+_KNOWN_TYPES: Final = PRIMITIVE_TYPES | NAMED_TYPES | {"array", "map"}
+_DEFINING_KEYS: Final = ("fields", "symbols", "items", "values", "size")
 _NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MESSAGE_LIMIT: Final = 200
 
@@ -136,6 +138,13 @@ def _check(node: Any, problems: list[str]) -> None:
     kind = node.get("type")
     if isinstance(kind, (dict, list)):
         _check(kind, problems)
+        return
+    if (
+        isinstance(kind, str)
+        and kind not in _KNOWN_TYPES
+        and any(key in node for key in _DEFINING_KEYS)
+    ):  # {"type": "recrd", "fields": ...} defines something, it is no named reference
+        problems.append(f"unknown type {kind!r}")
         return
     if kind in NAMED_TYPES:
         name = node.get("name")

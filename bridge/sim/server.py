@@ -65,8 +65,15 @@ async def serve(
     sock: socket.socket,
     on_listening: Callable[[str], None],
     stop: asyncio.Event | None = None,
+    *,
+    handle_signals: bool = True,
 ) -> None:
-    """Serve on ``sock`` until SIGTERM/SIGINT (or ``stop`` is set), then clean up."""
+    """Serve on ``sock`` until SIGTERM/SIGINT (or ``stop`` is set), then clean up.
+
+    An embedding caller (a test running the simulator on a thread's loop, where
+    signal handlers cannot be installed) passes ``stop`` and
+    ``handle_signals=False``.
+    """
     simulator = Simulator(config)
     runner = web.AppRunner(
         build_app(simulator),
@@ -77,16 +84,17 @@ async def serve(
     await runner.setup()
     stop = stop if stop is not None else asyncio.Event()
     loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT) if handle_signals else ()
     try:
         site = web.SockSite(runner, sock, backlog=1024)
         await site.start()
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in signals:
             loop.add_signal_handler(signum, stop.set)
         on_listening(url_of(sock))
         await stop.wait()
         log.info("stopping")
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in signals:
             with contextlib.suppress(ValueError, RuntimeError):
                 loop.remove_signal_handler(signum)
         await runner.cleanup()

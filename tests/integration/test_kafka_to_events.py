@@ -19,7 +19,9 @@ from confluent_kafka import Consumer, Producer
 from bridge.codecs import load_avro_schema, make_decoder
 from bridge.codecs.avro_encode import encode_avro
 from bridge.errors import DecodeError
+from bridge.kafka.messages import to_source_record
 from bridge.loading import LoadedBridge, load_bridge
+from bridge.mapping.engine import MappedEvent
 from bridge.records import SourceRecord
 from tests.conftest import NewTopicFactory
 
@@ -55,17 +57,7 @@ def _consume(bootstrap: str, group: str, topics: list[str], count: int) -> list[
             message = consumer.poll(0.5)
             if message is None or message.error():
                 continue
-            records.append(
-                SourceRecord(
-                    topic=message.topic() or "",
-                    partition=message.partition() or 0,
-                    offset=message.offset() or 0,
-                    value=message.value(),
-                    key=message.key(),
-                    timestamp_ms=message.timestamp()[1],
-                    headers=tuple(message.headers() or ()),
-                )
-            )
+            records.append(to_source_record(message))
     finally:
         consumer.close()
     assert len(records) == count, f"read {len(records)} of {count} records in time"
@@ -100,7 +92,7 @@ def test_avro_and_json_records_map_as_in_the_dry_run(
         shipments: make_decoder("avro", schema_path=SCHEMA),
     }
     records = _consume(kafka_bootstrap, unique_group_id, [orders, shipments], 3)
-    events = []
+    events: list[MappedEvent] = []
     decode_errors = []
     for record in records:
         try:

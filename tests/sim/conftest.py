@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SIM_COMMAND = (sys.executable, "-m", "bridge.sim")  # TEMP
+SIM_COMMAND = (sys.executable, "-m", "bridge", "sim")
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 AUTH = ("demo", "demo")

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import random
+import threading
 from collections import Counter
 
+import httpx
 import pytest
 
 from bridge.sim.auth import BasicAuth
+from bridge.sim.config import SimConfig
 from bridge.sim.faults import Fault, FaultPlan, FaultSettings, SettingsError
 from bridge.sim.ratelimit import RateLimiter, TokenBucket
+from bridge.sim.server import bind, serve
 from bridge.sim.state import EventLog, RecordedEvent, Stats
 
 
@@ -233,3 +238,31 @@ def test_stats_as_json_are_integers() -> None:
     counts = Stats(received=3, sent=2, faults=1, faults_503=1).as_json()
     assert counts["received"] == 3
     assert all(isinstance(value, int) for value in counts.values())
+
+
+def test_serve_in_process_without_signal_handlers() -> None:
+    """Embedding: another thread's loop, stopped by an event instead of a signal."""
+    sock = bind("127.0.0.1", 0)
+    urls: list[str] = []
+    ready = threading.Event()
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    def on_listening(url: str) -> None:
+        urls.append(url)
+        ready.set()
+
+    thread = threading.Thread(
+        target=loop.run_until_complete,
+        args=(serve(SimConfig(), sock, on_listening, stop, handle_signals=False),),
+    )
+    thread.start()
+    try:
+        assert ready.wait(10)
+        assert httpx.get(f"{urls[0]}/_sim/health", timeout=10).json() == {"status": "ok"}
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
+        loop.close()
+        sock.close()
+    assert not thread.is_alive()

@@ -1,0 +1,1 @@
+"""The Kafka edge: thin adapters between confluent-kafka and the bridge's plain records."""
