@@ -144,7 +144,7 @@ def _measure(workload: Workload, engines: dict[str, Engine], rounds: int) -> dic
         for name in order:
             times[name].append(_seconds(runs[name]))
     count = len(workload.records)
-    result: dict[str, Any] = {"workload": workload.name, "records": count}
+    result: dict[str, Any] = {"workload": workload.name, "records": count, "times": times}
     for name, samples in times.items():
         result[f"{name}_records_per_s"] = count / statistics.median(samples)
     for name in engines:
@@ -158,6 +158,28 @@ def _measure(workload: Workload, engines: dict[str, Engine], rounds: int) -> dic
         )
         result["e164_extra_us_per_record"] = per_record * 1e6
     return result
+
+
+def _combined(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Both topics at one record each: per round, the summed times of every workload."""
+    count = sum(result["records"] for result in results)
+    rounds = len(results[0]["times"]["floor"])
+    totals = {
+        name: [sum(r["times"][name][i] for r in results) for i in range(rounds)]
+        for name in results[0]["times"]
+    }
+    combined: dict[str, Any] = {"workload": "both, one record each", "records": count}
+    combined["times"] = totals
+    for name, samples in totals.items():
+        combined[f"{name}_records_per_s"] = count / statistics.median(samples)
+    ratios = [hot / floor for hot, floor in zip(totals["rules"], totals["floor"], strict=True)]
+    combined["rules_ratio"] = statistics.median(ratios)
+    combined["events_per_record"] = (
+        sum(r["events_per_record"] * r["records"] for r in results) / count
+    )
+    extra = [(e - r) / count for e, r in zip(totals["rules+e164"], totals["rules"], strict=True)]
+    combined["e164_extra_us_per_record"] = statistics.median(extra) * 1e6
+    return combined
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -177,6 +199,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             _measure(workload, engines, args.rounds)
             for workload in (_shipments(args.records), _orders(args.records))
         ]
+    results.append(_combined(results))
+    for result in results:
+        result.pop("times")
     if args.json:
         print(json.dumps(results, indent=2))
         return
