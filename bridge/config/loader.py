@@ -35,7 +35,8 @@ def check_settings(document: SourceDocument) -> tuple[BridgeConfig | None, list[
     try:
         return BridgeConfig.model_validate(data), []
     except ValidationError as exc:
-        return None, [_pydantic_problem(document, error) for error in exc.errors()]
+        problems = [_pydantic_problem(document, error) for error in exc.errors()]
+        return None, list(dict.fromkeys(problems))
 
 
 def read_credentials(
@@ -88,7 +89,7 @@ def resolve_path(config_path: Path, name: str) -> Path:
 
 
 def _pydantic_problem(document: SourceDocument, error: Mapping[str, Any]) -> Problem:
-    loc: KeyPath = tuple(part for part in error["loc"] if isinstance(part, str | int))
+    loc = _document_path(document.data, error["loc"])
     where = _dotted(loc)
     kind = error["type"]
     if kind == "extra_forbidden":
@@ -99,6 +100,29 @@ def _pydantic_problem(document: SourceDocument, error: Mapping[str, Any]) -> Pro
         text = str(error["msg"]).removeprefix("Value error, ")
         message = f"{where}: {text}" if where else text
     return document.problem(loc, message)
+
+
+def _document_path(data: Any, loc: tuple[Any, ...]) -> KeyPath:
+    """The part of pydantic's location that names keys of the file.
+
+    Pydantic also puts the member of a union it tried (``dict[str,any]``) into the
+    location; those steps are dropped. The last step is kept even when the file
+    lacks it: it is the missing or unknown key the message is about.
+    """
+    path: list[str | int] = []
+    node = data
+    for index, part in enumerate(loc):
+        in_file = (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        )
+        if in_file:
+            node = node[part]
+        elif index == len(loc) - 1 and isinstance(part, str) and isinstance(node, dict):
+            node = None
+        else:
+            continue
+        path.append(part)
+    return tuple(path)
 
 
 def _dotted(loc: KeyPath) -> str:

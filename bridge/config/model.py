@@ -23,7 +23,18 @@ ValueSpec = Any
 
 
 def _one_or_many(value: Any) -> Any:
-    return [value] if isinstance(value, str) else value
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list):
+        raise ValueError("topic must be a topic name or a list of topic names")
+    return value
+
+
+def _debug_data_form(value: Any) -> Any:
+    # One clear message instead of one per member of the union.
+    if value is None or value is False or isinstance(value, dict):
+        return value
+    raise ValueError("debug_data must be a map of fields, or false for none")
 
 
 class _Model(BaseModel):
@@ -118,7 +129,9 @@ class RuleSettings(_Model):
     recipient: dict[str, ValueSpec] = Field(min_length=1)
     event_data: dict[str, ValueSpec] = Field(default_factory=dict)
     # None: the default debug_data; False: none; a map: these fields instead.
-    debug_data: dict[str, ValueSpec] | Literal[False] | None = None
+    debug_data: Annotated[
+        dict[str, ValueSpec] | Literal[False] | None, BeforeValidator(_debug_data_form)
+    ] = None
     company_key: str | None = Field(default=None, min_length=1)
 
 

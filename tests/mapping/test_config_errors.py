@@ -166,3 +166,22 @@ def test_a_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
     path = tmp_path / "bridge.yaml"
     path.write_bytes(b"\xff\xfe\x00")
     assert _problems(path) == [" the file is not UTF-8 text"]
+
+
+def test_wrong_types_get_one_plain_message_each(write_config: WriteConfig) -> None:
+    path = write_config(
+        """\
+        rules:
+          - name: r
+            topic: 5
+            event_type: t
+            recipient: {external_person_id: id}
+            debug_data: true
+        """
+    )
+    problems = _problems(path)
+    offset = HEADER.count("\n")
+    assert problems == [
+        f"{offset + 3}: rules[0].topic: topic must be a topic name or a list of topic names",
+        f"{offset + 6}: rules[0].debug_data: debug_data must be a map of fields, or false for none",
+    ]
