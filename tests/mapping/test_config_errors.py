@@ -17,6 +17,14 @@ def _problems(path: Path, environ: dict[str, str] | None = None) -> list[str]:
     return [str(problem).split(":", 1)[1] for problem in caught.value.problems]
 
 
+def _assert_reported_exactly(problems: list[str], expected: list[tuple[int, str]]) -> None:
+    """Each (line, text) is reported at that line, and nothing else is."""
+    for line, text in expected:
+        found = any(p.startswith(f"{line}: ") and text in p for p in problems)
+        assert found, (line, text, problems)
+    assert len(problems) == len(expected), problems
+
+
 MANY_MISTAKES = """\
 rules:
   - name: dup
@@ -185,3 +193,74 @@ def test_wrong_types_get_one_plain_message_each(write_config: WriteConfig) -> No
         f"{offset + 3}: rules[0].topic: topic must be a topic name or a list of topic names",
         f"{offset + 6}: rules[0].debug_data: debug_data must be a map of fields, or false for none",
     ]
+
+
+SCHEMAS = Path(__file__).parents[2] / "schemas"
+
+AVRO_HEADER = f"""\
+version: 1
+vibes: {{company_key: acme, username: u, password: "${{P:-p}}"}}
+sources:
+  - topic: shop.shipments
+    format: avro
+    schema: {SCHEMAS / "shipment_event.avsc"}
+  - topic: shop.returns
+    format: confluent-avro
+    schema_registry: http://127.0.0.1:1
+    schema: {SCHEMAS / "order_event.avsc"}
+"""
+
+
+def test_field_paths_missing_from_the_avro_schema_are_load_errors(
+    write_config: WriteConfig,
+) -> None:
+    path = write_config(
+        """\
+        rules:
+          - name: shipped
+            topic: shop.shipments
+            when: "status == 'SHIPPED' && customer.sms_optin"
+            event_type: order_shipped
+            recipient:
+              external_person_id: customer.id
+              mdn: {path: customer.phone_number, as: e164, region: US}
+            event_data:
+              skus: "items[*].sku"
+              names: "items[?quantity > `1`].title"
+              city: address.city
+              trace: _kafka.headers.traceparent
+          - name: returned
+            topic: shop.returns
+            event_type: order_returned
+            recipient: {external_person_id: customer.ident}
+        """,
+        header=AVRO_HEADER,
+    )
+    problems = _problems(path)
+    offset = AVRO_HEADER.count("\n")
+    expected = [
+        (offset + 4, "customer.sms_optin"),
+        (offset + 8, "customer.phone_number"),
+        (offset + 11, ".title"),
+        (offset + 17, "customer.ident"),
+    ]
+    _assert_reported_exactly(problems, expected)
+    assert all("is not in the Avro schema" in p for p in problems), problems
+
+
+def test_a_schema_file_that_does_not_parse_is_reported_at_its_line(
+    write_config: WriteConfig, tmp_path: Path
+) -> None:
+    (tmp_path / "broken.avsc").write_text('{"type": "record", "name": "X"', encoding="utf-8")
+    header = HEADER.replace(
+        "  - topic: shop.shipments\n    format: json\n",
+        "  - topic: shop.shipments\n    format: avro\n    schema: broken.avsc\n",
+    )
+    path = write_config(
+        "rules:\n  - {name: r, topic: shop.orders, event_type: t, "
+        "recipient: {external_person_id: id}}\n",
+        header=header,
+    )
+    [problem] = _problems(path)
+    line = header.splitlines().index("    schema: broken.avsc") + 1
+    assert problem.startswith(f"{line}: schema file")
