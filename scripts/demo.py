@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -49,6 +50,12 @@ CONFIG = REPO / "examples" / "bridge.yaml"
 SCHEMAS = REPO / "schemas"
 CREDENTIALS = ("demo", "demo")
 DEADLINE_SECONDS = 60.0
+NOT_READY = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError._TIMED_OUT,
+}
 
 
 def say(text: str) -> None:
@@ -120,7 +127,8 @@ def produce(bootstrap: str, topics: list[str]) -> dict[str, int]:
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
     count = 0
     for topic, key, value in sample_events():
-        headers = [("traceparent", f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01")]
+        trace = f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01"
+        headers: list[tuple[str, str | bytes | None]] = [("traceparent", trace)]
         producer.produce(topic, encode(topic, value), key=key, headers=headers)
         count += 1
     producer.produce("shop.shipments", b"\x00\xffnot avro", key="garbage")
@@ -144,11 +152,23 @@ def wait_for_leaders(admin: AdminClient, topics: list[str]) -> None:
 
 
 def watermarks(bootstrap: str, topics: list[str]) -> dict[str, int]:
+    """Each topic's end offset. Right after creation the broker may still answer "not
+    leader" although the metadata names one, so retriable errors are retried, bounded."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"demo-{uuid.uuid4()}"})
+    deadline = time.monotonic() + DEADLINE_SECONDS
     try:
-        return {
-            t: consumer.get_watermark_offsets(TopicPartition(t, 0), timeout=30)[1] for t in topics
-        }
+        ends = {}
+        for topic in topics:
+            while topic not in ends:
+                try:
+                    ends[topic] = consumer.get_watermark_offsets(
+                        TopicPartition(topic, 0), timeout=10
+                    )[1]
+                except KafkaException as exc:
+                    if exc.args[0].code() not in NOT_READY or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
+        return ends
     finally:
         consumer.close()
 
