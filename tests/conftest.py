@@ -1,6 +1,7 @@
 """Shared pytest fixtures.
 
 Sections:
+- Hypothesis: one profile for every property test.
 - Kafka: a real broker (see tests/support/kafka_broker.py), per-test topics and groups.
 
 Add further shared fixtures in their own section below; keep test-specific ones
@@ -17,8 +18,17 @@ from collections.abc import Callable, Iterator
 import pytest
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
+from hypothesis import HealthCheck, settings
 
 from tests.support.kafka_broker import kafka_broker
+
+# =========================================================================== Hypothesis
+#
+# No per-example deadline: on a loaded 2-core machine a slow example is noise, not
+# a failure (performance is measured by bench/, never asserted in tests).
+
+settings.register_profile("bridge", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("bridge")
 
 # =========================================================================== Kafka
 #
