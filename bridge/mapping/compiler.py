@@ -39,11 +39,8 @@ class _Compilation:
         self.problems.append(self.document.problem(key_path, message))
 
 
-@dataclass(slots=True)
-class _RuleParts:
-    """What one rule compiles to, with where each expression came from (for schema checks)."""
-
-    expressions: list[tuple[KeyPath, Expression]] = field(default_factory=list)
+# Every expression of one rule, with where it is written (for the schema check).
+_Expressions = list[tuple[KeyPath, Expression]]
 
 
 def compile_rules(document: SourceDocument) -> tuple[Engine | None, list[Problem]]:
@@ -67,11 +64,11 @@ def compile_rules(document: SourceDocument) -> tuple[Engine | None, list[Problem
                     f"duplicate rule name {name!r} (also rule {seen_names[name]})",
                 )
             seen_names.setdefault(name, index)
-        parts = _RuleParts()
+        parts: _Expressions = []
         rule = _compile_rule(state, key_path, raw_rule, default_company, parts)
         topics = _rule_topics(state, key_path, raw_rule.get("topic"))
         _check_schema_paths(state, topics, parts)
-        uses_kafka = uses_kafka or any(_reads_kafka(expr) for _, expr in parts.expressions)
+        uses_kafka = uses_kafka or any(_reads_kafka(expr) for _, expr in parts)
         if rule is not None:
             for topic in topics:
                 rules_by_topic.setdefault(topic, []).append(rule)
@@ -126,7 +123,7 @@ def _compile_rule(
     key_path: KeyPath,
     raw: dict[str, Any],
     default_company: str,
-    parts: _RuleParts,
+    parts: _Expressions,
 ) -> CompiledRule | None:
     """Compile every part of a rule, reporting each bad part; None if any was bad."""
     before = len(state.problems)
@@ -168,7 +165,7 @@ def _compile_rule(
 
 
 def _compile_when(
-    state: _Compilation, key_path: KeyPath, raw_when: Any, parts: _RuleParts
+    state: _Compilation, key_path: KeyPath, raw_when: Any, parts: _Expressions
 ) -> Expression | None:
     if not isinstance(raw_when, str):
         return None
@@ -177,12 +174,12 @@ def _compile_when(
     except ExpressionSyntaxError as exc:
         state.problem((*key_path, "when"), f"when: {exc}")
         return None
-    parts.expressions.append(((*key_path, "when"), expression))
+    parts.append(((*key_path, "when"), expression))
     return expression
 
 
 def _compile_event_type(
-    state: _Compilation, key_path: KeyPath, raw: Any, parts: _RuleParts
+    state: _Compilation, key_path: KeyPath, raw: Any, parts: _Expressions
 ) -> str | Template | None:
     where = (*key_path, "event_type")
     if isinstance(raw, str):
@@ -200,7 +197,7 @@ def _compile_event_type(
         except TemplateSyntaxError as exc:
             state.problem(where, f"event_type: invalid template: {exc}")
             return None
-        parts.expressions.extend((where, expression) for expression in template.expressions)
+        parts.extend((where, expression) for expression in template.expressions)
         return template
     if raw is not None:
         state.problem(where, "event_type must be a literal string or {template: ...}")
@@ -208,7 +205,7 @@ def _compile_event_type(
 
 
 def _compile_recipients(
-    state: _Compilation, key_path: KeyPath, raw: Any, parts: _RuleParts
+    state: _Compilation, key_path: KeyPath, raw: Any, parts: _Expressions
 ) -> list[ValueExpression]:
     if not isinstance(raw, dict):
         return []
@@ -223,7 +220,7 @@ def _compile_recipients(
 
 
 def _compile_fields(
-    state: _Compilation, key_path: KeyPath, section: str, raw: Any, parts: _RuleParts
+    state: _Compilation, key_path: KeyPath, section: str, raw: Any, parts: _Expressions
 ) -> list[ValueExpression]:
     if not isinstance(raw, dict):
         return []
@@ -241,7 +238,7 @@ def _compile_value(
     section: str,
     key: str,
     spec: Any,
-    parts: _RuleParts,
+    parts: _Expressions,
 ) -> ValueExpression | None:
     try:
         value = compile_value(section, key, spec)
@@ -249,18 +246,18 @@ def _compile_value(
         label = f"{section}.{key}" if key else section
         state.problem(where if exc.key is None else (*where, exc.key), f"{label}: {exc}")
         return None
-    parts.expressions.extend((where, expression) for expression in value.expressions)
+    parts.extend((where, expression) for expression in value.expressions)
     return value
 
 
-def _check_schema_paths(state: _Compilation, topics: list[str], parts: _RuleParts) -> None:
+def _check_schema_paths(state: _Compilation, topics: list[str], parts: _Expressions) -> None:
     """A field path the topic's Avro schema lacks would silently empty messages: refuse it."""
     reported: set[tuple[KeyPath, str]] = set()
     for topic in topics:
         schema = state.schemas.get(topic)
         if schema is None:
             continue
-        for where, expression in parts.expressions:
+        for where, expression in parts:
             for message in unknown_field_paths(schema, expression.ast):
                 if (where, message) not in reported:
                     reported.add((where, message))
