@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from bridge.codecs import Decoder, make_decoder
 from bridge.config import BridgeConfig, Credentials, check_settings, load_yaml, read_credentials
 from bridge.config.loader import secret_warnings
 from bridge.errors import ConfigError, Problem
@@ -23,11 +24,12 @@ CONFIG_ENV = "BRIDGE_CONFIG"
 
 @dataclass(frozen=True, slots=True)
 class LoadedBridge:
-    """A checked configuration: settings, credentials, the compiled engine, and warnings."""
+    """A checked configuration: settings, credentials, decoders, the engine, and warnings."""
 
     path: Path
     settings: BridgeConfig
     credentials: Credentials
+    decoders: dict[str, Decoder]  # source topic to its codec
     engine: Engine
     warnings: tuple[Problem, ...]
 
@@ -40,11 +42,21 @@ def load_bridge(path: Path, environ: Mapping[str, str] | None = None) -> LoadedB
     if settings is not None:
         credentials, credential_problems = read_credentials(settings, document)
         problems += credential_problems
-    engine, rule_problems = compile_rules(document)
+    compiled, rule_problems = compile_rules(document)
     problems += rule_problems
-    if problems or settings is None or credentials is None or engine is None:
+    if problems or settings is None or credentials is None or compiled is None:
         raise ConfigError(_in_file_order(problems))
-    return LoadedBridge(path, settings, credentials, engine, tuple(secret_warnings(document)))
+    decoders = {
+        source.topic: make_decoder(
+            source.format,
+            schema=compiled.schemas.get(source.topic),
+            registry_url=source.schema_registry,
+        )
+        for source in settings.sources
+    }
+    return LoadedBridge(
+        path, settings, credentials, decoders, compiled.engine, tuple(secret_warnings(document))
+    )
 
 
 def _in_file_order(problems: list[Problem]) -> list[Problem]:

@@ -37,7 +37,7 @@ from confluent_kafka.cimpl import NewTopic
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bridge.codecs import Decoder, load_avro_schema, make_decoder  # noqa: E402
+from bridge.codecs import load_avro_schema  # noqa: E402
 from bridge.codecs.avro_encode import encode_avro  # noqa: E402
 from bridge.errors import DecodeError  # noqa: E402
 from bridge.kafka.messages import to_source_record  # noqa: E402
@@ -199,14 +199,6 @@ def consume(bootstrap: str, start: dict[str, int], expected: int) -> list[Source
     return records
 
 
-def decoders(loaded: LoadedBridge) -> dict[str, Decoder]:
-    result = {}
-    for source in loaded.settings.sources:
-        schema = None if source.schema_file is None else CONFIG.parent / source.schema_file
-        result[source.topic] = make_decoder(source.format, schema_path=schema)
-    return result
-
-
 def post(client: httpx.Client, event: MappedEvent) -> int:
     response = client.post(
         f"/companies/{event.company_key}/events",
@@ -218,7 +210,7 @@ def post(client: httpx.Client, event: MappedEvent) -> int:
 
 def deliver(loaded: LoadedBridge, records: list[SourceRecord], base_url: str) -> None:
     """Decode, map and POST each record, then one event a second time."""
-    by_topic = decoders(loaded)
+    by_topic = loaded.decoders
     delivered: list[MappedEvent] = []
     with httpx.Client(base_url=base_url, auth=CREDENTIALS, timeout=10) as client:
         for record in records:

@@ -15,6 +15,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +111,29 @@ def _copy(
     if isinstance(node, str):
         text = str(node)
         return text if env is None else _interpolate(text, key_path, document, env, problems)
-    return node
+    return _plain_scalar(node, key_path, document, problems)
+
+
+def _plain_scalar(
+    node: Any, key_path: KeyPath, document: SourceDocument, problems: list[Problem]
+) -> Any:
+    """ruamel's round-trip scalars (ScalarFloat, HexInt, TimeStamp ...) as plain JSON values.
+
+    Constants in rules end up in JSON bodies, so only JSON's types may leave here;
+    a YAML date or timestamp becomes its ISO 8601 text.
+    """
+    if node is None or isinstance(node, bool):
+        return node
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    if isinstance(node, date):  # datetime too
+        return node.isoformat()
+    problems.append(
+        document.problem(key_path, "unsupported YAML value (custom tags are not allowed)")
+    )
+    return None
 
 
 def _interpolate(

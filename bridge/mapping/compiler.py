@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge.codecs import SchemaFileError, load_avro_schema
+from bridge.codecs import AvroSchema, SchemaFileError, load_avro_schema
 from bridge.codecs.avro_paths import unknown_field_paths
 from bridge.config.loader import resolve_path
 from bridge.config.yaml_source import KeyPath, SourceDocument
@@ -32,7 +32,7 @@ _AVRO_CHECKED_FORMATS = ("avro", "confluent-avro")
 class _Compilation:
     document: SourceDocument
     problems: list[Problem] = field(default_factory=list)
-    schemas: dict[str, Any] = field(default_factory=dict)  # topic -> parsed Avro schema
+    schemas: dict[str, AvroSchema] = field(default_factory=dict)  # topic -> parsed schema
     topics: set[str] = field(default_factory=set)
 
     def problem(self, key_path: KeyPath, message: str) -> None:
@@ -43,8 +43,16 @@ class _Compilation:
 _Expressions = list[tuple[KeyPath, Expression]]
 
 
-def compile_rules(document: SourceDocument) -> tuple[Engine | None, list[Problem]]:
-    """The engine for the file's rules, or None with every problem found."""
+@dataclass(frozen=True, slots=True)
+class CompiledMapping:
+    """The engine, and the Avro schemas parsed on the way (topic to schema) for the decoders."""
+
+    engine: Engine
+    schemas: dict[str, AvroSchema]
+
+
+def compile_rules(document: SourceDocument) -> tuple[CompiledMapping | None, list[Problem]]:
+    """The compiled rules of the file, or None with every problem found."""
     data = document.data if isinstance(document.data, dict) else {}
     state = _Compilation(document)
     _load_sources(state, data.get("sources"))
@@ -59,9 +67,9 @@ def compile_rules(document: SourceDocument) -> tuple[Engine | None, list[Problem
         name = raw_rule.get("name")
         if isinstance(name, str):
             if name in seen_names:
+                first = document.line_of(("rules", seen_names[name]))
                 state.problem(
-                    (*key_path, "name"),
-                    f"duplicate rule name {name!r} (also rule {seen_names[name]})",
+                    (*key_path, "name"), f"duplicate rule name {name!r} (first at line {first})"
                 )
             seen_names.setdefault(name, index)
         parts: _Expressions = []
@@ -77,7 +85,7 @@ def compile_rules(document: SourceDocument) -> tuple[Engine | None, list[Problem
     engine = Engine(
         {topic: tuple(rules) for topic, rules in rules_by_topic.items()}, uses_kafka=uses_kafka
     )
-    return engine, []
+    return CompiledMapping(engine, state.schemas), []
 
 
 def _items(raw: Any) -> Iterator[tuple[int, Any]]:

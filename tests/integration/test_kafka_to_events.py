@@ -16,7 +16,7 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from bridge.codecs import load_avro_schema, make_decoder
+from bridge.codecs import load_avro_schema
 from bridge.codecs.avro_encode import encode_avro
 from bridge.errors import DecodeError
 from bridge.kafka.messages import to_source_record
@@ -87,10 +87,7 @@ def test_avro_and_json_records_map_as_in_the_dry_run(
     producer.produce(shipments, b"\x02garbage")
     assert producer.flush(30) == 0
 
-    decoders = {
-        orders: make_decoder("json"),
-        shipments: make_decoder("avro", schema_path=SCHEMA),
-    }
+    decoders = loaded.decoders
     records = _consume(kafka_bootstrap, unique_group_id, [orders, shipments], 3)
     events: list[MappedEvent] = []
     decode_errors = []

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 
 from bridge.errors import ConfigError
 from bridge.loading import load_bridge
+from bridge.records import SourceRecord
 from tests.mapping.conftest import HEADER, WriteConfig
 
 
@@ -264,3 +266,42 @@ def test_a_schema_file_that_does_not_parse_is_reported_at_its_line(
     [problem] = _problems(path)
     line = header.splitlines().index("    schema: broken.avsc") + 1
     assert problem.startswith(f"{line}: schema file")
+
+
+def test_yaml_scalars_become_plain_json_values(write_config: WriteConfig) -> None:
+    path = write_config(
+        """\
+        rules:
+          - name: constants
+            topic: shop.orders
+            event_type: t
+            recipient: {external_person_id: id}
+            event_data:
+              ratio: {value: 1.5}
+              hex: {value: 0x10}
+              day: {value: 2026-11-27}
+              moment: {value: 2026-11-27T10:00:00Z}
+              text:
+                value: |
+                  two lines
+                  here
+        """
+    )
+    engine = load_bridge(path, {}).engine
+    [event] = engine.map({"id": "x"}, SourceRecord("shop.orders", 0, 0, None)).events
+    assert orjson.loads(event.body)["event_data"] == {
+        "ratio": 1.5,
+        "hex": 16,
+        "day": "2026-11-27",
+        "moment": "2026-11-27T10:00:00+00:00",
+        "text": "two lines\nhere\n",
+        "external_person_id": "x",
+    }
+
+
+def test_custom_yaml_tags_are_refused(write_config: WriteConfig) -> None:
+    path = write_config(
+        "rules:\n  - {name: r, topic: shop.orders, event_type: !weird t, "
+        "recipient: {external_person_id: id}}\n"
+    )
+    assert any("custom tags are not allowed" in p for p in _problems(path))
