@@ -127,10 +127,6 @@ class Engine:
         # Building the _kafka document costs a little per record: only when a rule reads it.
         self._uses_kafka = uses_kafka
 
-    @property
-    def topics(self) -> tuple[str, ...]:
-        return tuple(self._rules_by_topic)
-
     def rules_for(self, topic: str) -> tuple[CompiledRule, ...]:
         return self._rules_by_topic.get(topic, ())
 

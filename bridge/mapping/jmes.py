@@ -257,15 +257,3 @@ _BUILDERS: dict[str, Callable[[Node], Evaluator]] = {
     "not_expression": _not,
     "function_expression": _function,
 }
-
-
-def field_references(ast: Node) -> set[str]:
-    """Names used as fields anywhere in the expression (a cheap, conservative scan)."""
-    names: set[str] = set()
-    stack = [ast]
-    while stack:
-        node = stack.pop()
-        if node.get("type") == "field":
-            names.add(node["value"])
-        stack.extend(child for child in node.get("children", []) if isinstance(child, dict))
-    return names

@@ -62,6 +62,8 @@ def compile_value(section: str, key: str, spec: Any) -> ValueExpression:
 
 
 def _compile_long_form(key: str, field: str, form: str, spec: dict[str, Any]) -> ValueExpression:
+    if not isinstance(spec.get("required", False), bool):
+        raise ValueSpecError("required must be true or false", "required")
     raw_source = spec[form]
     expressions: tuple[Expression, ...] = ()
     produce: Callable[[Any], Any]
@@ -79,13 +81,10 @@ def _compile_long_form(key: str, field: str, form: str, spec: dict[str, Any]) ->
             raise ValueSpecError(f"invalid template: {exc}", form) from None
         expressions, produce = template.expressions, template.render
     else:
-        constant = raw_source
-        produce = lambda _document: constant  # noqa: E731 - a one-line closure reads best here
+        return _constant(key, field, spec)
     convert = _converter(spec)
     default = spec.get("default")
-    required = spec.get("required", False)
-    if not isinstance(required, bool):
-        raise ValueSpecError("required must be true or false", "required")
+    required: bool = spec.get("required", False)
     if default is not None and convert is not None:
         try:
             default = convert(default)
@@ -94,6 +93,22 @@ def _compile_long_form(key: str, field: str, form: str, spec: dict[str, Any]) ->
     return ValueExpression(
         key, field, expressions, _finish(field, produce, default, convert, required)
     )
+
+
+def _constant(key: str, field: str, spec: dict[str, Any]) -> ValueExpression:
+    """``{value: ...}``: converted once, here: records pay nothing, a bad one fails at load."""
+    constant = spec["value"]
+    if constant is None:
+        constant = spec.get("default")
+    convert = _converter(spec)
+    if constant is not None and convert is not None:
+        try:
+            constant = convert(constant)
+        except ConversionError as exc:
+            raise ValueSpecError(f"the value cannot be converted: {exc}", "value") from None
+    if constant is None and spec.get("required", False):
+        raise ValueSpecError("a required value cannot be null", "value")
+    return ValueExpression(key, field, (), lambda _document: constant)
 
 
 def _converter(spec: dict[str, Any]) -> Callable[[Any], Any] | None:

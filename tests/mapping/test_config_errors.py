@@ -305,3 +305,28 @@ def test_custom_yaml_tags_are_refused(write_config: WriteConfig) -> None:
         "recipient: {external_person_id: id}}\n"
     )
     assert any("custom tags are not allowed" in p for p in _problems(path))
+
+
+def test_constants_that_cannot_be_converted_are_load_errors(write_config: WriteConfig) -> None:
+    path = write_config(
+        """\
+        rules:
+          - name: r
+            topic: shop.orders
+            event_type: t
+            recipient: {external_person_id: id}
+            event_data:
+              n: {value: seven, as: integer}
+              m: {value: null, required: true}
+              o: {path: x, required: "yes"}
+        """
+    )
+    offset = HEADER.count("\n")
+    _assert_reported_exactly(
+        _problems(path),
+        [
+            (offset + 7, "event_data.n: the value cannot be converted"),
+            (offset + 8, "event_data.m: a required value cannot be null"),
+            (offset + 9, "event_data.o: required must be true or false"),
+        ],
+    )

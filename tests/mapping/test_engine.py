@@ -359,3 +359,21 @@ def test_the_output_validates_against_the_vibes_json_schema(write_config: WriteC
     engine = _engine(write_config, SHIPPED_RULE)
     for body in _bodies(engine.map(json.loads(json.dumps(SHIPMENT)), _record())):
         validator.validate(body)
+
+
+def test_constants_are_converted_once_and_checked_at_load(write_config: WriteConfig) -> None:
+    engine = _engine(
+        write_config,
+        """\
+        rules:
+          - name: const
+            topic: shop.orders
+            event_type: t
+            recipient:
+              mdn: {value: "(415) 555-0142", as: e164, region: US}
+            event_data:
+              fallback: {value: null, default: 3, as: string}
+        """,
+    )
+    [body] = _bodies(engine.map({}, _record("shop.orders")))
+    assert body["event_data"] == {"fallback": "3", "mdn": "+14155550142"}
