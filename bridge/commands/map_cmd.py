@@ -34,7 +34,7 @@ def _parse_header(
     return tuple(headers)
 
 
-@click.command("map")
+@click.command("map", short_help="Dry run: the Vibes body of each JSON Lines record.")
 @config_option
 @click.option("--topic", required=True, help="The source topic the records come from.")
 @click.option(
@@ -55,7 +55,13 @@ def _parse_header(
     metavar="NAME=VALUE",
     help="A _kafka.headers entry (repeatable).",
 )
-@click.option("--partition", default=0, show_default=True, type=click.IntRange(min=0))
+@click.option(
+    "--partition",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="_kafka.partition for every record.",
+)
 @click.option(
     "--offset",
     default=0,

@@ -14,7 +14,7 @@ from bridge.errors import ConfigError, Problem
 from bridge.mapping.cases import parse_cases, run_case
 
 
-@click.command("test")
+@click.command("test", short_help="Run mapping unit tests (YAML cases).")
 @config_option
 @click.argument("cases_path", metavar="CASES.yaml", type=click.Path(path_type=Path, dir_okay=False))
 def test_command(config_path: Path, cases_path: Path) -> None:

@@ -11,7 +11,7 @@ from bridge.errors import ConfigError
 from bridge.loading import load_bridge
 
 
-@click.command("validate")
+@click.command("validate", short_help="Check a configuration file; every problem with its line.")
 @config_option
 def validate_command(config_path: Path) -> None:
     """Load and check the file: print every problem as FILE:LINE: message.
