@@ -58,7 +58,7 @@ def compile_rules(document: SourceDocument) -> tuple[CompiledMapping | None, lis
     _load_sources(state, data.get("sources"))
     default_company = _vibes_company_key(data)
     rules_by_topic: dict[str, list[CompiledRule]] = {}
-    uses_kafka = False
+    topics_reading_kafka: set[str] = set()
     seen_names: dict[str, int] = {}
     for index, raw_rule in _items(data.get("rules")):
         if not isinstance(raw_rule, dict):
@@ -76,14 +76,16 @@ def compile_rules(document: SourceDocument) -> tuple[CompiledMapping | None, lis
         rule = _compile_rule(state, key_path, raw_rule, default_company, parts)
         topics = _rule_topics(state, key_path, raw_rule.get("topic"))
         _check_schema_paths(state, topics, parts)
-        uses_kafka = uses_kafka or any(_reads_kafka(expr) for _, expr in parts)
+        if any(_reads_kafka(expression) for _, expression in parts):
+            topics_reading_kafka.update(topics)
         if rule is not None:
             for topic in topics:
                 rules_by_topic.setdefault(topic, []).append(rule)
     if state.problems:
         return None, state.problems
     engine = Engine(
-        {topic: tuple(rules) for topic, rules in rules_by_topic.items()}, uses_kafka=uses_kafka
+        {topic: tuple(rules) for topic, rules in rules_by_topic.items()},
+        topics_reading_kafka=frozenset(topics_reading_kafka),
     )
     return CompiledMapping(engine, state.schemas), []
 

@@ -122,10 +122,16 @@ class CompiledRule:
 class Engine:
     """Matches a record against the rules of its topic and maps every match (fan-out)."""
 
-    def __init__(self, rules_by_topic: dict[str, tuple[CompiledRule, ...]], *, uses_kafka: bool):
+    def __init__(
+        self,
+        rules_by_topic: dict[str, tuple[CompiledRule, ...]],
+        *,
+        topics_reading_kafka: frozenset[str],
+    ) -> None:
         self._rules_by_topic = rules_by_topic
-        # Building the _kafka document costs a little per record: only when a rule reads it.
-        self._uses_kafka = uses_kafka
+        # Building the _kafka document costs a little per record: only for topics
+        # where some rule can read it.
+        self._topics_reading_kafka = topics_reading_kafka
 
     def rules_for(self, topic: str) -> tuple[CompiledRule, ...]:
         return self._rules_by_topic.get(topic, ())
@@ -135,7 +141,7 @@ class Engine:
         rules = self._rules_by_topic.get(record.topic)
         if not rules:
             return MappingResult((), ())
-        if self._uses_kafka:
+        if record.topic in self._topics_reading_kafka:
             value["_kafka"] = kafka_document(record)
         events: list[MappedEvent] = []
         failures: list[RuleFailure] = []

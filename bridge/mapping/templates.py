@@ -12,6 +12,7 @@ id would instead produce colliding event ids and messages with holes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,23 +29,48 @@ class TemplateSyntaxError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Template:
-    """Literal text and compiled placeholders, alternating (text first and last)."""
+    """Literal text and compiled placeholders, alternating (text first and last).
+
+    ``render(document)`` gives the filled-in string, or None when any placeholder is
+    null. It is built once per template, with a short form for the usual one or two
+    placeholders (no list, no join).
+    """
 
     text: str
     literals: tuple[str, ...]
     expressions: tuple[Expression, ...]
+    render: Callable[[Any], str | None]
 
-    def render(self, document: Any) -> str | None:
-        """The filled-in string, or None when any placeholder is null."""
-        literals = self.literals
+
+def _renderer(
+    literals: tuple[str, ...], expressions: tuple[Expression, ...]
+) -> Callable[[Any], str | None]:
+    if not expressions:
+        constant = literals[0]
+        return lambda _document: constant
+    if len(expressions) == 1:
+        head, tail = literals
+        evaluate = expressions[0].evaluate
+
+        def render_one(document: Any) -> str | None:
+            value = evaluate(document)
+            if value is None:
+                return None
+            return head + (value if isinstance(value, str) else render_scalar(value)) + tail
+
+        return render_one
+
+    def render_many(document: Any) -> str | None:
         parts = [literals[0]]
-        for index, expression in enumerate(self.expressions):
+        for index, expression in enumerate(expressions):
             value = expression.evaluate(document)
             if value is None:
                 return None
             parts.append(value if isinstance(value, str) else render_scalar(value))
             parts.append(literals[index + 1])
         return "".join(parts)
+
+    return render_many
 
 
 def render_scalar(value: Any) -> str:
@@ -85,7 +111,10 @@ def parse_template(text: str) -> Template:
             current.append(char)
             position += 1
     literals.append("".join(current))
-    return Template(text=text, literals=tuple(literals), expressions=tuple(expressions))
+    frozen_literals, frozen_expressions = tuple(literals), tuple(expressions)
+    return Template(
+        text, frozen_literals, frozen_expressions, _renderer(frozen_literals, frozen_expressions)
+    )
 
 
 def _placeholder_end(text: str, start: int) -> int:
