@@ -2,6 +2,7 @@
 
 Sections:
 - Hypothesis: one profile for every property test.
+- Configuration files: ``write_config`` (tests/support/configs.py).
 - Kafka: a real broker (see tests/support/kafka_broker.py), per-test topics and groups.
 
 Add further shared fixtures in their own section below; keep test-specific ones
@@ -29,6 +30,10 @@ from tests.support.kafka_broker import kafka_broker
 
 settings.register_profile("bridge", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("bridge")
+
+# =========================================================================== Configuration files
+
+pytest_plugins = ["tests.support.configs"]  # the write_config fixture
 
 # =========================================================================== Kafka
 #

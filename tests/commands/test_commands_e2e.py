@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.mapping.conftest import HEADER
+from tests.support.configs import HEADER
 
 REPO = Path(__file__).parents[2]
 EXAMPLES = REPO / "examples"

@@ -14,7 +14,7 @@ from bridge.loading import load_bridge
 from bridge.mapping.engine import Engine, MappingResult
 from bridge.mapping.validate import coordinates_event_id
 from bridge.records import SourceRecord
-from tests.mapping.conftest import WriteConfig
+from tests.support.configs import WriteConfig
 
 SCHEMA_PATH = Path(__file__).parents[2] / "schemas" / "vibes_event.schema.json"
 

@@ -16,7 +16,7 @@ from bridge.errors import MappingError
 from bridge.loading import load_bridge
 from bridge.mapping.engine import Engine
 from bridge.records import SourceRecord
-from tests.mapping.conftest import HEADER
+from tests.support.configs import HEADER
 
 SCHEMA = json.loads(
     (Path(__file__).parents[2] / "schemas" / "vibes_event.schema.json").read_text(encoding="utf-8")

@@ -10,7 +10,7 @@ import pytest
 from bridge.errors import ConfigError
 from bridge.loading import load_bridge
 from bridge.records import SourceRecord
-from tests.mapping.conftest import HEADER, WriteConfig
+from tests.support.configs import HEADER, WriteConfig
 
 
 def _problems(path: Path, environ: dict[str, str] | None = None) -> list[str]:

@@ -1,4 +1,4 @@
-"""Helpers for building small configuration files in a test's temporary folder."""
+"""Small configuration files for tests: a valid header, and a fixture that writes rules under it."""
 
 from __future__ import annotations
 
