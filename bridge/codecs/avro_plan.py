@@ -36,6 +36,7 @@ from bridge.codecs.avro_schema import (
     named_types,
     resolve,
     type_name,
+    written_types,
 )
 
 
@@ -75,21 +76,9 @@ def _ambiguous_raw_types(leaves: list[Leaf]) -> set[type]:
 
 def _unions(node: Any) -> Iterator[list[Any]]:
     """Every union written inside ``node`` (not followed references)."""
-    if isinstance(node, list):
-        yield node
-        for branch in node:
-            yield from _unions(branch)
-    elif isinstance(node, dict):
-        kind = node.get("type")
-        if isinstance(kind, (dict, list)):
-            yield from _unions(kind)
-        elif kind in ("record", "error"):
-            for field in node.get("fields", ()):
-                yield from _unions(field.get("type"))
-        elif kind == "array":
-            yield from _unions(node.get("items"))
-        elif kind == "map":
-            yield from _unions(node.get("values"))
+    for written in written_types(node):
+        if isinstance(written, list):
+            yield written
 
 
 def _kept_branches(branches: list[Any], named: Mapping[str, Any]) -> list[bool]:

@@ -261,27 +261,38 @@ def named_types(schema: AvroSchema, extra: Mapping[str, Any] | None = None) -> d
     return table
 
 
-def definitions(node: Any) -> Iterator[dict[str, Any]]:
-    """Every named-type definition written inside ``node`` (not followed references)."""
+def written_types(node: Any) -> Iterator[Any]:
+    """Every type written inside ``node``, depth first (references are not followed):
+    unions as lists, complex types as dicts, names and primitives as strings."""
+    yield node
     if isinstance(node, list):
         for branch in node:
-            yield from definitions(branch)
+            yield from written_types(branch)
         return
     if not isinstance(node, dict):
         return
     kind = node.get("type")
     if isinstance(kind, (dict, list)):
-        yield from definitions(kind)
-        return
-    if kind in NAMED_TYPES and isinstance(node.get("name"), str):
-        yield node
-    if kind in ("record", "error"):
+        yield from written_types(kind)
+    elif kind in ("record", "error"):
         for field in node.get("fields", ()):
-            yield from definitions(field.get("type"))
+            yield from written_types(field.get("type"))
     elif kind == "array":
-        yield from definitions(node.get("items"))
+        yield from written_types(node.get("items"))
     elif kind == "map":
-        yield from definitions(node.get("values"))
+        yield from written_types(node.get("values"))
+
+
+def definitions(node: Any) -> Iterator[dict[str, Any]]:
+    """Every named-type definition written inside ``node`` (not followed references)."""
+    for written in written_types(node):
+        if (
+            isinstance(written, dict)
+            and isinstance(written.get("type"), str)
+            and written["type"] in NAMED_TYPES
+            and isinstance(written.get("name"), str)
+        ):
+            yield written
 
 
 def resolve(node: Any, named: Mapping[str, Any]) -> Any:
