@@ -12,8 +12,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from bridge.codecs import Decoder, make_decoder
-from bridge.config import BridgeConfig, Credentials, check_settings, load_yaml, read_credentials
+from bridge.codecs import AvroSchema, Decoder, make_decoder
+from bridge.config import (
+    BridgeConfig,
+    Credentials,
+    SourceDocument,
+    check_settings,
+    load_yaml,
+    read_credentials,
+)
 from bridge.config.loader import secret_warnings
 from bridge.errors import ConfigError, Problem
 from bridge.mapping.compiler import compile_rules
@@ -46,17 +53,30 @@ def load_bridge(path: Path, environ: Mapping[str, str] | None = None) -> LoadedB
     problems += rule_problems
     if problems or settings is None or credentials is None or compiled is None:
         raise ConfigError(_in_file_order(problems))
-    decoders = {
-        source.topic: make_decoder(
-            source.format,
-            schema=compiled.schemas.get(source.topic),
-            registry_url=source.schema_registry,
-        )
-        for source in settings.sources
-    }
+    decoders = _decoders(settings, compiled.schemas, document)
     return LoadedBridge(
         path, settings, credentials, decoders, compiled.engine, tuple(secret_warnings(document))
     )
+
+
+def _decoders(
+    settings: BridgeConfig, schemas: dict[str, AvroSchema], document: SourceDocument
+) -> dict[str, Decoder]:
+    """Each source's codec, from the schemas the compiler already parsed."""
+    decoders: dict[str, Decoder] = {}
+    problems = []
+    for index, source in enumerate(settings.sources):
+        try:
+            decoders[source.topic] = make_decoder(
+                source.format,
+                schema=schemas.get(source.topic),
+                registry_url=source.schema_registry,
+            )
+        except ValueError as exc:  # the models check the same; this keeps a gap from crashing
+            problems.append(document.problem(("sources", index), str(exc)))
+    if problems:
+        raise ConfigError(problems)
+    return decoders
 
 
 def _in_file_order(problems: list[Problem]) -> list[Problem]:

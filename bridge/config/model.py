@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
 
@@ -20,6 +21,13 @@ from bridge.config.durations import Duration
 SourceFormat = Literal["json", "avro", "confluent-avro"]
 # A value expression exactly as written: a JMESPath string or a {path|template|value: ...} map.
 ValueSpec = Any
+
+
+def _http_url(value: str, name: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{name} must be an http:// or https:// URL with a host")
+    return value
 
 
 def _one_or_many(value: Any) -> Any:
@@ -80,8 +88,7 @@ class VibesSettings(_Model):
                 raise ValueError(f"vibes.{name} (or vibes.{name}_file) is required")
             if inline is not None and from_file is not None:
                 raise ValueError(f"give vibes.{name} or vibes.{name}_file, not both")
-        if not self.base_url.startswith(("http://", "https://")):
-            raise ValueError("vibes.base_url must start with http:// or https://")
+        _http_url(self.base_url, "vibes.base_url")
         return self
 
 
@@ -117,6 +124,8 @@ class SourceSettings(_Model):
             raise ValueError("a source with format: confluent-avro needs schema_registry: (a URL)")
         if self.format == "json" and (self.schema_file or self.schema_registry):
             raise ValueError("a json source takes no schema or schema_registry")
+        if self.schema_registry is not None:
+            _http_url(self.schema_registry, "schema_registry")
         return self
 
 

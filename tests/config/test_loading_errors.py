@@ -330,3 +330,18 @@ def test_constants_that_cannot_be_converted_are_load_errors(write_config: WriteC
             (offset + 9, "event_data.o: required must be true or false"),
         ],
     )
+
+
+@pytest.mark.parametrize("url", ["localhost:8081", "http://", "ftp://registry", "::::"])
+def test_registry_and_vibes_urls_must_be_http_with_a_host(
+    write_config: WriteConfig, url: str
+) -> None:
+    header = HEADER.replace(
+        "  - topic: shop.shipments\n    format: json\n",
+        f"  - topic: shop.shipments\n    format: confluent-avro\n    schema_registry: '{url}'\n",
+    ).replace("company_key: acme", f"company_key: acme\n  base_url: '{url}'")
+    rules = "rules:\n  - {name: r, topic: shop.orders, event_type: t, "
+    rules += "recipient: {external_person_id: id}}\n"
+    problems = _problems(write_config(rules, header=header))
+    assert any("schema_registry must be an http:// or https:// URL" in p for p in problems)
+    assert any("vibes.base_url must be an http:// or https:// URL" in p for p in problems)

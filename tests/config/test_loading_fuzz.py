@@ -42,6 +42,9 @@ def _plain(node: Any) -> Any:
 
 BASE: dict[str, Any] = _plain(YAML(typ="safe").load(EXAMPLE.read_text(encoding="utf-8")))
 BASE["sources"][1]["schema"] = str(EXAMPLE.parent / BASE["sources"][1]["schema"])
+BASE["sources"].append(
+    {"topic": "shop.returns", "format": "confluent-avro", "schema_registry": "http://127.0.0.1:1"}
+)
 
 
 def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
