@@ -345,3 +345,45 @@ def test_registry_and_vibes_urls_must_be_http_with_a_host(
     problems = _problems(write_config(rules, header=header))
     assert any("schema_registry must be an http:// or https:// URL" in p for p in problems)
     assert any("vibes.base_url must be an http:// or https:// URL" in p for p in problems)
+
+
+RULE = (
+    "rules:\n  - {name: r, topic: shop.orders, event_type: t, "
+    "recipient: {external_person_id: id}}\n"
+)
+
+
+def test_the_documented_defaults(write_config: WriteConfig) -> None:
+    settings = load_bridge(write_config(RULE), {}).settings
+    assert settings.kafka.bootstrap_servers == "localhost:9092"
+    assert settings.kafka.group_id == "vibes-bridge"
+    assert settings.kafka.config == {}
+    assert settings.vibes.base_url == "https://public-api.vibescm.com"
+    assert settings.vibes.requests_per_second == 300
+    assert settings.vibes.timeout_seconds == 10
+    assert settings.vibes.api_version == "2"
+    assert settings.vibes.tls is None
+    assert settings.delivery.max_in_flight == 64
+    assert settings.delivery.max_retry_duration is None
+    assert settings.delivery.max_event_age is None
+    assert settings.delivery.shutdown_timeout_seconds == 25
+    assert (settings.management.host, settings.management.port) == ("0.0.0.0", 9464)
+    assert settings.dead_letter.topic == "vibes-bridge.dlq"
+
+
+def test_librdkafka_settings_pass_through_and_tls_needs_cert_and_key(
+    write_config: WriteConfig,
+) -> None:
+    header = HEADER + (
+        "kafka:\n  config:\n    security.protocol: SASL_SSL\n    sasl.mechanism: PLAIN\n"
+        "    fetch.max.bytes: 1048576\n"
+    )
+    settings = load_bridge(write_config(RULE, header=header), {}).settings
+    assert settings.kafka.config == {
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "PLAIN",
+        "fetch.max.bytes": 1048576,
+    }
+    bad = HEADER.replace("company_key: acme", "company_key: acme\n  tls: {cert_file: c.pem}")
+    problems = _problems(write_config(RULE, header=bad, name="tls.yaml"))
+    assert any("tls.cert_file and tls.key_file must be given together" in p for p in problems)
