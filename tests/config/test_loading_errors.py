@@ -12,6 +12,11 @@ from bridge.loading import load_bridge
 from bridge.records import SourceRecord
 from tests.support.configs import HEADER, WriteConfig
 
+RULE = (
+    "rules:\n  - {name: r, topic: shop.orders, event_type: t, "
+    "recipient: {external_person_id: id}}\n"
+)
+
 
 def _problems(path: Path, environ: dict[str, str] | None = None) -> list[str]:
     with pytest.raises(ConfigError) as caught:
@@ -258,11 +263,7 @@ def test_a_schema_file_that_does_not_parse_is_reported_at_its_line(
         "  - topic: shop.shipments\n    format: json\n",
         "  - topic: shop.shipments\n    format: avro\n    schema: broken.avsc\n",
     )
-    path = write_config(
-        "rules:\n  - {name: r, topic: shop.orders, event_type: t, "
-        "recipient: {external_person_id: id}}\n",
-        header=header,
-    )
+    path = write_config(RULE, header=header)
     [problem] = _problems(path)
     line = header.splitlines().index("    schema: broken.avsc") + 1
     assert problem.startswith(f"{line}: schema file")
@@ -340,17 +341,9 @@ def test_registry_and_vibes_urls_must_be_http_with_a_host(
         "  - topic: shop.shipments\n    format: json\n",
         f"  - topic: shop.shipments\n    format: confluent-avro\n    schema_registry: '{url}'\n",
     ).replace("company_key: acme", f"company_key: acme\n  base_url: '{url}'")
-    rules = "rules:\n  - {name: r, topic: shop.orders, event_type: t, "
-    rules += "recipient: {external_person_id: id}}\n"
-    problems = _problems(write_config(rules, header=header))
+    problems = _problems(write_config(RULE, header=header))
     assert any("schema_registry must be an http:// or https:// URL" in p for p in problems)
     assert any("vibes.base_url must be an http:// or https:// URL" in p for p in problems)
-
-
-RULE = (
-    "rules:\n  - {name: r, topic: shop.orders, event_type: t, "
-    "recipient: {external_person_id: id}}\n"
-)
 
 
 def test_the_documented_defaults(write_config: WriteConfig) -> None:
