@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
-from bridge.errors import ConfigError
+from bridge.errors import ConfigError, Problem
 from bridge.loading import CONFIG_ENV, LoadedBridge, load_bridge
 
 EXIT_OK = 0
@@ -37,9 +37,14 @@ def load_or_exit(config_path: Path) -> LoadedBridge:
     try:
         loaded = load_bridge(config_path)
     except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(str(problem), err=True)
-        raise SystemExit(EXIT_CONFIG) from None
+        exit_with_problems(exc.problems)
     for warning in loaded.warnings:
         click.echo(str(warning), err=True)
     return loaded
+
+
+def exit_with_problems(problems: Sequence[Problem]) -> NoReturn:
+    """Print each problem of a file to stderr and exit 2 (bad configuration)."""
+    for problem in problems:
+        click.echo(str(problem), err=True)
+    raise SystemExit(EXIT_CONFIG)

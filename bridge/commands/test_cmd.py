@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
 
 import click
 
-from bridge.commands.common import EXIT_CONFIG, EXIT_FAILURES, config_option, load_or_exit
+from bridge.commands.common import (
+    EXIT_FAILURES,
+    config_option,
+    exit_with_problems,
+    load_or_exit,
+)
 from bridge.config import load_yaml
-from bridge.errors import ConfigError, Problem
+from bridge.errors import ConfigError
 from bridge.mapping.cases import parse_cases, run_case
 
 
@@ -26,10 +29,10 @@ def test_command(config_path: Path, cases_path: Path) -> None:
     try:
         document = load_yaml(cases_path, interpolate=False)
     except ConfigError as exc:
-        _fail_with(exc.problems)
+        exit_with_problems(exc.problems)
     cases, problems = parse_cases(document)
     if problems:
-        _fail_with(problems)
+        exit_with_problems(problems)
     failed = 0
     for index, case in enumerate(cases):
         outcome = run_case(engine, case, document.line_of(("cases", index)))
@@ -42,9 +45,3 @@ def test_command(config_path: Path, cases_path: Path) -> None:
     click.echo(f"{len(cases) - failed} cases passed, {failed} cases failed")
     if failed:
         raise SystemExit(EXIT_FAILURES)
-
-
-def _fail_with(problems: Sequence[Problem]) -> NoReturn:
-    for problem in problems:
-        click.echo(str(problem), err=True)
-    raise SystemExit(EXIT_CONFIG)

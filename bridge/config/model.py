@@ -10,7 +10,6 @@ Every model forbids unknown keys: a typo must not silently disable a rule.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -153,8 +152,3 @@ class BridgeConfig(_Model):
     dead_letter: DeadLetterSettings = Field(default_factory=DeadLetterSettings)
     sources: list[SourceSettings] = Field(min_length=1)
     rules: list[RuleSettings] = Field(min_length=1)
-
-
-def duration_seconds(value: timedelta | None) -> float | None:
-    """Seconds of an optional duration, for code that wants plain numbers."""
-    return None if value is None else value.total_seconds()
