@@ -35,6 +35,14 @@ def _decoder(registry: TestSchemaRegistry, **options: Any) -> ConfluentAvroDecod
     return ConfluentAvroDecoder(SchemaRegistryClient(registry.url, **options))
 
 
+def _registered_shipment(
+    registry: TestSchemaRegistry, schema: AvroSchema, example: dict[str, Any]
+) -> tuple[int, bytes]:
+    """Register the shipment schema; its id and the example framed with it."""
+    schema_id = registry.register("s", SHIPMENT_TEXT)
+    return schema_id, confluent_frame(schema_id, encode_avro(schema, example))
+
+
 def test_a_known_id_decodes(
     schema_registry: TestSchemaRegistry,
     shipment_schema: AvroSchema,
@@ -66,8 +74,7 @@ def test_the_schema_is_fetched_once_per_id(
     shipment_schema: AvroSchema,
     shipment_example: dict[str, Any],
 ) -> None:
-    schema_id = schema_registry.register("s", SHIPMENT_TEXT)
-    data = confluent_frame(schema_id, encode_avro(shipment_schema, shipment_example))
+    schema_id, data = _registered_shipment(schema_registry, shipment_schema, shipment_example)
     decoder = _decoder(schema_registry)
     decoder.decode(data)
     assert schema_registry.requests == [("GET", f"/schemas/ids/{schema_id}")]
@@ -88,8 +95,7 @@ def test_a_stopped_registry_is_transient_and_nothing_is_cached(
     shipment_schema: AvroSchema,
     shipment_example: dict[str, Any],
 ) -> None:
-    schema_id = schema_registry.register("s", SHIPMENT_TEXT)
-    data = confluent_frame(schema_id, encode_avro(shipment_schema, shipment_example))
+    _schema_id, data = _registered_shipment(schema_registry, shipment_schema, shipment_example)
     decoder = _decoder(schema_registry, timeout=2.0)
     schema_registry.stop()
     with pytest.raises(SchemaRegistryUnavailable) as caught:
@@ -107,8 +113,7 @@ def test_server_errors_are_transient(
     shipment_example: dict[str, Any],
     status: int,
 ) -> None:
-    schema_id = schema_registry.register("s", SHIPMENT_TEXT)
-    data = confluent_frame(schema_id, encode_avro(shipment_schema, shipment_example))
+    _schema_id, data = _registered_shipment(schema_registry, shipment_schema, shipment_example)
     decoder = _decoder(schema_registry)
     schema_registry.fail_with(status)
     with pytest.raises(SchemaRegistryUnavailable, match=str(status)):
@@ -264,8 +269,7 @@ def test_concurrent_first_decodes_fetch_once(
     shipment_schema: AvroSchema,
     shipment_example: dict[str, Any],
 ) -> None:
-    schema_id = schema_registry.register("s", SHIPMENT_TEXT)
-    data = confluent_frame(schema_id, encode_avro(shipment_schema, shipment_example))
+    _schema_id, data = _registered_shipment(schema_registry, shipment_schema, shipment_example)
     decoder = _decoder(schema_registry)
     schema_registry.set_delay(0.2)
     results: list[Any] = []
