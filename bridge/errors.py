@@ -7,9 +7,13 @@ decide by type instead of by message::
     ├── ConfigError              the configuration file is wrong: refuse to start (exit 2)
     ├── RecordError              this record can never succeed: dead-letter it
     │   ├── DecodeError          bytes that are not a valid value   (reason decode_error)
-    │   └── MappingError         a value the rules cannot map       (reason mapping_error)
-    └── TransientError           the world is briefly unavailable: retry, never dead-letter
-        └── SchemaRegistryUnavailable
+    │   ├── MappingError         a value the rules cannot map       (reason mapping_error)
+    │   ├── EventRejected        Vibes refused the event with a 4xx (reason rejected)
+    │   └── EventExpired         too old to send, or retried too long (reason expired)
+    ├── TransientError           the world is briefly unavailable: retry, never dead-letter
+    │   ├── SchemaRegistryUnavailable
+    │   └── DeliveryUnavailable  429, 5xx, timeout, connection: retry with backoff
+    └── CredentialsRejected      401/403: every event would fail; pause, report not ready
 
 Messages must never carry secrets or person data (names, phone numbers, ids):
 they end up in logs and in dead-letter headers.
@@ -18,11 +22,30 @@ they end up in logs and in dead-letter headers.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import ClassVar
 
 
 class BridgeError(Exception):
     """Base of every error the bridge raises on purpose."""
+
+
+class DeadLetterReason(StrEnum):
+    """``bridge.error.reason`` of a dead letter (spec section 3)."""
+
+    DECODE_ERROR = "decode_error"
+    MAPPING_ERROR = "mapping_error"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+class RetryReason(StrEnum):
+    """Why a delivery attempt is retried: the ``reason`` label of ``delivery_retries_total``."""
+
+    STATUS_429 = "status_429"
+    STATUS_5XX = "status_5xx"
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +76,7 @@ class RecordError(BridgeError):
     finer, stable machine-readable cause (``no_recipient``, ``truncated`` ...).
     """
 
-    reason: ClassVar[str] = "record_error"
+    reason: ClassVar[DeadLetterReason]
 
     def __init__(self, code: str, message: str) -> None:
         self.code = code
@@ -64,13 +87,36 @@ class RecordError(BridgeError):
 class DecodeError(RecordError):
     """The record's bytes are not a value of the source's format."""
 
-    reason: ClassVar[str] = "decode_error"
+    reason: ClassVar[DeadLetterReason] = DeadLetterReason.DECODE_ERROR
 
 
 class MappingError(RecordError):
     """The decoded value cannot be turned into a valid Vibes event by a rule."""
 
-    reason: ClassVar[str] = "mapping_error"
+    reason: ClassVar[DeadLetterReason] = DeadLetterReason.MAPPING_ERROR
+
+
+class EventRejected(RecordError):
+    """Vibes answered a non-retryable 4xx (not 401, 403, 409 or 429) for this event.
+
+    ``response`` holds Vibes' error messages joined on one line, already cut to
+    the 1 KiB the dead-letter header allows; it is Vibes' text about our body,
+    which the client has stripped of anything but the messages.
+    """
+
+    reason: ClassVar[DeadLetterReason] = DeadLetterReason.REJECTED
+
+    def __init__(self, status: int, response: str) -> None:
+        self.status = status
+        self.response = response
+        super().__init__(f"http_{status}", f"Vibes refused the event with HTTP {status}")
+
+
+class EventExpired(RecordError):
+    """The event is too old to send (``max_event_age``) or was retried too long
+    (``max_retry_duration``); ``code`` says which."""
+
+    reason: ClassVar[DeadLetterReason] = DeadLetterReason.EXPIRED
 
 
 class TransientError(BridgeError):
@@ -79,3 +125,32 @@ class TransientError(BridgeError):
 
 class SchemaRegistryUnavailable(TransientError):
     """The Schema Registry could not be reached or answered 5xx."""
+
+
+class DeliveryUnavailable(TransientError):
+    """One delivery attempt failed for a reason that may pass: retry it later.
+
+    ``retry_after`` is Vibes' ``Retry-After`` in seconds when it sent one;
+    ``status`` is the HTTP status when there was an answer at all.
+    """
+
+    def __init__(
+        self, reason: RetryReason, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        self.reason = reason
+        self.status = status
+        self.retry_after = retry_after
+        detail = f"HTTP {status}" if status is not None else reason.value
+        super().__init__(f"Vibes unavailable ({detail})")
+
+
+class CredentialsRejected(BridgeError):
+    """Vibes answered 401 or 403: the credentials are wrong for every event, not this one.
+
+    Never a dead letter: delivery pauses, the bridge reports not ready, and it
+    retries slowly until the credentials work again.
+    """
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+        super().__init__(f"Vibes rejected the credentials (HTTP {status})")
