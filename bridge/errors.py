@@ -77,6 +77,9 @@ class RecordError(BridgeError):
     """
 
     reason: ClassVar[DeadLetterReason]
+    # Delivery attempts made before giving up (``bridge.attempts``); the
+    # deliverer sets it on the rejected or expired events it raises.
+    attempts: int = 0
 
     def __init__(self, code: str, message: str) -> None:
         self.code = code
