@@ -77,8 +77,8 @@ class RecordError(BridgeError):
     """
 
     reason: ClassVar[DeadLetterReason]
-    # Delivery attempts made before giving up (``bridge.attempts``); the
-    # deliverer sets it on the rejected or expired events it raises.
+    # Delivery attempts made before this outcome (the dead letter's ``bridge.attempts``);
+    # 0 for records that never reached delivery. The deliverer sets it when it raises.
     attempts: int = 0
 
     def __init__(self, code: str, message: str) -> None:
