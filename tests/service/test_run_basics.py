@@ -30,6 +30,9 @@ def test_every_record_delivered_once_and_committed(
     assert bridge.get("/healthz").status_code == 200
     assert bridge.metric("vibes_bridge_records_consumed_total") == 300
     assert bridge.metric("vibes_bridge_events_delivered_total", status="200") == 300
+    wait_until(
+        lambda: bridge.metric("vibes_bridge_records_committed_total") == 300, 10, "the counter"
+    )
     assert bridge.stop(signal.SIGTERM) == 0
     stats = setup.control.stats()
     assert (stats["sent"], stats["duplicates"], stats["rejected"]) == (300, 0, 0)
