@@ -68,7 +68,9 @@ class DeadLetterProducer:
             {key: value for key, value in self._settings.items() if not _producer_only(key)}
         )
         try:
-            metadata = admin.list_topics(topic=self.topic, timeout=timeout)
+            # All topics, not list_topics(topic=...): asking for one topic by name
+            # makes a broker with auto-creation on create it, hiding the problem.
+            metadata = admin.list_topics(timeout=timeout)
         except KafkaException:
             return False
         topic = metadata.topics.get(self.topic)

@@ -32,6 +32,8 @@ from bridge.service.stages import PreparedRecord, prepare
 
 log = logging.getLogger(__name__)
 
+_TROUBLE_LOG_INTERVAL_SECONDS = 60.0
+
 
 @dataclass(frozen=True, slots=True)
 class LoopSettings:
@@ -87,6 +89,7 @@ class ConsumerLoop:
         self._next_commit = 0.0
         self._next_lag = 0.0
         self._source: KafkaSource | None = None
+        self._trouble_logged: dict[str, float] = {}
 
     # ------------------------------------------------------------------ thread
 
@@ -137,7 +140,7 @@ class ConsumerLoop:
         now_ms = int(time.time() * 1000)
         for item in batch:
             if isinstance(item, ConsumerTrouble):
-                log.warning("kafka fetch problem", extra={"kafka_error": item.code})
+                self._report_trouble(item)
                 continue
             partition = (item.topic, item.partition)
             if partition in skip:
@@ -158,6 +161,17 @@ class ConsumerLoop:
             self._registry_failures.pop(partition, None)
             deliveries.extend(self._track(prepared))
         return deliveries
+
+    def _report_trouble(self, trouble: ConsumerTrouble) -> None:
+        """Log a fetch error once per kind and minute: a broker outage repeats it every turn."""
+        now = self._clock()
+        last = self._trouble_logged.get(trouble.code)
+        if last is None or now - last >= _TROUBLE_LOG_INTERVAL_SECONDS:
+            self._trouble_logged[trouble.code] = now
+            log.warning(
+                "kafka fetch problem",
+                extra={"kafka_error": trouble.code, "retriable": trouble.retriable},
+            )
 
     def _track(self, prepared: PreparedRecord) -> list[Delivery]:
         record = prepared.record

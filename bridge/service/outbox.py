@@ -52,6 +52,7 @@ class DeadLetterOutbox:
             if error is None:
                 self._metrics.dead_letters.labels(letter.reason).inc()
                 self._health.dead_letters_failing = False
+                self._health.dead_letter_topic_missing = False
                 self._tracker.finish(ticket)
                 return
             self._health.dead_letters_failing = True

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_FAILED = 1
 _HEARTBEAT_SECONDS = 1.0
+_TOPIC_RECHECK_SECONDS = 15.0
 # Closing the consumer and flushing dead letters after the drain deadline.
 _CLOSE_ALLOWANCE_SECONDS = 15.0
 
@@ -178,7 +179,13 @@ def _build(loaded: LoadedBridge, loop: asyncio.AbstractEventLoop) -> Service:
 
 async def _heartbeat(service: Service) -> None:
     """Keep liveness, readiness and the progress gauge current."""
+    next_topic_check = time.monotonic() + _TOPIC_RECHECK_SECONDS
     while True:
+        if service.health.dead_letter_topic_missing and time.monotonic() >= next_topic_check:
+            # Created meanwhile (by an operator, or by auto-creation on first write)?
+            exists = await asyncio.to_thread(service.outbox.topic_exists)
+            service.health.dead_letter_topic_missing = not exists
+            next_topic_check = time.monotonic() + _TOPIC_RECHECK_SECONDS
         service.health.loop_alive()
         service.health.credentials_failing = service.deliverer.credentials_failing
         ready = not service.health.readiness_problems()

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import orjson
 import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.service.conftest import ServiceSetup, orders
 from tests.support.bridge_service import committed_offsets, produce, read_all, wait_until
@@ -73,3 +74,19 @@ def test_poison_records_are_dead_lettered_and_the_rest_flows(
     assert bridge.metric("vibes_bridge_dead_letters_total", reason="decode_error") == 1
     assert bridge.metric("vibes_bridge_records_unmatched_total") == 1
     assert bridge.stop() == 0
+
+
+def test_not_ready_until_the_dead_letter_topic_exists(
+    service: Callable[..., ServiceSetup], kafka_admin: AdminClient
+) -> None:
+    setup = service(partitions=1)
+    setup.dead_letter_topic = f"{setup.topic}.missing-dlq"
+    bridge = setup.start()
+    answer = bridge.get("/readyz")
+    assert answer.status_code == 503
+    assert "the dead-letter topic does not exist" in answer.json()["problems"]
+    assert bridge.get("/healthz").status_code == 200  # alive, just not ready
+    futures = kafka_admin.create_topics([NewTopic(setup.dead_letter_topic, 1, 1)])
+    futures[setup.dead_letter_topic].result(timeout=30)
+    wait_until(lambda: bridge.get("/readyz").status_code == 200, 60, "ready")
+    kafka_admin.delete_topics([setup.dead_letter_topic])
