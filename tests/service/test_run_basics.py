@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 import orjson
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 from tests.service.conftest import ServiceSetup, orders
 from tests.support.bridge_service import committed_offsets, produce, read_all, wait_until
