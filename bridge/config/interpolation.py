@@ -103,5 +103,6 @@ def _parse(body: str) -> tuple[str, str | None] | str:
     if rest.startswith(":-"):
         return name, rest[2:]
     if rest.startswith(_SHELL_FORMS):
-        return f"${{{name}{rest[:2]}...}} is not supported: write ${{{name}:-default}}"
+        operator = rest[:2] if rest.startswith(":") else rest[:1]
+        return f"${{{name}{operator}...}} is not supported: write ${{{name}:-default}}"
     return f"invalid reference ${{{body}}}: write ${{{name}}} or ${{{name}:-default}}"

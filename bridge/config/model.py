@@ -60,6 +60,13 @@ def _not_bool(value: Any) -> Any:
     return value
 
 
+def _version_number(value: Any) -> Any:
+    # true == 1 and 1.0 == 1 in Python, and pydantic's Literal compares with ==.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("version must be the number 1")
+    return value
+
+
 def _integer_as_text(value: Any) -> Any:
     # "api_version: 2" is how the docs write it; an integer is the same text.
     if isinstance(value, int) and not isinstance(value, bool):
@@ -212,7 +219,7 @@ class RuleSettings(_Model):
 
 
 class BridgeConfig(_Model):
-    version: Annotated[Literal[1], NotBool]
+    version: Annotated[Literal[1], BeforeValidator(_version_number)]
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     vibes: VibesSettings
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)

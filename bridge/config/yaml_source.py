@@ -180,19 +180,22 @@ class _Copier:
     seen: set[int] = field(default_factory=set)  # collections already copied once
     alias_nodes: int = 0
     in_alias: int = 0  # > 0 while copying a repeated anchor
+    alias_use: KeyPath = ()  # where the repeated anchor being copied is used
 
     def copy(self, node: Any, key_path: KeyPath, depth: int) -> Any:
         if not isinstance(node, CommentedMap | CommentedSeq):
-            self._count(key_path)
+            self._count()
             return self._scalar(node, key_path)
         if depth >= MAX_DEPTH:
             self.problems.append(self.document.problem(key_path, _too_deep_message()))
             raise _Refused
         repeated = id(node) in self.seen
         self.seen.add(id(node))
+        if repeated and not self.in_alias:
+            self.alias_use = key_path
         self.in_alias += repeated
         try:
-            self._count(key_path)
+            self._count()
             if not self._plain_collection(node, key_path):
                 return None
             if isinstance(node, CommentedMap):
@@ -201,14 +204,14 @@ class _Copier:
         finally:
             self.in_alias -= repeated
 
-    def _count(self, key_path: KeyPath) -> None:
+    def _count(self) -> None:
         if not self.in_alias:
             return
         self.alias_nodes += 1
         if self.alias_nodes > MAX_ALIAS_NODES:
             self.problems.append(
                 self.document.problem(
-                    key_path,
+                    self.alias_use,
                     f"YAML aliases (*name) expand to more than {MAX_ALIAS_NODES:,} values; "
                     "refusing to expand them",
                 )
