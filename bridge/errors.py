@@ -62,10 +62,15 @@ class Problem:
 
 
 class ConfigError(BridgeError):
-    """The configuration is wrong; carries every problem found, not just the first."""
+    """The configuration is wrong; carries every problem found, not just the first.
 
-    def __init__(self, problems: list[Problem]) -> None:
+    ``warnings`` are the file's warnings (a literal password ...), kept so that a
+    file with errors still shows them.
+    """
+
+    def __init__(self, problems: list[Problem], warnings: tuple[Problem, ...] = ()) -> None:
         self.problems = problems
+        self.warnings = warnings
         super().__init__("\n".join(str(p) for p in problems))
 
 

@@ -3,16 +3,24 @@
 This is the one place where the settings (``bridge.config``) and the compiled
 rules (``bridge.mapping.compiler``) meet, so both are checked on every load and
 their problems are reported together, in file order.
+
+What is opened here is closed by :meth:`LoadedBridge.close`: one Schema Registry
+client (an HTTP connection pool) per distinct registry connection, shared by every
+source that names the same URL, credentials and TLS settings.
 """
 
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 from bridge.codecs import AvroSchema, Decoder, make_decoder
+from bridge.codecs.registry import SchemaRegistryClient
 from bridge.config import (
     BridgeConfig,
     Credentials,
@@ -21,7 +29,9 @@ from bridge.config import (
     load_yaml,
     read_credentials,
 )
-from bridge.config.loader import secret_warnings
+from bridge.config.loader import read_secret_pair, secret_warnings
+from bridge.config.model import SchemaRegistrySettings
+from bridge.config.tls import tls_context
 from bridge.errors import ConfigError, Problem
 from bridge.mapping.compiler import compile_rules
 from bridge.mapping.engine import Engine
@@ -31,7 +41,11 @@ CONFIG_ENV = "BRIDGE_CONFIG"
 
 @dataclass(frozen=True, slots=True)
 class LoadedBridge:
-    """A checked configuration: settings, credentials, decoders, the engine, and warnings."""
+    """A checked configuration: settings, credentials, decoders, the engine, and warnings.
+
+    Holds open Schema Registry clients: call :meth:`close` (idempotent) or use it as a
+    context manager.
+    """
 
     path: Path
     settings: BridgeConfig
@@ -39,35 +53,127 @@ class LoadedBridge:
     decoders: dict[str, Decoder]  # source topic to its codec
     engine: Engine
     warnings: tuple[Problem, ...]
+    registries: tuple[SchemaRegistryClient, ...] = ()
 
     def close(self) -> None:
-        """Release what loading opened (the Schema Registry clients of the decoders)."""
-        for decoder in self.decoders.values():
-            close = getattr(decoder, "close", None)
-            if callable(close):
-                close()
+        """Close every Schema Registry client; safe to call more than once."""
+        for registry in self.registries:
+            registry.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _RegistryConnection:
+    """What a source needs to reach its registry; equal connections share one client."""
+
+    url: str
+    auth: tuple[str, str] | None = field(repr=False)
+    tls_files: tuple[str | None, ...]
 
 
 def load_bridge(path: Path, environ: Mapping[str, str] | None = None) -> LoadedBridge:
     """Load and check ``path``; raise :class:`ConfigError` listing every problem."""
     document = load_yaml(path, os.environ if environ is None else environ)
+    warnings = tuple(secret_warnings(document))
     settings, problems = check_settings(document)
     credentials = None
+    connections: dict[str, tuple[_RegistryConnection, ssl.SSLContext | None]] = {}
     if settings is not None:
         credentials, credential_problems = read_credentials(settings, document)
         problems += credential_problems
+        connections, registry_problems = _registry_connections(settings, document)
+        problems += registry_problems
     compiled, rule_problems = compile_rules(document)
     problems += rule_problems
     if problems or settings is None or credentials is None or compiled is None:
-        raise ConfigError(_in_file_order(problems))
-    decoders = _decoders(settings, compiled.schemas, document)
+        raise ConfigError(_in_file_order(problems), warnings)
+    registries = _open_registries(connections)
+    try:
+        decoders = _decoders(settings, compiled.schemas, registries, document)
+    except BaseException:
+        for registry in set(registries.values()):
+            registry.close()
+        raise
     return LoadedBridge(
-        path, settings, credentials, decoders, compiled.engine, tuple(secret_warnings(document))
+        path,
+        settings,
+        credentials,
+        decoders,
+        compiled.engine,
+        warnings,
+        tuple(dict.fromkeys(registries.values())),
     )
 
 
+def _registry_connections(
+    settings: BridgeConfig, document: SourceDocument
+) -> tuple[dict[str, tuple[_RegistryConnection, ssl.SSLContext | None]], list[Problem]]:
+    """Each confluent-avro source's connection (topic to it), with the secrets read."""
+    connections: dict[str, tuple[_RegistryConnection, ssl.SSLContext | None]] = {}
+    problems: list[Problem] = []
+    for index, source in enumerate(settings.sources):
+        registry = source.schema_registry
+        if registry is None:
+            continue
+        where = ("sources", index, "schema_registry")
+        connection = _connection(registry, where, document, problems)
+        if connection is not None:
+            connections[source.topic] = connection
+    return connections, problems
+
+
+def _connection(
+    registry: SchemaRegistrySettings,
+    where: tuple[str | int, ...],
+    document: SourceDocument,
+    problems: list[Problem],
+) -> tuple[_RegistryConnection, ssl.SSLContext | None] | None:
+    pair, pair_problems = read_secret_pair(registry, where, document)
+    problems += pair_problems
+    context = None
+    tls_files: tuple[str | None, ...] = ()
+    if registry.tls is not None:
+        context, tls_problems = tls_context(registry.tls, document, (*where, "tls"))
+        problems += tls_problems
+        tls_files = (registry.tls.ca_file, registry.tls.cert_file, registry.tls.key_file)
+    if pair_problems or (registry.tls is not None and context is None):
+        return None
+    auth = None
+    if pair is not None:
+        auth = (pair.username.get_secret_value(), pair.password.get_secret_value())
+    return _RegistryConnection(registry.url, auth, tls_files), context
+
+
+def _open_registries(
+    connections: dict[str, tuple[_RegistryConnection, ssl.SSLContext | None]],
+) -> dict[str, SchemaRegistryClient]:
+    """Topic to client; sources with equal connections get the same client."""
+    clients: dict[_RegistryConnection, SchemaRegistryClient] = {}
+    by_topic: dict[str, SchemaRegistryClient] = {}
+    for topic, (connection, context) in connections.items():
+        client = clients.get(connection)
+        if client is None:
+            client = SchemaRegistryClient(connection.url, auth=connection.auth, tls=context)
+            clients[connection] = client
+        by_topic[topic] = client
+    return by_topic
+
+
 def _decoders(
-    settings: BridgeConfig, schemas: dict[str, AvroSchema], document: SourceDocument
+    settings: BridgeConfig,
+    schemas: dict[str, AvroSchema],
+    registries: dict[str, SchemaRegistryClient],
+    document: SourceDocument,
 ) -> dict[str, Decoder]:
     """Each source's codec, from the schemas the compiler already parsed."""
     decoders: dict[str, Decoder] = {}
@@ -77,7 +183,7 @@ def _decoders(
             decoders[source.topic] = make_decoder(
                 source.format,
                 schema=schemas.get(source.topic),
-                registry_url=source.schema_registry,
+                registry=registries.get(source.topic),
             )
         except ValueError as exc:  # the models check the same; this keeps a gap from crashing
             problems.append(document.problem(("sources", index), str(exc)))

@@ -23,6 +23,7 @@ credentials).
 
 from __future__ import annotations
 
+import ssl
 import threading
 from types import TracebackType
 from typing import Any, Final, Self
@@ -47,19 +48,24 @@ class SchemaRegistryClient:
         *,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         auth: tuple[str, str] | None = None,
+        tls: ssl.SSLContext | None = None,
         http_client: httpx.Client | None = None,
     ) -> None:
         """``url`` is the registry's base URL (a path prefix is kept, e.g. Apicurio's
-        ``/apis/ccompat/v7``); ``http_client`` replaces the default one (TLS, proxies)."""
+        ``/apis/ccompat/v7``); ``auth`` is HTTP Basic; ``tls`` verifies the server (a
+        custom CA) and may hold a client certificate; ``http_client`` replaces the
+        default one (proxies, tests)."""
         if not url.startswith(("http://", "https://")):
             raise ValueError("the Schema Registry URL must start with http:// or https://")
         self._http = http_client or httpx.Client(
             base_url=url,
             timeout=timeout,
             auth=auth,
+            verify=tls if tls is not None else True,
             headers={"Accept": _ACCEPT},
         )
         self._owns_http = http_client is None
+        self._closed = False
         self._schemas: dict[int, AvroSchema] = {}
         self._lock = threading.Lock()
 
@@ -76,9 +82,10 @@ class SchemaRegistryClient:
             return cached
 
     def close(self) -> None:
-        """Close the HTTP connections (only if this client opened them)."""
-        if self._owns_http:
+        """Close the HTTP connections (only if this client opened them); idempotent."""
+        if self._owns_http and not self._closed:
             self._http.close()
+        self._closed = True
 
     def __enter__(self) -> Self:
         return self
@@ -92,6 +99,8 @@ class SchemaRegistryClient:
         self.close()
 
     def _fetch(self, schema_id: int) -> AvroSchema:
+        if self._closed:
+            raise RuntimeError("the Schema Registry client is closed")
         where = f"schema id {schema_id}"
         answer = self._get(f"/schemas/ids/{schema_id}", where)
         if answer is None:

@@ -33,14 +33,21 @@ def config_option(function: F) -> F:
 
 
 def load_or_exit(config_path: Path) -> LoadedBridge:
-    """Load the file; on problems print each to stderr and exit 2."""
+    """Load the file; on problems print each (and any warning) to stderr and exit 2.
+
+    The caller closes what it gets (``with load_or_exit(path) as loaded:``).
+    """
     try:
         loaded = load_bridge(config_path)
     except ConfigError as exc:
-        exit_with_problems(exc.problems)
+        exit_with_problems(sorted((*exc.warnings, *exc.problems), key=_line))
     for warning in loaded.warnings:
         click.echo(str(warning), err=True)
     return loaded
+
+
+def _line(problem: Problem) -> int:
+    return problem.line or 0
 
 
 def exit_with_problems(problems: Sequence[Problem]) -> NoReturn:

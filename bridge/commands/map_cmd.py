@@ -90,7 +90,8 @@ def map_command(
     A record that fails prints one line to stderr (its line number and the
     reason) and makes the exit status 1; the other records are still printed.
     """
-    engine = load_or_exit(config_path).engine
+    with load_or_exit(config_path) as loaded:  # only the engine is used: no registry stays open
+        engine = loaded.engine
     if not engine.rules_for(topic):
         click.echo(f"no rule reads topic {topic!r} in {config_path}", err=True)
         raise SystemExit(EXIT_CONFIG)

@@ -25,7 +25,8 @@ def test_command(config_path: Path, cases_path: Path) -> None:
 
     Prints a diff for each failing case; exit 1 if any fails, 2 if either file is invalid.
     """
-    engine = load_or_exit(config_path).engine
+    with load_or_exit(config_path) as loaded:  # only the engine is used: no registry stays open
+        engine = loaded.engine
     try:
         document = load_yaml(cases_path, interpolate=False)
     except ConfigError as exc:

@@ -22,11 +22,13 @@ def validate_command(config_path: Path) -> None:
     try:
         loaded = load_bridge(config_path)
     except ConfigError as exc:
-        for problem in exc.problems:
+        # Warnings too: a literal password still deserves one when the file has errors.
+        for problem in sorted((*exc.warnings, *exc.problems), key=lambda p: p.line or 0):
             click.echo(str(problem))
         click.echo(f"{len(exc.problems)} problem(s) found", err=True)
         raise SystemExit(EXIT_CONFIG) from None
-    for warning in loaded.warnings:
-        click.echo(str(warning))
-    settings = loaded.settings
-    click.echo(f"{config_path}: OK ({len(settings.sources)} sources, {len(settings.rules)} rules)")
+    with loaded:
+        for warning in loaded.warnings:
+            click.echo(str(warning))
+        counts = f"{len(loaded.settings.sources)} sources, {len(loaded.settings.rules)} rules"
+        click.echo(f"{config_path}: OK ({counts})")

@@ -10,6 +10,7 @@ from pydantic import BeforeValidator
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_LONGEST = f"the longest is {timedelta.max.days}d; leave the setting out for no limit"
 
 
 def parse_duration(text: str) -> timedelta:
@@ -18,7 +19,10 @@ def parse_duration(text: str) -> timedelta:
     if match is None:
         raise ValueError(f"invalid duration {text!r}: write e.g. 500ms, 30s, 10m, 1h or 2d")
     amount, unit = match.groups()
-    return timedelta(seconds=float(amount) * _UNIT_SECONDS[unit])
+    try:
+        return timedelta(seconds=float(amount) * _UNIT_SECONDS[unit])
+    except OverflowError:  # past timedelta.max, or float("1" * 400) == inf
+        raise ValueError(f"the duration is too large: {_LONGEST}") from None
 
 
 def _to_timedelta(value: Any) -> Any:

@@ -13,14 +13,15 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
-from bridge.config.model import BridgeConfig
+from bridge.config.model import BridgeConfig, SchemaRegistrySettings, VibesSettings
 from bridge.config.yaml_source import KeyPath, SourceDocument
 from bridge.errors import Problem
 
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
-    """The Vibes Basic-auth pair, read from the file, the environment or secret files."""
+    """A Basic-auth pair (Vibes, a Schema Registry), read from the file, the environment
+    or secret files."""
 
     username: SecretStr
     password: SecretStr
@@ -42,44 +43,68 @@ def check_settings(document: SourceDocument) -> tuple[BridgeConfig | None, list[
 def read_credentials(
     settings: BridgeConfig, document: SourceDocument
 ) -> tuple[Credentials | None, list[Problem]]:
-    """Resolve ``username``/``password`` or their ``*_file`` forms (mounted Kubernetes secrets)."""
-    vibes = settings.vibes
+    """The Vibes credentials (required by the model)."""
+    return read_secret_pair(settings.vibes, ("vibes",), document)
+
+
+def read_secret_pair(
+    settings: VibesSettings | SchemaRegistrySettings, where: KeyPath, document: SourceDocument
+) -> tuple[Credentials | None, list[Problem]]:
+    """Resolve ``username``/``password`` or their ``*_file`` forms (mounted Kubernetes secrets).
+
+    ``None`` without problems when neither is given (optional credentials).
+    """
     problems: list[Problem] = []
     values: dict[str, SecretStr] = {}
     for name in ("username", "password"):
-        inline: SecretStr | None = getattr(vibes, name)
-        file_name: str | None = getattr(vibes, f"{name}_file")
+        inline: SecretStr | None = getattr(settings, name)
+        file_name: str | None = getattr(settings, f"{name}_file")
         if inline is not None:
             values[name] = inline
-            continue
-        assert file_name is not None  # the model requires one of the two
-        path = resolve_path(document.path, file_name)
-        try:
-            values[name] = SecretStr(path.read_text(encoding="utf-8").strip())
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-            problems.append(
-                document.problem(("vibes", f"{name}_file"), f"cannot read {name}_file: {reason}")
-            )
-    if problems:
+        elif file_name is not None:
+            secret = _read_secret_file(document, (*where, f"{name}_file"), file_name, problems)
+            if secret is not None:
+                values[name] = secret
+    if problems or len(values) < 2:  # the model accepts both or neither
         return None, problems
     return Credentials(values["username"], values["password"]), []
 
 
+def _read_secret_file(
+    document: SourceDocument, key: KeyPath, file_name: str, problems: list[Problem]
+) -> SecretStr | None:
+    try:
+        text = resolve_path(document.path, file_name).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        problems.append(document.problem(key, f"cannot read {key[-1]}: {reason}"))
+        return None
+    return SecretStr(text.strip())
+
+
 def secret_warnings(document: SourceDocument) -> list[Problem]:
-    """A password written into the file itself works, but belongs in the environment."""
-    key: KeyPath = ("vibes", "password")
+    """A password written into the file itself works, but belongs in the environment.
+
+    Read from the raw data, not the models, so the warning is given even when the
+    file has errors too.
+    """
     data = document.data if isinstance(document.data, dict) else {}
-    vibes = data.get("vibes")
-    if isinstance(vibes, dict) and vibes.get("password") and key not in document.interpolated:
-        return [
-            document.problem(
-                key,
-                "warning: vibes.password is written in the file; use ${VIBES_PASSWORD} "
-                "or password_file instead",
+    places: list[tuple[KeyPath, Any, str]] = [(("vibes",), data.get("vibes"), "VIBES_PASSWORD")]
+    sources = data.get("sources")
+    for index, source in enumerate(sources if isinstance(sources, list) else []):
+        registry = source.get("schema_registry") if isinstance(source, dict) else None
+        places.append((("sources", index, "schema_registry"), registry, "SCHEMA_REGISTRY_PASSWORD"))
+    warnings = []
+    for where, settings, variable in places:
+        key = (*where, "password")
+        literal = isinstance(settings, dict) and settings.get("password")
+        if literal and key not in document.interpolated:
+            message = (
+                f"warning: {_dotted(key)} is written in the file; "
+                f"use ${{{variable}}} or password_file instead"
             )
-        ]
-    return []
+            warnings.append(document.problem(key, message))
+    return warnings
 
 
 def resolve_path(config_path: Path, name: str) -> Path:

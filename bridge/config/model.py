@@ -13,7 +13,15 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    model_validator,
+)
 
 from bridge.config.durations import Duration
 
@@ -37,11 +45,48 @@ def _one_or_many(value: Any) -> Any:
     return value
 
 
+def _distinct(topics: list[str]) -> list[str]:
+    # A topic listed twice would make the rule emit two identical events per record.
+    repeated = [topic for index, topic in enumerate(topics) if topic in topics[:index]]
+    if repeated:
+        raise ValueError(f"topic {repeated[0]!r} is listed more than once")
+    return topics
+
+
+def _not_bool(value: Any) -> Any:
+    # Pydantic takes true as 1 (bool is an int in Python); in a file it is a mistake.
+    if isinstance(value, bool):
+        raise ValueError("a number is expected here, not true or false")
+    return value
+
+
+def _version_number(value: Any) -> Any:
+    # true == 1 and 1.0 == 1 in Python, and pydantic's Literal compares with ==.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("version must be the number 1")
+    return value
+
+
+def _integer_as_text(value: Any) -> Any:
+    # "api_version: 2" is how the docs write it; an integer is the same text.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def _registry_form(value: Any) -> Any:
+    # The plain-URL form ("schema_registry: http://...") is the map's url alone.
+    return {"url": value} if isinstance(value, str) else value
+
+
 def _debug_data_form(value: Any) -> Any:
     # One clear message instead of one per member of the union.
     if value is None or value is False or isinstance(value, dict):
         return value
     raise ValueError("debug_data must be a map of fields, or false for none")
+
+
+NotBool = BeforeValidator(_not_bool)
 
 
 class _Model(BaseModel):
@@ -67,45 +112,72 @@ class TlsSettings(_Model):
         return self
 
 
-class VibesSettings(_Model):
-    base_url: str = "https://public-api.vibescm.com"
-    company_key: str = Field(min_length=1)
+def _check_credentials(settings: _Credentials, prefix: str, *, required: bool) -> None:
+    """Each secret once (inline or ``*_file``); both or (when optional) neither."""
+    given = []
+    for name in ("username", "password"):
+        inline, from_file = getattr(settings, name), getattr(settings, f"{name}_file")
+        if inline is not None and from_file is not None:
+            raise ValueError(f"give {prefix}.{name} or {prefix}.{name}_file, not both")
+        if inline is None and from_file is None and required:
+            raise ValueError(f"{prefix}.{name} (or {prefix}.{name}_file) is required")
+        given.append(inline is not None or from_file is not None)
+    if given[0] != given[1]:
+        raise ValueError(f"{prefix}.username and {prefix}.password must be given together")
+
+
+class _Credentials(_Model):
+    """A Basic-auth pair, each half inline (``${VAR}``) or in a file (mounted secrets)."""
+
     username: SecretStr | None = None
     username_file: str | None = None
     password: SecretStr | None = None
     password_file: str | None = None
-    api_version: str = "2"
-    requests_per_second: float = Field(default=300.0, gt=0)
-    timeout_seconds: float = Field(default=10.0, gt=0)
+
+
+class VibesSettings(_Credentials):
+    base_url: str = "https://public-api.vibescm.com"
+    company_key: str = Field(min_length=1)
+    api_version: Annotated[str, BeforeValidator(_integer_as_text)] = "2"
+    requests_per_second: Annotated[float, NotBool] = Field(default=300.0, gt=0)
+    timeout_seconds: Annotated[float, NotBool] = Field(default=10.0, gt=0)
     tls: TlsSettings | None = None
 
     @model_validator(mode="after")
     def _credentials_given_once(self) -> VibesSettings:
-        for name in ("username", "password"):
-            inline, from_file = getattr(self, name), getattr(self, f"{name}_file")
-            if inline is None and from_file is None:
-                raise ValueError(f"vibes.{name} (or vibes.{name}_file) is required")
-            if inline is not None and from_file is not None:
-                raise ValueError(f"give vibes.{name} or vibes.{name}_file, not both")
+        _check_credentials(self, "vibes", required=True)
         _http_url(self.base_url, "vibes.base_url")
         return self
 
 
+class SchemaRegistrySettings(_Credentials):
+    """Where a confluent-avro source's writer schemas come from, and how to log in there."""
+
+    url: str
+    tls: TlsSettings | None = None
+
+    @model_validator(mode="after")
+    def _valid(self) -> SchemaRegistrySettings:
+        _check_credentials(self, "schema_registry", required=False)
+        _http_url(self.url, "schema_registry")
+        return self
+
+
 class DeliverySettings(_Model):
-    max_in_flight: int = Field(default=64, ge=1, le=1024)
+    max_in_flight: Annotated[int, NotBool] = Field(default=64, ge=1, le=1024)
     max_retry_duration: Duration | None = None
     max_event_age: Duration | None = None
-    shutdown_timeout_seconds: float = Field(default=25.0, gt=0)
+    shutdown_timeout_seconds: Annotated[float, NotBool] = Field(default=25.0, gt=0)
     # Back-pressure: consumed records not yet finished, in count and value bytes;
     # at either bound the consumer pauses its partitions until half is left.
-    max_pending_records: int = Field(default=2000, ge=1)
-    max_pending_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    max_pending_records: Annotated[int, NotBool] = Field(default=2000, ge=1)
+    max_pending_bytes: Annotated[int, NotBool] = Field(default=32 * 1024 * 1024, ge=1024)
 
 
 class ManagementSettings(_Model):
     # All interfaces: Prometheus and the kubelet probes reach it over the pod network.
     host: str = "0.0.0.0"
-    port: int = Field(default=9464, ge=0, le=65535)
+    port: Annotated[int, NotBool] = Field(default=9464, ge=0, le=65535)
 
 
 class DeadLetterSettings(_Model):
@@ -117,7 +189,10 @@ class SourceSettings(_Model):
     format: SourceFormat = "json"
     # "schema" would shadow a BaseModel attribute, hence the alias.
     schema_file: str | None = Field(default=None, alias="schema")
-    schema_registry: str | None = None
+    # A URL, or a map with the URL, credentials and TLS (SchemaRegistrySettings).
+    schema_registry: Annotated[SchemaRegistrySettings | None, BeforeValidator(_registry_form)] = (
+        None
+    )
 
     @model_validator(mode="after")
     def _format_needs(self) -> SourceSettings:
@@ -127,14 +202,14 @@ class SourceSettings(_Model):
             raise ValueError("a source with format: confluent-avro needs schema_registry: (a URL)")
         if self.format == "json" and (self.schema_file or self.schema_registry):
             raise ValueError("a json source takes no schema or schema_registry")
-        if self.schema_registry is not None:
-            _http_url(self.schema_registry, "schema_registry")
         return self
 
 
 class RuleSettings(_Model):
     name: str = Field(min_length=1)
-    topic: Annotated[list[str], BeforeValidator(_one_or_many), Field(min_length=1)]
+    topic: Annotated[
+        list[str], BeforeValidator(_one_or_many), AfterValidator(_distinct), Field(min_length=1)
+    ]
     when: str | None = None
     event_type: ValueSpec
     event_id: ValueSpec = None
@@ -148,7 +223,7 @@ class RuleSettings(_Model):
 
 
 class BridgeConfig(_Model):
-    version: Literal[1]
+    version: Annotated[Literal[1], BeforeValidator(_version_number)]
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     vibes: VibesSettings
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)

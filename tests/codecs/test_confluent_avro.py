@@ -26,7 +26,11 @@ from bridge.codecs.avro_schema import parse_avro_schema_text
 from bridge.errors import DecodeError, SchemaRegistryUnavailable, TransientError
 from tests.codecs.conftest import SCHEMAS
 from tests.codecs.helpers import assert_dict_or_decode_error
-from tests.support.schema_registry import TestSchemaRegistry, confluent_frame
+from tests.support.schema_registry import (
+    TestSchemaRegistry,
+    confluent_frame,
+    running_schema_registry,
+)
 
 SHIPMENT_TEXT = (SCHEMAS / "shipment_event.avsc").read_text()
 
@@ -317,3 +321,26 @@ _FUZZ_DECODERS: dict[str, ConfluentAvroDecoder] = {}
 _OFFLINE_DECODER = ConfluentAvroDecoder(
     SchemaRegistryClient("http://127.0.0.1:9", timeout=0.5)  # port 9 (discard): refused
 )
+
+
+@pytest.mark.parametrize(
+    ("auth", "decodes"),
+    [(("reader", "pw-S3cr3t"), True), (("reader", "wrong-S3cr3t"), False), (None, False)],
+)
+def test_basic_auth_is_sent_and_a_refusal_is_transient(
+    shipment_schema: AvroSchema,
+    shipment_example: dict[str, Any],
+    auth: tuple[str, str] | None,
+    decodes: bool,
+) -> None:
+    with running_schema_registry(auth=("reader", "pw-S3cr3t")) as registry:
+        _, data = _registered_shipment(registry, shipment_schema, shipment_example)
+        decoder = _decoder(registry, auth=auth)
+        if decodes:
+            assert decoder.decode(data) == shipment_example
+            assert registry.unauthorized == 0
+            return
+        with pytest.raises(SchemaRegistryUnavailable, match="HTTP 401") as caught:
+            decoder.decode(data)
+        assert "S3cr3t" not in str(caught.value)
+        assert registry.unauthorized == 1

@@ -17,6 +17,10 @@ tests use, with the documented JSON shapes and error codes:
 - ``GET  /subjects``, ``GET /subjects/{subject}/versions`` and
   ``GET /subjects/{subject}/versions/{version|latest}``.
 
+Basic auth is required when the registry is started with ``auth=(user, password)``
+(401 with ``error_code`` 40101 otherwise, as Confluent's answers), and it serves
+HTTPS when given a server ``ssl.SSLContext`` (which may require a client certificate).
+
 Failures can be switched on for the transient path: :meth:`fail_with` answers every
 request with a status (e.g. 503), ``delay_seconds`` slows every answer (timeouts),
 and :meth:`stop` closes the socket (connection refused). Every request is logged in
@@ -25,7 +29,9 @@ and :meth:`stop` closes the socket (connection refused). Every request is logged
 
 from __future__ import annotations
 
+import base64
 import json
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,6 +60,8 @@ class RegistryState:
     requests: list[tuple[str, str]] = field(default_factory=list)
     failure_status: int | None = None
     delay_seconds: float = 0.0
+    authorization: str | None = None  # the Authorization header required, if any
+    unauthorized: int = 0  # requests refused for missing or wrong credentials
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -62,15 +70,27 @@ class TestSchemaRegistry:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self) -> None:
+    def __init__(
+        self, *, auth: tuple[str, str] | None = None, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.state = RegistryState()
+        if auth is not None:
+            token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+            self.state.authorization = f"Basic {token}"
+        self._tls = tls
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._port = 0
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._port}"
+        scheme = "https" if self._tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self._port}"
+
+    @property
+    def unauthorized(self) -> int:
+        with self.state.lock:
+            return self.state.unauthorized
 
     @property
     def requests(self) -> list[tuple[str, str]]:
@@ -83,6 +103,8 @@ class TestSchemaRegistry:
         handler = type("Handler", (_Handler,), {"state": state})
         server = ThreadingHTTPServer(("127.0.0.1", self._port), handler)
         server.daemon_threads = True
+        if self._tls is not None:
+            server.socket = self._tls.wrap_socket(server.socket, server_side=True)
         self._port = server.server_address[1]
         self._server = server
         self._thread = threading.Thread(
@@ -127,9 +149,11 @@ class TestSchemaRegistry:
 
 
 @contextmanager
-def running_schema_registry() -> Iterator[TestSchemaRegistry]:
+def running_schema_registry(
+    *, auth: tuple[str, str] | None = None, tls: ssl.SSLContext | None = None
+) -> Iterator[TestSchemaRegistry]:
     """A started registry, stopped on exit."""
-    registry = TestSchemaRegistry()
+    registry = TestSchemaRegistry(auth=auth, tls=tls)
     registry.start()
     try:
         yield registry
@@ -245,6 +269,11 @@ class _Handler(BaseHTTPRequestHandler):
             state.requests.append((self.command, self.path))
             status = state.failure_status
             delay = state.delay_seconds
+            refused = state.authorization not in (None, self.headers.get("Authorization"))
+            state.unauthorized += refused
+        if refused:
+            self._send(401, {"error_code": 40101, "message": "Unauthorized"})
+            return True
         if delay:
             threading.Event().wait(delay)
         if status is None:

@@ -1,0 +1,55 @@
+"""TLS settings (``tls: {ca_file, cert_file, key_file}``) as an ``ssl.SSLContext``.
+
+Built when the file is loaded, so that an unreadable CA or key is a ``FILE:LINE``
+problem at start-up rather than a failed request an hour later. Messages name the
+setting and the reason, never the files' contents.
+"""
+
+from __future__ import annotations
+
+import ssl
+
+from bridge.config.loader import resolve_path
+from bridge.config.model import TlsSettings
+from bridge.config.yaml_source import KeyPath, SourceDocument
+from bridge.errors import Problem
+
+
+class _EncryptedKeyError(Exception):
+    """Raised by the password callback: the service has no one to type a passphrase."""
+
+
+def _no_passphrase() -> str:
+    # Without a callback OpenSSL would prompt on the terminal and block start-up.
+    raise _EncryptedKeyError
+
+
+def tls_context(
+    tls: TlsSettings, document: SourceDocument, where: KeyPath
+) -> tuple[ssl.SSLContext | None, list[Problem]]:
+    """A verifying client context with the CA and client certificate of ``tls``."""
+    context = ssl.create_default_context()
+    if tls.ca_file is not None:
+        try:
+            context.load_verify_locations(cafile=resolve_path(document.path, tls.ca_file))
+        except (OSError, ssl.SSLError) as exc:
+            return None, [document.problem((*where, "ca_file"), _reason("ca_file", exc))]
+    if tls.cert_file is not None and tls.key_file is not None:
+        try:
+            context.load_cert_chain(
+                resolve_path(document.path, tls.cert_file),
+                resolve_path(document.path, tls.key_file),
+                password=_no_passphrase,
+            )
+        except _EncryptedKeyError:
+            message = "tls.key_file is encrypted; give an unencrypted key (a mounted secret)"
+            return None, [document.problem((*where, "key_file"), message)]
+        except (OSError, ssl.SSLError) as exc:
+            return None, [document.problem((*where, "cert_file"), _reason("cert_file", exc))]
+    return context, []
+
+
+def _reason(name: str, exc: OSError | ssl.SSLError) -> str:
+    if isinstance(exc, ssl.SSLError):
+        return f"cannot use tls.{name}: not a valid PEM file ({exc.reason or 'unreadable'})"
+    return f"cannot read tls.{name}: {exc.strerror or type(exc).__name__}"
