@@ -138,6 +138,8 @@ class Deliverer:
                 if probing:
                     self._probing = False
                     self._notify_gate()
+            if outcome is None:
+                continue  # the gate closed while this attempt waited for its slot
             if probing and not isinstance(outcome, CredentialsRejected | DeliveryUnavailable):
                 self._credentials_work()
             if isinstance(outcome, Delivered):
@@ -151,7 +153,8 @@ class Deliverer:
 
     async def _attempt(
         self, event: MappedEvent, run: _Run, *, probing: bool
-    ) -> Delivered | BridgeError:
+    ) -> Delivered | BridgeError | None:
+        """One POST after the key's rate slot; None when credentials failed meanwhile."""
         if probing:
             started = self._clock()
             await self._sleep(self._credentials_retry_seconds)
@@ -159,6 +162,8 @@ class Deliverer:
             run.paused += self._clock() - started
         waited = await self._limiter.acquire(event.company_key)
         self._observer.rate_limit_waited(event.company_key, waited)
+        if self._failing and not probing:
+            return None
         run.attempts += 1
         self._observer.in_flight_changed(1)
         started = self._clock()
