@@ -40,8 +40,8 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_a_custom_ca_is_trusted(certificate: tuple[Path, Path]) -> None:
     cert, _ = certificate
     context = ssl_context(TlsSettings(ca_file=str(cert)))
-    subjects = [dict(item[0] for item in ca["subject"]) for ca in context.get_ca_certs()]
-    assert {"commonName": "vibes-bridge-test"} in subjects
+    subjects = [str(ca.get("subject")) for ca in context.get_ca_certs()]
+    assert any("vibes-bridge-test" in subject for subject in subjects)
     assert context.verify_mode is ssl.CERT_REQUIRED
 
 
