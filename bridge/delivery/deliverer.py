@@ -173,18 +173,8 @@ class Deliverer:
             self._observer.in_flight_changed(-1)
         seconds = self._clock() - started
         self._observer.attempt_finished(event, _status_of(outcome), seconds)
-        # Coordinates, not the event_id: a user's event_id template may hold person data.
-        source = event.source
-        log.debug(
-            "attempt %d for %s[%d]@%d (rule %s): %s in %.3f s",
-            run.attempts,
-            source.topic,
-            source.partition,
-            source.offset,
-            event.rule,
-            _status_of(outcome) or type(outcome).__name__,
-            seconds,
-        )
+        if log.isEnabledFor(logging.DEBUG):
+            _log_attempt(event, run.attempts, outcome, seconds)
         return outcome
 
     async def _back_off(self, event: MappedEvent, outcome: DeliveryUnavailable, run: _Run) -> None:
@@ -259,6 +249,23 @@ class Deliverer:
         # Wake every waiter once; later waiters wait on a fresh event.
         self._gate_changed.set()
         self._gate_changed = asyncio.Event()
+
+
+def _log_attempt(
+    event: MappedEvent, attempt: int, outcome: Delivered | BridgeError, seconds: float
+) -> None:
+    # Coordinates, not the event_id: a user's event_id template may hold person data.
+    source = event.source
+    log.debug(
+        "attempt %d for %s[%d]@%d (rule %s): %s in %.3f s",
+        attempt,
+        source.topic,
+        source.partition,
+        source.offset,
+        event.rule,
+        _status_of(outcome) or type(outcome).__name__,
+        seconds,
+    )
 
 
 def _status_of(outcome: Delivered | BridgeError) -> int | None:

@@ -207,6 +207,9 @@ def test_401_pauses_everyone_probes_slowly_and_resumes(caplog: pytest.LogCapture
     errors = [rec for rec in caplog.records if rec.levelno >= logging.ERROR]
     assert len(errors) == 1
     assert "credentials" in errors[0].getMessage()
+    assert "attempt 1 for shop.shipments[0]@7" in caplog.text  # per-attempt lines at debug
+    assert "e-1" not in caplog.text  # event ids may be built from person data
+    assert "person-1" not in caplog.text
     assert "secret-pass" not in caplog.text
     assert basic_auth_header("user", "secret-pass") not in caplog.text
 
