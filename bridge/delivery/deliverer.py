@@ -138,6 +138,8 @@ class Deliverer:
                 if probing:
                     self._probing = False
                     self._notify_gate()
+            if outcome is None:
+                continue  # the gate closed while this attempt waited for its slot
             if probing and not isinstance(outcome, CredentialsRejected | DeliveryUnavailable):
                 self._credentials_work()
             if isinstance(outcome, Delivered):
@@ -151,7 +153,8 @@ class Deliverer:
 
     async def _attempt(
         self, event: MappedEvent, run: _Run, *, probing: bool
-    ) -> Delivered | BridgeError:
+    ) -> Delivered | BridgeError | None:
+        """One POST after the key's rate slot; None when credentials failed meanwhile."""
         if probing:
             started = self._clock()
             await self._sleep(self._credentials_retry_seconds)
@@ -159,6 +162,8 @@ class Deliverer:
             run.paused += self._clock() - started
         waited = await self._limiter.acquire(event.company_key)
         self._observer.rate_limit_waited(event.company_key, waited)
+        if self._failing and not probing:
+            return None
         run.attempts += 1
         self._observer.in_flight_changed(1)
         started = self._clock()
@@ -168,18 +173,8 @@ class Deliverer:
             self._observer.in_flight_changed(-1)
         seconds = self._clock() - started
         self._observer.attempt_finished(event, _status_of(outcome), seconds)
-        # Coordinates, not the event_id: a user's event_id template may hold person data.
-        source = event.source
-        log.debug(
-            "attempt %d for %s[%d]@%d (rule %s): %s in %.3f s",
-            run.attempts,
-            source.topic,
-            source.partition,
-            source.offset,
-            event.rule,
-            _status_of(outcome) or type(outcome).__name__,
-            seconds,
-        )
+        if log.isEnabledFor(logging.DEBUG):
+            _log_attempt(event, run.attempts, outcome, seconds)
         return outcome
 
     async def _back_off(self, event: MappedEvent, outcome: DeliveryUnavailable, run: _Run) -> None:
@@ -254,6 +249,23 @@ class Deliverer:
         # Wake every waiter once; later waiters wait on a fresh event.
         self._gate_changed.set()
         self._gate_changed = asyncio.Event()
+
+
+def _log_attempt(
+    event: MappedEvent, attempt: int, outcome: Delivered | BridgeError, seconds: float
+) -> None:
+    # Coordinates, not the event_id: a user's event_id template may hold person data.
+    source = event.source
+    log.debug(
+        "attempt %d for %s[%d]@%d (rule %s): %s in %.3f s",
+        attempt,
+        source.topic,
+        source.partition,
+        source.offset,
+        event.rule,
+        _status_of(outcome) or type(outcome).__name__,
+        seconds,
+    )
 
 
 def _status_of(outcome: Delivered | BridgeError) -> int | None:

@@ -31,6 +31,7 @@ class KeyBudget:
 
     interval: float
     next_free: float = float("-inf")
+    hold_start: float = float("-inf")
     held_until: float = float("-inf")
 
     def reserve(self, now: float) -> float:
@@ -49,14 +50,27 @@ class KeyBudget:
         self.interval = interval
         self.next_free = last_slot + interval
 
-    def hold(self, until: float) -> None:
-        """No slot before ``until``; slots already handed out before it are void."""
-        self.held_until = max(self.held_until, until)
-        self.next_free = max(self.next_free, self.held_until)
+    def hold(self, now: float, until: float) -> None:
+        """No send in ``[now, until)``: slots handed out in it are void, later ones re-planned.
+
+        Slots before ``now`` are taken as sent, so the next slot keeps its distance
+        from them; a hold that overlaps the current one extends it.
+        """
+        if until <= self.held_until:
+            return
+        if self.held_until < now:
+            self.hold_start = now
+        self.held_until = until
+        last_slot = self.next_free - self.interval
+        if last_slot >= until:
+            return  # slots past the hold stay valid; voided waiters queue behind them
+        # The latest slot that may have been sent: the last one, unless the hold voids it.
+        latest_sent = last_slot if last_slot < self.hold_start else self.hold_start
+        self.next_free = max(until, latest_sent + self.interval)
 
     def voided(self, slot: float) -> bool:
-        """True when a hold arrived after ``slot`` was reserved and covers it."""
-        return slot < self.held_until
+        """True when a hold that arrived after ``slot`` was reserved covers it."""
+        return self.hold_start <= slot < self.held_until
 
 
 class RateLimiter:
@@ -106,7 +120,8 @@ class RateLimiter:
 
     def hold(self, company_key: str, seconds: float) -> None:
         """429: nobody on this key sends before now + ``seconds``."""
-        self._budget(company_key).hold(self._clock() + max(seconds, 0.0))
+        now = self._clock()
+        self._budget(company_key).hold(now, now + max(seconds, 0.0))
 
     def _budget(self, company_key: str) -> KeyBudget:
         budget = self._budgets.get(company_key)
