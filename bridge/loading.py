@@ -54,6 +54,8 @@ class LoadedBridge:
     engine: Engine
     warnings: tuple[Problem, ...]
     registries: tuple[SchemaRegistryClient, ...] = ()
+    # vibes.tls as a context, built while loading so bad files are FILE:LINE problems.
+    vibes_tls: ssl.SSLContext | None = None
 
     def close(self) -> None:
         """Close every Schema Registry client; safe to call more than once."""
@@ -88,11 +90,15 @@ def load_bridge(path: Path, environ: Mapping[str, str] | None = None) -> LoadedB
     settings, problems = check_settings(document)
     credentials = None
     connections: dict[str, tuple[_RegistryConnection, ssl.SSLContext | None]] = {}
+    vibes_tls: ssl.SSLContext | None = None
     if settings is not None:
         credentials, credential_problems = read_credentials(settings, document)
         problems += credential_problems
         connections, registry_problems = _registry_connections(settings, document)
         problems += registry_problems
+        if settings.vibes.tls is not None:
+            vibes_tls, tls_problems = tls_context(settings.vibes.tls, document, ("vibes", "tls"))
+            problems += tls_problems
     compiled, rule_problems = compile_rules(document)
     problems += rule_problems
     if problems or settings is None or credentials is None or compiled is None:
@@ -112,6 +118,7 @@ def load_bridge(path: Path, environ: Mapping[str, str] | None = None) -> LoadedB
         compiled.engine,
         warnings,
         tuple(dict.fromkeys(registries.values())),
+        vibes_tls,
     )
 
 

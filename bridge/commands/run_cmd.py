@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from bridge.commands.common import config_option, load_or_exit
+from bridge.commands.common import config_option, exit_with_problems, load_or_exit
+from bridge.errors import ConfigError
 
 _LEVELS = ("debug", "info", "warning", "error")
 
@@ -33,4 +34,9 @@ def run_command(config_path: Path, log_level: str) -> None:
 
     configure_json_logging(log_level)
     loaded = load_or_exit(config_path)
-    raise SystemExit(asyncio.run(run_service(loaded)))
+    try:
+        status = asyncio.run(run_service(loaded))
+    except ConfigError as exc:  # a secret file unreadable when the service reads it
+        loaded.close()
+        exit_with_problems(exc.problems)
+    raise SystemExit(status)

@@ -8,11 +8,11 @@ used from the next request on without rebuilding the client.
 
 from __future__ import annotations
 
+import ssl
 import time
 
 import httpx
 
-from bridge.config.model import TlsSettings
 from bridge.delivery.credentials import CredentialsSource
 from bridge.delivery.outcomes import Delivered, outcome_of_exception, outcome_of_response
 from bridge.delivery.transport import as_httpx_error, build_transport
@@ -35,7 +35,7 @@ class VibesClient:
         api_version: str,
         timeout_seconds: float,
         credentials: CredentialsSource,
-        tls: TlsSettings | None = None,
+        tls: ssl.SSLContext | None = None,
         max_connections: int = 64,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:

@@ -16,8 +16,6 @@ from typing import Final
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from bridge.config.model import TlsSettings
-
 # Idle keep-alive connections are closed after this long (httpx's default).
 KEEPALIVE_EXPIRY_SECONDS: Final = 5.0
 
@@ -32,32 +30,23 @@ class TransportKind(StrEnum):
 DEFAULT_TRANSPORT: Final = TransportKind.AIOHTTP
 
 
-def ssl_context(tls: TlsSettings | None) -> ssl.SSLContext:
-    """Server verification (with a custom CA when given) and the client certificate for mTLS.
-
-    Raises ``OSError``/``ssl.SSLError`` for unreadable or mismatched files; the
-    caller turns that into a configuration error at start-up.
-    """
-    ca_file = tls.ca_file if tls is not None else None
-    context = ssl.create_default_context(cafile=ca_file)
-    if tls is not None and tls.cert_file is not None and tls.key_file is not None:
-        context.load_cert_chain(certfile=tls.cert_file, keyfile=tls.key_file)
-    return context
-
-
 def build_transport(
     kind: TransportKind = DEFAULT_TRANSPORT,
     *,
-    tls: TlsSettings | None = None,
+    tls: ssl.SSLContext | None = None,
     max_connections: int = 64,
 ) -> httpx.AsyncBaseTransport:
-    """A keep-alive connection pool of at most ``max_connections`` to Vibes."""
+    """A keep-alive connection pool of at most ``max_connections`` to Vibes.
+
+    ``tls`` is the context built from ``vibes.tls`` when the file was loaded
+    (``bridge.config.tls``): a custom CA and the client certificate for mutual TLS.
+    """
     limits = httpx.Limits(
         max_connections=max_connections,
         max_keepalive_connections=max_connections,
         keepalive_expiry=KEEPALIVE_EXPIRY_SECONDS,
     )
-    context = ssl_context(tls)
+    context = tls if tls is not None else ssl.create_default_context()
     if kind is TransportKind.HTTPCORE:
         return httpx.AsyncHTTPTransport(verify=context, limits=limits)
     return AiohttpTransport(verify=context, limits=limits)

@@ -118,7 +118,7 @@ def _build(loaded: LoadedBridge, loop: asyncio.AbstractEventLoop) -> Service:
         api_version=settings.vibes.api_version,
         timeout_seconds=settings.vibes.timeout_seconds,
         credentials=CredentialsSource.from_settings(settings.vibes, loaded.path),
-        tls=settings.vibes.tls,
+        tls=loaded.vibes_tls,
         max_connections=settings.delivery.max_in_flight,
     )
     retry_limit = settings.delivery.max_retry_duration

@@ -296,3 +296,35 @@ def test_an_unusable_certificate_file_is_a_problem(
         [problem] = caught.value.problems
         assert wanted in problem.message
         assert "not a certificate" not in problem.message
+
+
+def test_vibes_tls_files_are_checked_when_loading(tmp_path: Path) -> None:
+    """vibes.tls becomes the delivery client's context at load time, or a FILE:LINE problem."""
+    bad_ca = tmp_path / "ca.pem"
+    bad_ca.write_text("not a certificate")
+    config = tmp_path / "bridge.yaml"
+    config.write_text(
+        "version: 1\n"
+        "vibes:\n"
+        "  company_key: acme\n"
+        "  username: u\n"
+        "  password: ${P:-p}\n"
+        "  tls:\n"
+        f"    ca_file: {bad_ca}\n"
+        "sources: [{topic: t}]\n"
+        "rules: [{name: r, topic: t, event_type: e, recipient: {external_person_id: id}}]\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_bridge(config)
+    assert any("ca_file" in str(problem) for problem in caught.value.problems)
+    assert load_bridge(_without_tls(config)).vibes_tls is None
+
+
+def _without_tls(config: Path) -> Path:
+    lines = [
+        line
+        for line in config.read_text().splitlines()
+        if "tls" not in line and "ca_file" not in line
+    ]
+    config.write_text("\n".join(lines) + "\n")
+    return config
