@@ -7,7 +7,8 @@ installed console script (``vibes-bridge`` next to this interpreter), timed
 from spawn to exit; with ``--checkout DIR`` it is ``python -m bridge`` run in
 DIR instead, so that two checkouts (say ``git archive`` of the commit before
 a change, and the work tree) compare on one interpreter in one session;
-the figure is the median of the runs, with the quickest and slowest beside it.
+the figures are the medians of the runs' wall and CPU times, with the
+quickest and slowest beside them.
 A last run under ``python -X importtime`` lists which of the heavy third-party
 packages (the simulator's web framework, Kafka, HTTP, metrics) the command
 loaded, since what a command imports is what its start-up pays for.
@@ -16,6 +17,7 @@ loaded, since what a command imports is what its start-up pays for.
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import statistics
 import subprocess
@@ -41,11 +43,19 @@ def command(args: Sequence[str], checkout: Path | None) -> list[str]:
     return [sys.executable, "-m", "bridge", *args]
 
 
-def timed_run(argv: Sequence[str], cwd: Path | None) -> float:
-    """Seconds from spawn to exit of one run; a failing command stops the bench."""
+def timed_run(argv: Sequence[str], cwd: Path | None) -> tuple[float, float]:
+    """Wall and CPU (user + system) seconds of one run; a failing command stops the bench.
+
+    On a shared machine the wall time swings with the neighbours' load; the CPU
+    time the process itself spent is the steadier figure.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(argv, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
 
 
 def heavy_imports(args: Sequence[str], cwd: Path | None) -> list[str]:
@@ -76,12 +86,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     cwd = options.checkout
     argv_run = command(args, cwd)
     timed_run(argv_run, cwd)  # warm the page cache and the bytecode cache first
-    times_ms = sorted(timed_run(argv_run, cwd) * 1000 for _ in range(options.runs))
+    runs = [timed_run(argv_run, cwd) for _ in range(options.runs)]
     print(f"command: {' '.join(argv_run)}" + (f" (in {cwd})" if cwd else ""))
-    print(
-        f"start-up over {options.runs} runs: median {statistics.median(times_ms):.0f} ms "
-        f"(min {times_ms[0]:.0f}, max {times_ms[-1]:.0f})"
-    )
+    for label, values in (("wall", [r[0] for r in runs]), ("cpu", [r[1] for r in runs])):
+        ms = sorted(value * 1000 for value in values)
+        print(
+            f"{label} over {options.runs} runs: median {statistics.median(ms):.0f} ms "
+            f"(min {ms[0]:.0f}, max {ms[-1]:.0f})"
+        )
     print(f"heavy packages imported: {', '.join(heavy_imports(args, cwd)) or 'none'}")
 
 
