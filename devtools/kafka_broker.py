@@ -17,9 +17,9 @@ broker comes from is decided in this order:
 
 The same module is a small CLI (``scripts/kafka-local`` wraps it)::
 
-    python -m tests.support.kafka_broker start    # last stdout line: KAFKA_BOOTSTRAP_SERVERS=...
-    python -m tests.support.kafka_broker status   # exit 0 if running, 1 if not
-    python -m tests.support.kafka_broker stop
+    python -m devtools.kafka_broker start    # last stdout line: KAFKA_BOOTSTRAP_SERVERS=...
+    python -m devtools.kafka_broker status   # exit 0 if running, 1 if not
+    python -m devtools.kafka_broker stop
 
 ``start`` leaves the broker running in the background and records it in
 ``.cache/kafka/local.json``; a second ``start`` reuses a broker that still answers.
@@ -63,7 +63,7 @@ DEFAULT_KAFKA_VERSION = "4.1.1"
 #: cp-kafka images (it edits /etc/confluent/docker/configure); 7.x is what it supports.
 DEFAULT_DOCKER_IMAGE = "confluentinc/cp-kafka:7.6.0"
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 POM_FILE = REPO_ROOT / "tools" / "kafka" / "pom.xml"
 CACHE_DIR = REPO_ROOT / ".cache" / "kafka"
 STATE_FILE = CACHE_DIR / "local.json"
