@@ -10,6 +10,7 @@ import click
 
 from bridge import __version__
 from bridge.commands.map_cmd import map_command
+from bridge.commands.replay_cmd import replay_command
 from bridge.commands.run_cmd import run_command
 from bridge.commands.sim_cmd import sim_command
 from bridge.commands.test_cmd import test_command
@@ -27,6 +28,7 @@ cli.add_command(validate_command)
 cli.add_command(map_command)
 cli.add_command(test_command)
 cli.add_command(sim_command)
+cli.add_command(replay_command)
 
 
 def main() -> None:

@@ -28,6 +28,7 @@ from bridge.service.health import Health
 from bridge.service.management import ManagementServer
 from bridge.service.offsets import OffsetTracker
 from bridge.service.outbox import DeadLetterOutbox
+from bridge.service.reload import ConfigReloader, RulesTarget
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class Service:
     outbox: DeadLetterOutbox
     consumer: ConsumerLoop
     management: ManagementServer
+    limiter: RateLimiter
 
 
 async def run_service(loaded: LoadedBridge, *, stop: asyncio.Event | None = None) -> int:
@@ -79,8 +81,16 @@ async def run_service(loaded: LoadedBridge, *, stop: asyncio.Event | None = None
             "management": f"http://{host}:{port}",
         },
     )
+    reloader = ConfigReloader(
+        loaded,
+        RulesTarget(service.consumer.use_rules, service.limiter.set_rate),
+        service.metrics,
+    )
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGHUP, lambda: reloader.request(force=True))
     consumer_done = asyncio.ensure_future(asyncio.to_thread(service.consumer.run))
     heartbeat = asyncio.ensure_future(_heartbeat(service))
+    reloading = [asyncio.ensure_future(reloader.serve()), asyncio.ensure_future(reloader.watch())]
     stopping = asyncio.ensure_future(stop.wait())
     await asyncio.wait((consumer_done, stopping), return_when=asyncio.FIRST_COMPLETED)
     status = EXIT_OK
@@ -93,12 +103,12 @@ async def run_service(loaded: LoadedBridge, *, stop: asyncio.Event | None = None
     timeout = settings.delivery.shutdown_timeout_seconds + _CLOSE_ALLOWANCE_SECONDS
     with contextlib.suppress(Exception):
         await asyncio.wait_for(asyncio.shield(consumer_done), timeout)
-    for task in (heartbeat, stopping):
+    for task in (heartbeat, stopping, *reloading):
         task.cancel()
     await service.dispatcher.cancel_all()
     await service.client.aclose()
     await service.management.stop()
-    loaded.close()
+    reloader.current.close()
     log.info("stopped", extra={"exit_status": status})
     return status
 
@@ -121,9 +131,10 @@ def _build(loaded: LoadedBridge, loop: asyncio.AbstractEventLoop) -> Service:
         max_connections=settings.delivery.max_in_flight,
     )
     retry_limit = settings.delivery.max_retry_duration
+    limiter = RateLimiter(settings.vibes.requests_per_second)
     deliverer = Deliverer(
         client,
-        RateLimiter(settings.vibes.requests_per_second),
+        limiter,
         observer=metrics,
         max_retry_duration=None if retry_limit is None else retry_limit.total_seconds(),
     )
@@ -173,6 +184,7 @@ def _build(loaded: LoadedBridge, loop: asyncio.AbstractEventLoop) -> Service:
         outbox,
         consumer,
         management,
+        limiter,
     )
 
 
