@@ -84,7 +84,7 @@ class ReplayReport:
 
     def lines(self) -> list[str]:
         """The report as printed."""
-        action = "would send" if self.dry_run else "delivered"
+        action = "that would be sent" if self.dry_run else "delivered"
         events = self.events_printed if self.dry_run else self.events_delivered
         out = [
             f"replay group: {self.group_id}",

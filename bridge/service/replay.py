@@ -35,6 +35,7 @@ from bridge.metrics import BridgeMetrics
 from bridge.records import SourceRecord
 from bridge.replay import NotADeadLetter, ReplayLetter, ReplayReport, Selection, read_letter
 from bridge.replay.report import Failure, position
+from bridge.replay.scope import narrow_to_rule
 from bridge.service.dead_letters import DeadLetter
 from bridge.service.dispatch import Delivery, Dispatcher
 from bridge.service.health import Health
@@ -226,12 +227,13 @@ class Replay:
         return self._track(item, prepared)
 
     def _prepare(self, letter: ReplayLetter) -> PreparedRecord:
+        engine = self._loaded.engine
         try:
             # max_event_age is not applied: replaying old records is the operator's decision.
-            return prepare(
+            prepared = prepare(
                 letter.source,
                 self._loaded.decoders,
-                self._loaded.engine,
+                engine,
                 max_event_age_seconds=None,
                 now_ms=int(time.time() * 1000),
             )
@@ -239,6 +241,8 @@ class Replay:
             raise RegistryOutage(
                 "the Schema Registry is unavailable: replay stopped; run it again later"
             ) from None
+        current = {rule.name for rule in engine.rules_for(letter.source.topic)}
+        return narrow_to_rule(prepared, letter.rule, current)
 
     def _print(self, prepared: PreparedRecord, at: str) -> None:
         for event in prepared.events:
