@@ -138,8 +138,10 @@ class ConsumerLoop:
     def _turn(self, source: KafkaSource) -> None:
         self._health.consumer_alive()
         self._release_held(source)
-        self._adopt_rules()
         batch = source.fetch(self._settings.fetch_batch, self._settings.fetch_timeout_seconds)
+        # After the fetch, not before: a record fetched while a reload was applied is
+        # mapped by the new rules, so whatever is produced after a reload gets them.
+        self._adopt_rules()
         deliveries = self._take(source, batch)
         if deliveries:
             self._loop.call_soon_threadsafe(self._dispatcher.submit, deliveries)
