@@ -154,8 +154,14 @@ class ConfigReloader:
         path = self.current.path
         # The link's directory sees a ConfigMap swap; the target's sees an edit in place.
         directories = {path.absolute().parent, path.resolve().parent}
-        async for _changes in awatch(*directories, recursive=False, debounce=200, step=50):
-            self.request(force=False)
+        try:
+            async for _changes in awatch(*directories, recursive=False, debounce=200, step=50):
+                self.request(force=False)
+        except (OSError, RuntimeError) as exc:  # inotify limits, a directory gone
+            log.warning(
+                "cannot watch the configuration file; SIGHUP still reloads it",
+                extra={"error": type(exc).__name__},
+            )
 
     async def reload(self, *, force: bool) -> bool:
         """Load the file and apply it; True when it was applied (or already running)."""

@@ -117,6 +117,7 @@ class Replay:
         self._stop = asyncio.Event()
         self._limit_reached = False
         self._outbox: DeadLetterOutbox | None = None
+        self._sink = _FailureSink(self.report, self._tracker, None)
         self._client: VibesClient | None = None
         self._dispatcher: Dispatcher | None = None
 
