@@ -59,6 +59,11 @@ COMMANDS: Final[Mapping[str, LazyCommand]] = {
         "test_command",
         "Run mapping unit tests (YAML cases).",
     ),
+    "replay": LazyCommand(
+        "bridge.commands.replay_cmd",
+        "replay_command",
+        "Re-deliver dead letters once the cause is fixed.",
+    ),
     "sim": LazyCommand(
         "bridge.commands.sim_cmd",
         "sim_command",

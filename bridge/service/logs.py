@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 from pythonjsonlogger.json import JsonFormatter
 
 
-def configure_json_logging(level: str = "info") -> None:
-    """Route every logger to stdout as JSON lines at ``level``."""
-    handler = logging.StreamHandler(sys.stdout)
+def configure_json_logging(level: str = "info", stream: TextIO | None = None) -> None:
+    """Route every logger to ``stream`` (stdout) as JSON lines at ``level``.
+
+    ``replay`` passes stderr: its stdout is the report, or the bodies of a dry run.
+    """
+    handler = logging.StreamHandler(sys.stdout if stream is None else stream)
     handler.setFormatter(
         JsonFormatter(
             "{asctime}{levelname}{name}{message}",
