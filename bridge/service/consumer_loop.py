@@ -141,7 +141,12 @@ class ConsumerLoop:
     def _turn(self, source: KafkaSource) -> None:
         self._health.consumer_alive()
         self._release_held(source)
-        batch = source.fetch(self._settings.fetch_batch, self._settings.fetch_timeout_seconds)
+        # Never fetch more than the room left under the in-flight bound: the bound
+        # then holds to the record, and a paused consumer still polls (fetching none).
+        room = self._settings.max_pending_records - self._tracker.records_in_flight
+        batch = source.fetch(
+            max(1, min(self._settings.fetch_batch, room)), self._settings.fetch_timeout_seconds
+        )
         # After the fetch, not before: a record fetched while a reload was applied is
         # mapped by the new rules, so whatever is produced after a reload gets them.
         self._adopt_rules()
