@@ -10,6 +10,7 @@ import click
 
 from bridge import __version__
 from bridge.commands.map_cmd import map_command
+from bridge.commands.run_cmd import run_command
 from bridge.commands.sim_cmd import sim_command
 from bridge.commands.test_cmd import test_command
 from bridge.commands.validate_cmd import validate_command
@@ -21,6 +22,7 @@ def cli() -> None:
     """Kafka order and shipment events to the Vibes Event API."""
 
 
+cli.add_command(run_command)
 cli.add_command(validate_command)
 cli.add_command(map_command)
 cli.add_command(test_command)

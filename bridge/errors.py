@@ -77,6 +77,9 @@ class RecordError(BridgeError):
     """
 
     reason: ClassVar[DeadLetterReason]
+    # Delivery attempts made before this outcome (the dead letter's ``bridge.attempts``);
+    # 0 for records that never reached delivery. The deliverer sets it when it raises.
+    attempts: int = 0
 
     def __init__(self, code: str, message: str) -> None:
         self.code = code

@@ -40,6 +40,13 @@ class LoadedBridge:
     engine: Engine
     warnings: tuple[Problem, ...]
 
+    def close(self) -> None:
+        """Release what loading opened (the Schema Registry clients of the decoders)."""
+        for decoder in self.decoders.values():
+            close = getattr(decoder, "close", None)
+            if callable(close):
+                close()
+
 
 def load_bridge(path: Path, environ: Mapping[str, str] | None = None) -> LoadedBridge:
     """Load and check ``path``; raise :class:`ConfigError` listing every problem."""

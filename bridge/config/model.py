@@ -96,6 +96,10 @@ class DeliverySettings(_Model):
     max_retry_duration: Duration | None = None
     max_event_age: Duration | None = None
     shutdown_timeout_seconds: float = Field(default=25.0, gt=0)
+    # Back-pressure: consumed records not yet finished, in count and value bytes;
+    # at either bound the consumer pauses its partitions until half is left.
+    max_pending_records: int = Field(default=2000, ge=1)
+    max_pending_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
 
 
 class ManagementSettings(_Model):

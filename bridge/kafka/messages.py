@@ -1,4 +1,8 @@
-"""A consumed confluent-kafka message as a :class:`~bridge.records.SourceRecord`."""
+"""A consumed confluent-kafka message as a :class:`~bridge.records.SourceRecord`.
+
+Strict on purpose: a message without a topic, partition or offset is refused
+rather than given 0, because committing offset 0 would rewind the whole group.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,20 @@ from confluent_kafka import Message
 from bridge.records import SourceRecord
 
 
+class MalformedMessage(ValueError):
+    """A message from the client that lacks its coordinates (never expected from a fetch)."""
+
+
 def to_source_record(message: Message) -> SourceRecord:
     """Copy what the bridge needs out of a message (call only for messages without error)."""
+    topic, partition, offset = message.topic(), message.partition(), message.offset()
+    if topic is None or partition is None or offset is None or offset < 0:
+        raise MalformedMessage("a consumed message has no topic, partition or offset")
     _kind, timestamp = message.timestamp()
     return SourceRecord(
-        topic=message.topic() or "",
-        partition=message.partition() or 0,
-        offset=message.offset() or 0,
+        topic=topic,
+        partition=partition,
+        offset=offset,
         value=message.value(),
         key=message.key(),
         timestamp_ms=timestamp if timestamp >= 0 else None,

@@ -1,0 +1,268 @@
+"""Deliver one event until Vibes has it, or it can never succeed.
+
+The deliverer owns the retry policy around :class:`VibesClient`'s single attempts:
+
+- transient failures (429, 5xx, timeouts, connection errors) are retried with
+  jittered backoff, without a deadline unless ``max_retry_duration`` is set;
+  a 429 holds the company key's whole budget in the rate limiter;
+- a non-retryable 4xx raises :class:`EventRejected`; 409 counts as delivered;
+- 401/403 close a gate shared by every delivery of the process: one task at a
+  time probes every ``credentials_retry_seconds`` (re-reading ``*_file``
+  credentials first) and everyone resumes when a probe gets through. Time spent
+  behind the gate does not count towards ``max_retry_duration``, so a
+  credentials outage never turns events into dead letters.
+
+Cancellation propagates from every await: shutdown and partition revocation
+cancel in-flight deliveries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+
+from bridge.delivery.client import VibesClient
+from bridge.delivery.outcomes import Delivered
+from bridge.delivery.ratelimit import Clock, RateLimiter, Sleep
+from bridge.delivery.retry import Backoff
+from bridge.errors import (
+    BridgeError,
+    CredentialsRejected,
+    DeliveryUnavailable,
+    EventExpired,
+    EventRejected,
+    RecordError,
+    RetryReason,
+)
+from bridge.mapping.engine import MappedEvent
+
+log = logging.getLogger(__name__)
+
+EXPIRED_CODE = "max_retry_duration"
+
+
+class DeliveryObserver(Protocol):
+    """What the deliverer reports; the service's metrics implement it."""
+
+    def attempt_finished(self, event: MappedEvent, status: int | None, seconds: float) -> None:
+        """One HTTP attempt ended; ``status`` is None when there was no answer."""
+
+    def retry_scheduled(self, reason: RetryReason) -> None:
+        """A transient failure will be retried."""
+
+    def rate_limit_waited(self, company_key: str, seconds: float) -> None:
+        """Time an attempt waited for its key's rate budget (0 when none)."""
+
+    def in_flight_changed(self, delta: int) -> None:
+        """+1 when a request starts, -1 when it ends."""
+
+    def credentials_failing(self, failing: bool) -> None:
+        """Called on transitions only: True on the first 401/403, False on recovery."""
+
+
+class NullObserver:
+    """Reports nothing: for tools and benchmarks that need no metrics."""
+
+    def attempt_finished(self, event: MappedEvent, status: int | None, seconds: float) -> None:
+        return None
+
+    def retry_scheduled(self, reason: RetryReason) -> None:
+        return None
+
+    def rate_limit_waited(self, company_key: str, seconds: float) -> None:
+        return None
+
+    def in_flight_changed(self, delta: int) -> None:
+        return None
+
+    def credentials_failing(self, failing: bool) -> None:
+        return None
+
+
+@dataclass(slots=True)
+class _Run:
+    """One event's delivery so far."""
+
+    started: float
+    attempts: int = 0
+    transient_failures: int = 0
+    paused: float = 0.0  # seconds behind the credentials gate: not retry time
+
+
+class Deliverer:
+    """Retries one event's delivery as the outcome of each attempt says."""
+
+    def __init__(
+        self,
+        client: VibesClient,
+        limiter: RateLimiter,
+        *,
+        observer: DeliveryObserver,
+        max_retry_duration: float | timedelta | None,
+        backoff: Backoff | None = None,
+        credentials_retry_seconds: float = 15.0,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._client = client
+        self._limiter = limiter
+        self._observer = observer
+        if isinstance(max_retry_duration, timedelta):
+            max_retry_duration = max_retry_duration.total_seconds()
+        self._max_retry_duration = max_retry_duration
+        self._backoff = backoff if backoff is not None else Backoff()
+        self._credentials_retry_seconds = credentials_retry_seconds
+        self._clock = clock
+        self._sleep = sleep
+        self._failing = False
+        self._probing = False  # one task at a time probes while credentials fail
+        self._gate_changed = asyncio.Event()
+
+    @property
+    def credentials_failing(self) -> bool:
+        """True from the first 401/403 until a probe gets through."""
+        return self._failing
+
+    async def deliver(self, event: MappedEvent) -> Delivered:
+        """Until Vibes has the event; raises EventRejected or EventExpired when it never will."""
+        run = _Run(started=self._clock())
+        while True:
+            probing = await self._pass_credentials_gate(run)
+            try:
+                outcome = await self._attempt(event, run, probing=probing)
+            finally:
+                if probing:
+                    self._probing = False
+                    self._notify_gate()
+            if probing and not isinstance(outcome, CredentialsRejected | DeliveryUnavailable):
+                self._credentials_work()
+            if isinstance(outcome, Delivered):
+                return Delivered(status=outcome.status, attempts=run.attempts)
+            if isinstance(outcome, DeliveryUnavailable):
+                await self._back_off(event, outcome, run)
+            elif isinstance(outcome, CredentialsRejected):
+                self._credentials_rejected(outcome)
+            else:
+                raise _with_attempts(outcome, run.attempts)
+
+    async def _attempt(
+        self, event: MappedEvent, run: _Run, *, probing: bool
+    ) -> Delivered | BridgeError:
+        if probing:
+            started = self._clock()
+            await self._sleep(self._credentials_retry_seconds)
+            self._client.refresh_credentials()
+            run.paused += self._clock() - started
+        waited = await self._limiter.acquire(event.company_key)
+        self._observer.rate_limit_waited(event.company_key, waited)
+        run.attempts += 1
+        self._observer.in_flight_changed(1)
+        started = self._clock()
+        try:
+            outcome = await self._client.post_event(event.company_key, event.body)
+        finally:
+            self._observer.in_flight_changed(-1)
+        seconds = self._clock() - started
+        self._observer.attempt_finished(event, _status_of(outcome), seconds)
+        # Coordinates, not the event_id: a user's event_id template may hold person data.
+        source = event.source
+        log.debug(
+            "attempt %d for %s[%d]@%d (rule %s): %s in %.3f s",
+            run.attempts,
+            source.topic,
+            source.partition,
+            source.offset,
+            event.rule,
+            _status_of(outcome) or type(outcome).__name__,
+            seconds,
+        )
+        return outcome
+
+    async def _back_off(self, event: MappedEvent, outcome: DeliveryUnavailable, run: _Run) -> None:
+        """Wait before the next attempt, or raise EventExpired when that would pass the deadline.
+
+        A 429 holds the key's whole budget (every event on it waits in the
+        limiter), for Retry-After when Vibes sent one; other failures only
+        delay this event, so other keys and events flow on.
+        """
+        run.transient_failures += 1
+        delay = outcome.retry_after
+        if delay is None:
+            delay = self._backoff.delay(run.transient_failures)
+        self._expire_if_past_deadline(outcome, run, delay)
+        self._observer.retry_scheduled(outcome.reason)
+        if outcome.reason is RetryReason.STATUS_429:
+            self._limiter.hold(event.company_key, delay)
+        else:
+            await self._sleep(delay)
+
+    def _expire_if_past_deadline(
+        self, outcome: DeliveryUnavailable, run: _Run, delay: float
+    ) -> None:
+        if self._max_retry_duration is None:
+            return
+        elapsed = self._clock() - run.started - run.paused
+        if elapsed + delay <= self._max_retry_duration:
+            return
+        message = (
+            f"Vibes still unavailable ({outcome.reason.value}) after {run.attempts} attempts "
+            f"over {elapsed:.1f} s; max_retry_duration is {self._max_retry_duration:g} s"
+        )
+        raise _with_attempts(EventExpired(EXPIRED_CODE, message), run.attempts)
+
+    async def _pass_credentials_gate(self, run: _Run) -> bool:
+        """Wait while credentials fail; True when this task is to probe them."""
+        if not self._failing:
+            return False
+        started = self._clock()
+        try:
+            while self._failing:
+                if not self._probing:
+                    self._probing = True
+                    return True
+                await self._gate_changed.wait()
+            return False
+        finally:
+            run.paused += self._clock() - started
+
+    def _credentials_rejected(self, outcome: CredentialsRejected) -> None:
+        if self._failing:
+            return
+        self._failing = True
+        self._notify_gate()
+        self._observer.credentials_failing(True)
+        log.error(
+            "Vibes rejected the credentials (HTTP %d): delivery is paused for every event; "
+            "probing every %g s, re-reading *_file credentials before each probe",
+            outcome.status,
+            self._credentials_retry_seconds,
+        )
+
+    def _credentials_work(self) -> None:
+        if not self._failing:
+            return
+        self._failing = False
+        self._notify_gate()
+        self._observer.credentials_failing(False)
+        log.warning("Vibes accepts the credentials again: delivery resumes")
+
+    def _notify_gate(self) -> None:
+        # Wake every waiter once; later waiters wait on a fresh event.
+        self._gate_changed.set()
+        self._gate_changed = asyncio.Event()
+
+
+def _status_of(outcome: Delivered | BridgeError) -> int | None:
+    if isinstance(outcome, Delivered | EventRejected | CredentialsRejected | DeliveryUnavailable):
+        return outcome.status
+    return None
+
+
+def _with_attempts(error: BridgeError, attempts: int) -> BridgeError:
+    if isinstance(error, RecordError):
+        error.attempts = attempts
+    return error

@@ -1,0 +1,125 @@
+"""librdkafka settings for the bridge's consumer and dead-letter producer.
+
+The user's ``kafka.config`` is passed through (``security.protocol``, ``sasl.*``,
+``ssl.*`` ...), but the keys the delivery guarantees rest on are the bridge's:
+auto-commit off (an offset is committed only when its record is finished),
+the group id of the file, an idempotent producer with ``acks=all``. A user value
+for one of those would silently break at-least-once delivery, so it is dropped
+with a warning instead of winning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from bridge.config.model import KafkaSettings
+
+ConfigValue = str | int | float | bool
+
+# The consumer keys the offset tracker relies on: the bridge commits explicitly.
+_CONSUMER_OWNED: Final[Mapping[str, ConfigValue]] = {
+    "enable.auto.commit": False,
+    "enable.auto.offset.store": False,
+}
+# Spec: a group with no committed offsets starts from the earliest record unless
+# the user's pass-through says otherwise; cooperative-sticky keeps unaffected
+# partitions working during a rebalance.
+_CONSUMER_DEFAULTS: Final[Mapping[str, ConfigValue]] = {
+    "auto.offset.reset": "earliest",
+    "partition.assignment.strategy": "cooperative-sticky",
+    "enable.partition.eof": False,
+    "session.timeout.ms": 45000,
+    "max.poll.interval.ms": 300000,
+    # Bounded prefetch: back-pressure pauses partitions, and this caps what
+    # librdkafka itself buffers meanwhile (per partition, in KiB).
+    "queued.max.messages.kbytes": 16384,
+}
+# The dead-letter producer: a record counts as finished only when the broker
+# acknowledged its dead letter, so no acknowledgement may be lost or doubled.
+_PRODUCER_OWNED: Final[Mapping[str, ConfigValue]] = {
+    "enable.idempotence": True,
+    "acks": "all",
+}
+_PRODUCER_DEFAULTS: Final[Mapping[str, ConfigValue]] = {
+    "linger.ms": 5,
+    "compression.type": "lz4",
+}
+# librdkafka's consumer and producer take the same connection keys; these are
+# meaningful to one side only and librdkafka warns when given to the other.
+_CONSUMER_ONLY_PREFIXES: Final = (
+    "auto.offset.reset",
+    "partition.assignment.strategy",
+    "session.timeout.ms",
+    "max.poll.interval.ms",
+    "heartbeat.interval.ms",
+    "fetch.",
+    "queued.",
+    "isolation.level",
+    "group.",
+    "enable.partition.eof",
+    "check.crcs",
+)
+_PRODUCER_ONLY_PREFIXES: Final = (
+    "linger.ms",
+    "batch.",
+    "compression.",
+    "queue.buffering.",
+    "message.timeout.ms",
+    "delivery.timeout.ms",
+    "retries",
+    "retry.backoff",
+    "max.in.flight",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaClientConfig:
+    """The settings for one client, and the warnings about user keys the bridge overrode."""
+
+    settings: dict[str, ConfigValue]
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+
+def consumer_config(kafka: KafkaSettings, *, group_id: str | None = None) -> KafkaClientConfig:
+    """Consumer settings; ``group_id`` overrides the file's (replay uses a group of its own)."""
+    owned = {**_CONSUMER_OWNED, "group.id": group_id or kafka.group_id}
+    passed = _without_prefixes(kafka.config, _PRODUCER_ONLY_PREFIXES)
+    return _merge(kafka, passed, _CONSUMER_DEFAULTS, owned, role="consumer")
+
+
+def producer_config(kafka: KafkaSettings) -> KafkaClientConfig:
+    """Dead-letter producer settings: idempotent, ``acks=all``."""
+    passed = _without_prefixes(kafka.config, _CONSUMER_ONLY_PREFIXES)
+    passed.pop("group.id", None)
+    return _merge(kafka, passed, _PRODUCER_DEFAULTS, _PRODUCER_OWNED, role="producer")
+
+
+def _merge(
+    kafka: KafkaSettings,
+    passed: dict[str, ConfigValue],
+    defaults: Mapping[str, ConfigValue],
+    owned: Mapping[str, ConfigValue],
+    *,
+    role: str,
+) -> KafkaClientConfig:
+    warnings = [
+        f"kafka.config.{key} is set by the bridge for its {role} and was ignored"
+        for key in owned
+        if key in passed and passed[key] != owned[key]
+    ]
+    settings: dict[str, ConfigValue] = {
+        "bootstrap.servers": kafka.bootstrap_servers,
+        "client.id": "vibes-bridge",
+        **defaults,
+        **passed,
+        **owned,
+    }
+    return KafkaClientConfig(settings, tuple(warnings))
+
+
+def _without_prefixes(
+    config: Mapping[str, ConfigValue], prefixes: tuple[str, ...]
+) -> dict[str, ConfigValue]:
+    return {key: value for key, value in config.items() if not key.startswith(prefixes)}

@@ -1,0 +1,151 @@
+"""The bridge's consumer: subscribe with rebalance callbacks, fetch records, commit positions.
+
+A thin wrapper: confluent-kafka's objects stay inside ``bridge/kafka``; the
+service sees ``(topic, partition)`` pairs and :class:`SourceRecord` values.
+Every call happens on the one thread that owns the consumer (librdkafka runs
+the rebalance callbacks inside ``consume``), which is also the thread that
+commits: commits and rebalances are serialised by construction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from bridge.kafka.config import ConfigValue
+from bridge.kafka.messages import MalformedMessage, to_source_record
+from bridge.records import SourceRecord
+
+log = logging.getLogger(__name__)
+
+Partition = tuple[str, int]
+
+
+class RebalanceListener(Protocol):
+    """What the service does when the group moves partitions (on the consumer's thread)."""
+
+    def partitions_assigned(self, partitions: list[Partition]) -> None: ...
+
+    def partitions_revoked(self, partitions: list[Partition]) -> None: ...
+
+    def partitions_lost(self, partitions: list[Partition]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerTrouble:
+    """A fetch-level error that is not a record: logged and counted, never fatal by itself."""
+
+    code: str
+    retriable: bool
+
+
+class KafkaSource:
+    """The subscribed consumer of the bridge's source topics."""
+
+    def __init__(
+        self,
+        settings: Mapping[str, ConfigValue],
+        topics: Iterable[str],
+        listener: RebalanceListener,
+    ) -> None:
+        self._listener = listener
+        self._consumer = Consumer(dict(settings), logger=log)
+        self._consumer.subscribe(
+            list(topics),
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        self._closed = False
+
+    # librdkafka calls these from inside consume(), on this consumer's thread.
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._listener.partitions_assigned(_pairs(partitions))
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._listener.partitions_revoked(_pairs(partitions))
+
+    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._listener.partitions_lost(_pairs(partitions))
+
+    def fetch(self, max_records: int, timeout: float) -> list[SourceRecord | ConsumerTrouble]:
+        """Up to ``max_records`` records (or fetch errors), waiting at most ``timeout`` seconds."""
+        messages = self._consumer.consume(num_messages=max_records, timeout=timeout)
+        return [_record_or_trouble(message) for message in messages]
+
+    def pause(self, partitions: Iterable[Partition]) -> None:
+        self._consumer.pause(_topic_partitions(partitions))
+
+    def resume(self, partitions: Iterable[Partition]) -> None:
+        self._consumer.resume(_topic_partitions(partitions))
+
+    def seek(self, partition: Partition, offset: int) -> None:
+        """Fetch ``partition`` again from ``offset`` (a registry outage: retry the record)."""
+        topic, number = partition
+        self._consumer.seek(TopicPartition(topic, number, offset))
+
+    def assignment(self) -> list[Partition]:
+        return _pairs(self._consumer.assignment())
+
+    def commit(self, positions: Mapping[Partition, int]) -> bool:
+        """Commit ``positions`` (next offset to read) synchronously; False if the broker refused.
+
+        A refused commit (a rebalance in progress, the member fenced) is not an
+        error for the data: the positions are offered again, and at worst the
+        next owner redelivers records whose event ids Vibes already has.
+        """
+        if not positions:
+            return True
+        offsets = [TopicPartition(t, p, offset) for (t, p), offset in positions.items()]
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            code = error.name() if isinstance(error, KafkaError) else type(exc).__name__
+            log.warning("offset commit refused", extra={"kafka_error": code})
+            return False
+        return True
+
+    def high_watermarks(self, partitions: Iterable[Partition]) -> dict[Partition, int]:
+        """The end offset of each partition from the client's cache (no broker round trip)."""
+        marks: dict[Partition, int] = {}
+        for topic, number in partitions:
+            try:
+                _low, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(topic, number), cached=True
+                )
+            except KafkaException:
+                continue
+            if high >= 0:
+                marks[(topic, number)] = high
+        return marks
+
+    def close(self) -> None:
+        """Leave the group (runs the revoke callback for what is still assigned)."""
+        if not self._closed:
+            self._closed = True
+            self._consumer.close()
+
+
+def _record_or_trouble(message: Message) -> SourceRecord | ConsumerTrouble:
+    error = message.error()
+    if error is not None:
+        if error.fatal():
+            raise KafkaException(error)
+        return ConsumerTrouble(error.name(), error.retriable())
+    try:
+        return to_source_record(message)
+    except MalformedMessage:
+        return ConsumerTrouble("malformed_message", False)
+
+
+def _pairs(partitions: list[TopicPartition]) -> list[Partition]:
+    return [(tp.topic, tp.partition) for tp in partitions]
+
+
+def _topic_partitions(partitions: Iterable[Partition]) -> list[TopicPartition]:
+    return [TopicPartition(topic, number) for topic, number in partitions]

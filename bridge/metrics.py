@@ -1,0 +1,182 @@
+"""Every Prometheus metric of the bridge (spec section 4), in one registry.
+
+The only module that imports ``prometheus_client``: the pipeline and the delivery
+edge report through the small methods here, so the engine stays free of metrics
+and a test can read a value without scraping text.
+
+Labels never carry a person's data: topics, partitions, rule names, event types,
+HTTP statuses, reasons and company keys only.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from bridge.errors import RetryReason
+
+if TYPE_CHECKING:
+    from bridge.mapping.engine import MappedEvent
+
+CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
+
+# Vibes answers in tens of milliseconds; retries and outages stretch it to minutes.
+_DELIVERY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+# Record time to acceptance: a live stream is sub-second, a backlog can be hours.
+_END_TO_END_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+_WAIT_BUCKETS: Final = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30)
+
+
+class BridgeMetrics:
+    """The bridge's metrics on a registry of their own (one per service instance)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.records_consumed = Counter(
+            "vibes_bridge_records_consumed", "Records read from Kafka.", ["topic"], registry=r
+        )
+        self.records_unmatched = Counter(
+            "vibes_bridge_records_unmatched",
+            "Records no rule matched (skipped, not an error).",
+            ["topic"],
+            registry=r,
+        )
+        self.records_committed = Counter(
+            "vibes_bridge_records_committed",
+            "Records whose offsets were committed (finished: delivered, skipped or dead-lettered).",
+            ["topic"],
+            registry=r,
+        )
+        self.events_mapped = Counter(
+            "vibes_bridge_events_mapped",
+            "Events the rules made from records.",
+            ["rule", "event_type"],
+            registry=r,
+        )
+        self.events_delivered = Counter(
+            "vibes_bridge_events_delivered",
+            "Events Vibes accepted (2xx), or already had (409).",
+            ["rule", "event_type", "status"],
+            registry=r,
+        )
+        self.delivery_retries = Counter(
+            "vibes_bridge_delivery_retries",
+            "Delivery attempts that will be retried, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "vibes_bridge_dead_letters",
+            "Records written to the dead-letter topic and acknowledged, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.delivery_duration = Histogram(
+            "vibes_bridge_delivery_duration_seconds",
+            "Duration of one HTTP attempt to the Event API.",
+            ["event_type"],
+            buckets=_DELIVERY_BUCKETS,
+            registry=r,
+        )
+        self.end_to_end_latency = Histogram(
+            "vibes_bridge_end_to_end_latency_seconds",
+            "Kafka record timestamp to Vibes acceptance.",
+            ["event_type"],
+            buckets=_END_TO_END_BUCKETS,
+            registry=r,
+        )
+        self.in_flight_requests = Gauge(
+            "vibes_bridge_in_flight_requests", "HTTP requests to Vibes now open.", registry=r
+        )
+        self.consumer_lag = Gauge(
+            "vibes_bridge_consumer_lag",
+            "Records between the committed position and the partition's end.",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.consumer_paused = Gauge(
+            "vibes_bridge_consumer_paused",
+            "Partitions paused because in-flight work reached its bound.",
+            registry=r,
+        )
+        self.rate_limit_wait = Histogram(
+            "vibes_bridge_rate_limit_wait_seconds",
+            "Time an event waited for its company key's rate budget.",
+            ["company_key"],
+            buckets=_WAIT_BUCKETS,
+            registry=r,
+        )
+        self.ready = Gauge(
+            "vibes_bridge_ready", "1 when the bridge is ready, 0 when not.", registry=r
+        )
+        self.credentials_gauge = Gauge(
+            "vibes_bridge_credentials_failing",
+            "1 while Vibes rejects the credentials (401/403) and delivery is paused.",
+            registry=r,
+        )
+        self.last_progress = Gauge(
+            "vibes_bridge_loop_last_progress_timestamp_seconds",
+            "When the consumer loop last completed a turn (Unix time).",
+            registry=r,
+        )
+        self.callbacks = Counter(
+            "vibes_bridge_callbacks",
+            "Event-processed callbacks received from Vibes.",
+            ["event_type", "action_type", "status", "status_reason"],
+            registry=r,
+        )
+
+    # ------------------------------------------------------------------ delivery observer
+    # The methods bridge.delivery.DeliveryObserver asks for.
+
+    def attempt_finished(self, event: MappedEvent, status: int | None, seconds: float) -> None:
+        self.delivery_duration.labels(event.event_type).observe(seconds)
+
+    def retry_scheduled(self, reason: RetryReason) -> None:
+        self.delivery_retries.labels(reason.value).inc()
+
+    def rate_limit_waited(self, company_key: str, seconds: float) -> None:
+        self.rate_limit_wait.labels(company_key).observe(seconds)
+
+    def in_flight_changed(self, delta: int) -> None:
+        self.in_flight_requests.inc(delta)
+
+    def credentials_failing(self, failing: bool) -> None:
+        self.credentials_gauge.set(1 if failing else 0)
+
+    # ------------------------------------------------------------------ pipeline
+
+    def delivered(self, event: MappedEvent, status: int, now: float | None = None) -> None:
+        """An event Vibes has; the end-to-end latency needs the record's timestamp."""
+        self.events_delivered.labels(event.rule, event.event_type, str(status)).inc()
+        timestamp_ms = event.source.timestamp_ms
+        if timestamp_ms is not None:
+            now = time.time() if now is None else now
+            latency = max(0.0, now - timestamp_ms / 1000)
+            self.end_to_end_latency.labels(event.event_type).observe(latency)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry)
+
+
+def exported_names() -> frozenset[str]:
+    """Every sample name the bridge can expose, as a scrape shows it.
+
+    Counters appear with ``_total``, histograms with ``_bucket``, ``_sum`` and
+    ``_count``; the dashboard and alert tests check their queries against this.
+    """
+    metrics = BridgeMetrics()
+    names: set[str] = set()
+    for family in metrics.registry.collect():
+        if family.type == "counter":
+            names.add(f"{family.name}_total")
+        elif family.type == "histogram":
+            names.update(f"{family.name}{suffix}" for suffix in ("_bucket", "_sum", "_count"))
+        else:
+            names.add(family.name)
+    return frozenset(names)

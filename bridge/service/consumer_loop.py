@@ -1,0 +1,289 @@
+"""The consumer thread: fetch, prepare, track, hand over, commit, and answer rebalances.
+
+One thread owns the confluent-kafka consumer (the architecture page says why):
+it fetches records, decodes and maps them (``stages.prepare``), registers each
+in the offset tracker, writes immediate dead letters, and hands the events to
+the asyncio loop. It also commits, so commits and rebalance callbacks never
+race. It never blocks on delivery: when in-flight work reaches its bounds it
+pauses the partitions instead, and keeps polling so the group keeps it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from bridge.codecs import Decoder
+from bridge.errors import SchemaRegistryUnavailable
+from bridge.kafka.consumer import ConsumerTrouble, KafkaSource, Partition
+from bridge.mapping.engine import Engine
+from bridge.metrics import BridgeMetrics
+from bridge.records import SourceRecord
+from bridge.service.dispatch import Delivery, Dispatcher
+from bridge.service.health import Health
+from bridge.service.offsets import OffsetTracker
+from bridge.service.outbox import DeadLetterOutbox
+from bridge.service.stages import PreparedRecord, prepare
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LoopSettings:
+    """The consumer thread's bounds and cadences (from ``delivery`` in the file)."""
+
+    max_pending_records: int
+    max_pending_bytes: int
+    max_event_age_seconds: float | None
+    shutdown_timeout_seconds: float
+    revoke_timeout_seconds: float = 10.0
+    commit_interval_seconds: float = 1.0
+    lag_interval_seconds: float = 5.0
+    fetch_batch: int = 500
+    fetch_timeout_seconds: float = 0.2
+    registry_backoff_seconds: tuple[float, float] = (1.0, 30.0)
+
+
+class ConsumerLoop:
+    """Runs on its own thread until :meth:`stop`; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        source_factory: Callable[[ConsumerLoop], KafkaSource],
+        outbox: DeadLetterOutbox,
+        decoders: Mapping[str, Decoder],
+        engine: Engine,
+        tracker: OffsetTracker,
+        dispatcher: Dispatcher,
+        loop: asyncio.AbstractEventLoop,
+        metrics: BridgeMetrics,
+        health: Health,
+        settings: LoopSettings,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._source_factory = source_factory
+        self._outbox = outbox
+        self._decoders = decoders
+        self._engine = engine
+        self._tracker = tracker
+        self._dispatcher = dispatcher
+        self._loop = loop
+        self._metrics = metrics
+        self._health = health
+        self._settings = settings
+        self._clock = clock
+        self._stop = threading.Event()
+        self._closing = False
+        self._paused = False
+        self._assignment_changed = False
+        self._held: dict[Partition, float] = {}  # paused by a registry outage, until when
+        self._registry_failures: dict[Partition, int] = {}
+        self._next_commit = 0.0
+        self._next_lag = 0.0
+        self._source: KafkaSource | None = None
+
+    # ------------------------------------------------------------------ thread
+
+    def stop(self) -> None:
+        """Ask the thread to drain and leave (any thread; returns at once)."""
+        self._stop.set()
+
+    def run(self) -> None:
+        """The thread's body: consume until stopped, then drain and close."""
+        self._source = self._source_factory(self)
+        self._health.subscribed = True
+        try:
+            while not self._stop.is_set():
+                self._turn(self._source)
+            self._drain(self._source)
+        finally:
+            self._closing = True
+            self._source.close()
+            remaining = self._outbox.flush(self._settings.shutdown_timeout_seconds)
+            if remaining:
+                log.error("dead letters not acknowledged at exit", extra={"count": remaining})
+            self._health.subscribed = False
+
+    def _turn(self, source: KafkaSource) -> None:
+        self._health.consumer_alive()
+        self._release_held(source)
+        batch = source.fetch(self._settings.fetch_batch, self._settings.fetch_timeout_seconds)
+        deliveries = self._take(source, batch)
+        if deliveries:
+            self._loop.call_soon_threadsafe(self._dispatcher.submit, deliveries)
+        self._outbox.serve()
+        self._apply_back_pressure(source)
+        now = self._clock()
+        if now >= self._next_commit:
+            self._commit(source)
+            self._next_commit = now + self._settings.commit_interval_seconds
+        if now >= self._next_lag:
+            self._export_lag(source)
+            self._next_lag = now + self._settings.lag_interval_seconds
+
+    # ------------------------------------------------------------------ records
+
+    def _take(
+        self, source: KafkaSource, batch: list[SourceRecord | ConsumerTrouble]
+    ) -> list[Delivery]:
+        deliveries: list[Delivery] = []
+        skip: set[Partition] = set()  # held by a registry outage during this batch
+        now_ms = int(time.time() * 1000)
+        for item in batch:
+            if isinstance(item, ConsumerTrouble):
+                log.warning("kafka fetch problem", extra={"kafka_error": item.code})
+                continue
+            partition = (item.topic, item.partition)
+            if partition in skip:
+                continue
+            self._metrics.records_consumed.labels(item.topic).inc()
+            try:
+                prepared = prepare(
+                    item,
+                    self._decoders,
+                    self._engine,
+                    max_event_age_seconds=self._settings.max_event_age_seconds,
+                    now_ms=now_ms,
+                )
+            except SchemaRegistryUnavailable:
+                self._hold(source, partition, item.offset)
+                skip.add(partition)
+                continue
+            self._registry_failures.pop(partition, None)
+            deliveries.extend(self._track(prepared))
+        return deliveries
+
+    def _track(self, prepared: PreparedRecord) -> list[Delivery]:
+        record = prepared.record
+        size = len(record.value or b"") + len(record.key or b"")
+        ticket = self._tracker.add(
+            record.topic, record.partition, record.offset, units=prepared.units, size=size
+        )
+        if not prepared.matched:
+            self._metrics.records_unmatched.labels(record.topic).inc()
+        for event in prepared.events:
+            self._metrics.events_mapped.labels(event.rule, event.event_type).inc()
+        for letter in prepared.dead_letters:
+            self._outbox.write(letter, ticket)
+        return [Delivery(event, ticket) for event in prepared.events]
+
+    def _hold(self, source: KafkaSource, partition: Partition, offset: int) -> None:
+        """A registry outage: fetch this partition again from ``offset`` after a backoff."""
+        failures = self._registry_failures.get(partition, 0) + 1
+        self._registry_failures[partition] = failures
+        first, cap = self._settings.registry_backoff_seconds
+        self._held[partition] = self._clock() + min(cap, first * 2 ** (failures - 1))
+        source.pause([partition])
+        source.seek(partition, offset)
+        if failures == 1:
+            log.warning(
+                "schema registry unavailable; retrying the partition's record",
+                extra={"topic": partition[0], "partition": partition[1]},
+            )
+
+    def _release_held(self, source: KafkaSource) -> None:
+        now = self._clock()
+        due = [partition for partition, until in self._held.items() if until <= now]
+        for partition in due:
+            del self._held[partition]
+        if due and not self._paused:  # else back-pressure resumes them with the rest
+            source.resume(due)
+
+    # ------------------------------------------------------------------ back-pressure
+
+    def _apply_back_pressure(self, source: KafkaSource) -> None:
+        full = (
+            self._tracker.records_in_flight >= self._settings.max_pending_records
+            or self._tracker.bytes_in_flight >= self._settings.max_pending_bytes
+        )
+        roomy = (
+            self._tracker.records_in_flight <= self._settings.max_pending_records // 2
+            and self._tracker.bytes_in_flight <= self._settings.max_pending_bytes // 2
+        )
+        if full and (not self._paused or self._assignment_changed):
+            source.pause(source.assignment())
+            self._paused = True
+            self._metrics.consumer_paused.set(len(source.assignment()))
+        elif self._paused and roomy:
+            source.resume([p for p in source.assignment() if p not in self._held])
+            self._paused = False
+            self._metrics.consumer_paused.set(0)
+        self._assignment_changed = False
+
+    # ------------------------------------------------------------------ commits
+
+    def _commit(self, source: KafkaSource, partitions: list[Partition] | None = None) -> None:
+        positions = self._tracker.positions_to_commit(partitions)
+        if positions and source.commit(positions):
+            self._tracker.committed(positions)
+            self._health.consumer_alive()
+
+    def _export_lag(self, source: KafkaSource) -> None:
+        assigned = source.assignment()
+        for (topic, partition), high in source.high_watermarks(assigned).items():
+            position = self._tracker.committed_position(topic, partition)
+            if position is not None:
+                lag = max(0, high - position)
+                self._metrics.consumer_lag.labels(topic, str(partition)).set(lag)
+
+    # ------------------------------------------------------------------ rebalances
+
+    def partitions_assigned(self, partitions: list[Partition]) -> None:
+        for topic, partition in partitions:
+            self._tracker.assign(topic, partition)
+        self._assignment_changed = True
+        log.info("partitions assigned", extra={"partitions": _names(partitions)})
+
+    def partitions_revoked(self, partitions: list[Partition]) -> None:
+        """Finish what can finish in a bounded time, commit it, then let the partitions go."""
+        if not self._closing:
+            self._wait_for(partitions, self._settings.revoke_timeout_seconds)
+        if self._source is not None:
+            self._commit(self._source, partitions)
+        self._let_go(partitions)
+        log.info("partitions revoked", extra={"partitions": _names(partitions)})
+
+    def partitions_lost(self, partitions: list[Partition]) -> None:
+        """Another member owns them already: committing now would be refused; just let go."""
+        self._let_go(partitions)
+        log.warning("partitions lost", extra={"partitions": _names(partitions)})
+
+    def _let_go(self, partitions: list[Partition]) -> None:
+        for topic, partition in partitions:
+            self._tracker.revoke(topic, partition)
+            self._held.pop((topic, partition), None)
+            self._registry_failures.pop((topic, partition), None)
+            with contextlib.suppress(KeyError):  # a partition whose lag was never exported
+                self._metrics.consumer_lag.remove(topic, str(partition))
+        self._loop.call_soon_threadsafe(self._dispatcher.forget, set(partitions))
+
+    def _wait_for(self, partitions: list[Partition], timeout: float) -> None:
+        """Serve dead-letter acknowledgements until ``partitions`` have nothing pending."""
+        deadline = self._clock() + timeout
+        while self._tracker.pending_in(partitions) and self._clock() < deadline:
+            self._health.consumer_alive()
+            self._outbox.serve(0.05)
+
+    # ------------------------------------------------------------------ shutdown
+
+    def _drain(self, source: KafkaSource) -> None:
+        """Stop fetching, let in-flight work finish within the deadline, commit what finished."""
+        source.pause(source.assignment())
+        deadline = self._clock() + self._settings.shutdown_timeout_seconds
+        while self._tracker.records_in_flight and self._clock() < deadline:
+            self._health.consumer_alive()
+            self._outbox.serve(0.05)
+        left = self._tracker.records_in_flight
+        if left:
+            log.warning("shutdown deadline reached with work in flight", extra={"records": left})
+        self._commit(source)
+
+
+def _names(partitions: list[Partition]) -> list[str]:
+    return [f"{topic}[{partition}]" for topic, partition in partitions]

@@ -1,0 +1,90 @@
+"""The delivery side of the pipeline, on the asyncio loop: events out, outcomes back.
+
+Prepared events arrive from the consumer thread; each goes through its key's
+lane (per-key order), takes one of ``max_in_flight`` slots, and is delivered by
+the :class:`~bridge.delivery.Deliverer` (rate budget, retries, credentials).
+The outcome finishes a unit of the record's work in the offset tracker, or,
+for an event that can never succeed, becomes a dead letter whose broker
+acknowledgement finishes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import NamedTuple, Protocol
+
+from bridge.delivery import Deliverer
+from bridge.errors import EventExpired, EventRejected
+from bridge.mapping.engine import MappedEvent
+from bridge.metrics import BridgeMetrics
+from bridge.service.dead_letters import DeadLetter, dead_letter
+from bridge.service.lanes import KeyLanes
+from bridge.service.offsets import OffsetTracker, Ticket
+
+log = logging.getLogger(__name__)
+
+
+class DeadLetterSink(Protocol):
+    """Where dead letters go; ``ticket`` is finished once the broker acknowledged the letter."""
+
+    def write(self, letter: DeadLetter, ticket: Ticket) -> None: ...
+
+
+class Delivery(NamedTuple):
+    """One event to deliver, and the record's ticket it finishes."""
+
+    event: MappedEvent
+    ticket: Ticket
+
+
+class Dispatcher:
+    """Delivers events with per-key order and bounded concurrency; reports every outcome."""
+
+    def __init__(
+        self,
+        deliverer: Deliverer,
+        tracker: OffsetTracker,
+        dead_letters: DeadLetterSink,
+        metrics: BridgeMetrics,
+        *,
+        max_in_flight: int,
+    ) -> None:
+        self._deliverer = deliverer
+        self._tracker = tracker
+        self._dead_letters = dead_letters
+        self._metrics = metrics
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._lanes: KeyLanes[Delivery] = KeyLanes(self._deliver)
+
+    def submit(self, deliveries: list[Delivery]) -> None:
+        """Queue events (called through ``loop.call_soon_threadsafe`` by the consumer thread)."""
+        for delivery in deliveries:
+            self._lanes.push(delivery.event.source.key, delivery)
+
+    def forget(self, partitions: set[tuple[str, int]]) -> None:
+        """Stop work for revoked partitions: their new owner delivers it again."""
+        dropped = self._lanes.drop(
+            lambda delivery: (delivery.ticket.topic, delivery.ticket.partition) in partitions
+        )
+        if dropped:
+            log.info("dropped work of revoked partitions", extra={"events": dropped})
+
+    @property
+    def busy(self) -> int:
+        return self._lanes.busy
+
+    async def cancel_all(self) -> None:
+        await self._lanes.cancel_all()
+
+    async def _deliver(self, delivery: Delivery) -> None:
+        event, ticket = delivery
+        async with self._slots:
+            try:
+                delivered = await self._deliverer.deliver(event)
+            except (EventRejected, EventExpired) as error:
+                letter = dead_letter(event.source, error, rule=event.rule, attempts=error.attempts)
+                self._dead_letters.write(letter, ticket)
+                return
+        self._metrics.delivered(event, delivered.status)
+        self._tracker.finish(ticket)

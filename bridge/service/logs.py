@@ -1,0 +1,33 @@
+"""Structured JSON log lines on stdout (python-json-logger), one object per line.
+
+The service logs through the standard library everywhere; this is the one place
+that decides the format. Fields passed with ``extra=`` become keys of the line.
+Never pass record values, recipients or credentials: the call sites only pass
+coordinates, counts, codes and names.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from pythonjsonlogger.json import JsonFormatter
+
+
+def configure_json_logging(level: str = "info") -> None:
+    """Route every logger to stdout as JSON lines at ``level``."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        JsonFormatter(
+            "{asctime}{levelname}{name}{message}",
+            style="{",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            timestamp=False,
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # librdkafka's own log lines arrive through the client's logger at its levels;
+    # aiohttp's access log is off (the management routes are scraped every few seconds).
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

@@ -1,0 +1,195 @@
+"""Which offsets may be committed: a record counts only when it and all before it are finished.
+
+A record is *finished* when every unit of work it produced is: each event
+delivered (or acknowledged on the dead-letter topic), each dead letter
+acknowledged by the broker. Records finish out of order (different keys are
+delivered concurrently), so the tracker keeps, per partition, the offsets still
+pending in arrival order, and the commit position is the first one not yet
+finished. Committing past an unfinished record could lose a customer's message
+after a crash; committing before a finished one only redelivers it, which the
+deterministic event ids make harmless.
+
+Pure and thread-safe: the consumer thread adds records and takes commit
+positions, the delivery loop finishes work, under one lock. Each assignment of
+a partition has a generation, so work that finishes after its partition was
+revoked (and maybe assigned again) cannot move the new owner's position.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+TopicPartition = tuple[str, int]
+
+
+class Ticket(NamedTuple):
+    """What a unit of work hands back when it is done: the record and its partition's generation."""
+
+    topic: str
+    partition: int
+    offset: int
+    generation: int
+
+
+@dataclass(slots=True)
+class _Pending:
+    remaining: int
+    size: int
+
+
+@dataclass(slots=True)
+class _PartitionState:
+    generation: int
+    pending: dict[int, _Pending] = field(default_factory=dict)
+    order: deque[int] = field(default_factory=deque)  # pending offsets, ascending
+    next_position: int | None = None  # the offset after the last finished prefix
+    committed: int | None = None  # the last position handed out for commit
+
+
+class OffsetTracker:
+    """Pending records per partition, the commit positions, and the in-flight totals."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._partitions: dict[TopicPartition, _PartitionState] = {}
+        self._generations: dict[TopicPartition, int] = {}
+        self._records = 0
+        self._bytes = 0
+
+    # ------------------------------------------------------------------ assignment
+
+    def assign(self, topic: str, partition: int) -> None:
+        """Start tracking a newly assigned partition (a fresh generation)."""
+        key = (topic, partition)
+        with self._lock:
+            generation = self._generations.get(key, 0) + 1
+            self._generations[key] = generation
+            self._drop(key)
+            self._partitions[key] = _PartitionState(generation)
+
+    def revoke(self, topic: str, partition: int) -> None:
+        """Forget a partition; its unfinished work no longer counts anywhere."""
+        with self._lock:
+            self._drop((topic, partition))
+
+    def _drop(self, key: TopicPartition) -> None:
+        state = self._partitions.pop(key, None)
+        if state is not None:
+            self._records -= len(state.pending)
+            self._bytes -= sum(entry.size for entry in state.pending.values())
+
+    def assigned(self) -> list[TopicPartition]:
+        with self._lock:
+            return list(self._partitions)
+
+    # ------------------------------------------------------------------ work
+
+    def add(self, topic: str, partition: int, offset: int, *, units: int, size: int) -> Ticket:
+        """Track a consumed record with ``units`` pieces of work (0: finished already)."""
+        key = (topic, partition)
+        with self._lock:
+            state = self._partitions.get(key)
+            if state is None:  # consumed before the assignment was seen: track it anyway
+                generation = self._generations.get(key, 0) + 1
+                self._generations[key] = generation
+                state = self._partitions[key] = _PartitionState(generation)
+            ticket = Ticket(topic, partition, offset, state.generation)
+            if units <= 0:
+                if not state.order:
+                    state.next_position = offset + 1
+                else:  # behind pending records: remember it as finished, in order
+                    state.pending[offset] = _Pending(0, 0)
+                    state.order.append(offset)
+                    self._records += 1
+                return ticket
+            state.pending[offset] = _Pending(units, size)
+            state.order.append(offset)
+            self._records += 1
+            self._bytes += size
+            return ticket
+
+    def finish(self, ticket: Ticket, units: int = 1) -> bool:
+        """One unit of the record is done; True when that finished the whole record."""
+        key = (ticket.topic, ticket.partition)
+        with self._lock:
+            state = self._partitions.get(key)
+            if state is None or state.generation != ticket.generation:
+                return False  # revoked meanwhile: the new owner redelivers it
+            entry = state.pending.get(ticket.offset)
+            if entry is None or entry.remaining <= 0:
+                return False
+            entry.remaining -= units
+            if entry.remaining > 0:
+                return False
+            self._bytes -= entry.size
+            entry.size = 0
+            self._advance(state)
+            return True
+
+    def _advance(self, state: _PartitionState) -> None:
+        while state.order and state.pending[state.order[0]].remaining <= 0:
+            offset = state.order.popleft()
+            del state.pending[offset]
+            self._records -= 1
+            state.next_position = offset + 1
+
+    def is_current(self, ticket: Ticket) -> bool:
+        """Whether the ticket's partition is still assigned in the same generation."""
+        with self._lock:
+            state = self._partitions.get((ticket.topic, ticket.partition))
+            return state is not None and state.generation == ticket.generation
+
+    # ------------------------------------------------------------------ commits
+
+    def positions_to_commit(
+        self, partitions: list[TopicPartition] | None = None
+    ) -> dict[TopicPartition, int]:
+        """Positions (next offset to read) that moved since they were last handed out."""
+        with self._lock:
+            keys = list(self._partitions) if partitions is None else partitions
+            moved: dict[TopicPartition, int] = {}
+            for key in keys:
+                state = self._partitions.get(key)
+                if state is None or state.next_position is None:
+                    continue
+                if state.committed is None or state.next_position > state.committed:
+                    moved[key] = state.next_position
+            return moved
+
+    def committed(self, positions: dict[TopicPartition, int]) -> None:
+        """Record that these positions were committed (so they are not handed out again)."""
+        with self._lock:
+            for key, position in positions.items():
+                state = self._partitions.get(key)
+                if state is not None and (state.committed is None or position > state.committed):
+                    state.committed = position
+
+    def committed_position(self, topic: str, partition: int) -> int | None:
+        with self._lock:
+            state = self._partitions.get((topic, partition))
+            return None if state is None else state.committed
+
+    # ------------------------------------------------------------------ totals
+
+    @property
+    def records_in_flight(self) -> int:
+        """Records consumed and not yet finished (back-pressure counts these)."""
+        return self._records
+
+    @property
+    def bytes_in_flight(self) -> int:
+        """The value bytes of those records."""
+        return self._bytes
+
+    def pending_in(self, partitions: list[TopicPartition]) -> int:
+        """Unfinished records in these partitions (revocation waits for them)."""
+        with self._lock:
+            total = 0
+            for key in partitions:
+                state = self._partitions.get(key)
+                if state is not None:
+                    total += sum(1 for entry in state.pending.values() if entry.remaining > 0)
+            return total

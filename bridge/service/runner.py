@@ -1,0 +1,178 @@
+"""`vibes-bridge run`: wire Kafka, the engine, delivery and the management port, then serve.
+
+The only place that builds every part. Two threads of control: the consumer
+thread (``consumer_loop``) and the asyncio loop on the main thread (delivery,
+dead-letter outcomes, the management server, signals). SIGTERM or SIGINT ends
+the run gracefully: stop fetching, let in-flight work finish within
+``delivery.shutdown_timeout_seconds``, commit what finished, close, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from dataclasses import dataclass
+
+from bridge.delivery import CredentialsSource, Deliverer, RateLimiter, VibesClient
+from bridge.kafka.config import consumer_config, producer_config
+from bridge.kafka.consumer import KafkaSource
+from bridge.kafka.producer import DeadLetterProducer
+from bridge.loading import LoadedBridge
+from bridge.metrics import BridgeMetrics
+from bridge.service.consumer_loop import ConsumerLoop, LoopSettings
+from bridge.service.dispatch import Dispatcher
+from bridge.service.health import Health
+from bridge.service.management import ManagementServer
+from bridge.service.offsets import OffsetTracker
+from bridge.service.outbox import DeadLetterOutbox
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+_HEARTBEAT_SECONDS = 1.0
+# Closing the consumer and flushing dead letters after the drain deadline.
+_CLOSE_ALLOWANCE_SECONDS = 15.0
+
+
+@dataclass(slots=True)
+class Service:
+    """The running parts, for the run command and for tests that drive a service in-process."""
+
+    loaded: LoadedBridge
+    metrics: BridgeMetrics
+    health: Health
+    tracker: OffsetTracker
+    client: VibesClient
+    deliverer: Deliverer
+    dispatcher: Dispatcher
+    outbox: DeadLetterOutbox
+    consumer: ConsumerLoop
+    management: ManagementServer
+
+
+async def run_service(loaded: LoadedBridge, *, stop: asyncio.Event | None = None) -> int:
+    """Serve until SIGTERM/SIGINT (or ``stop``); the exit status."""
+    stop = stop if stop is not None else asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
+            loop.add_signal_handler(signum, stop.set)
+    service = _build(loaded, loop)
+    settings = loaded.settings
+    host, port = await service.management.start(settings.management.host, settings.management.port)
+    producer_ok = await asyncio.to_thread(service.outbox.topic_exists)
+    service.health.dead_letter_topic_missing = not producer_ok
+    if not producer_ok:
+        log.error(
+            "the dead-letter topic does not exist; records that need it will wait",
+            extra={"topic": settings.dead_letter.topic},
+        )
+    log.info(
+        "vibes-bridge running",
+        extra={
+            "group_id": settings.kafka.group_id,
+            "topics": sorted(loaded.decoders),
+            "management": f"http://{host}:{port}",
+        },
+    )
+    consumer_done = asyncio.ensure_future(asyncio.to_thread(service.consumer.run))
+    heartbeat = asyncio.ensure_future(_heartbeat(service))
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait((consumer_done, stopping), return_when=asyncio.FIRST_COMPLETED)
+    status = EXIT_OK
+    if consumer_done.done() and consumer_done.exception() is not None:
+        log.error("the consumer loop failed", exc_info=consumer_done.exception())
+        status = EXIT_FAILED
+    log.info("stopping")
+    service.health.stopping = True
+    service.consumer.stop()
+    timeout = settings.delivery.shutdown_timeout_seconds + _CLOSE_ALLOWANCE_SECONDS
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(asyncio.shield(consumer_done), timeout)
+    for task in (heartbeat, stopping):
+        task.cancel()
+    await service.dispatcher.cancel_all()
+    await service.client.aclose()
+    await service.management.stop()
+    loaded.close()
+    log.info("stopped", extra={"exit_status": status})
+    return status
+
+
+def _build(loaded: LoadedBridge, loop: asyncio.AbstractEventLoop) -> Service:
+    settings = loaded.settings
+    metrics = BridgeMetrics()
+    health = Health()
+    tracker = OffsetTracker()
+    consumer_settings = consumer_config(settings.kafka)
+    producer_settings = producer_config(settings.kafka)
+    for warning in (*consumer_settings.warnings, *producer_settings.warnings):
+        log.warning(warning)
+    client = VibesClient(
+        base_url=settings.vibes.base_url,
+        api_version=settings.vibes.api_version,
+        timeout_seconds=settings.vibes.timeout_seconds,
+        credentials=CredentialsSource.from_settings(settings.vibes, loaded.path),
+        tls=settings.vibes.tls,
+        max_connections=settings.delivery.max_in_flight,
+    )
+    retry_limit = settings.delivery.max_retry_duration
+    deliverer = Deliverer(
+        client,
+        RateLimiter(settings.vibes.requests_per_second),
+        observer=metrics,
+        max_retry_duration=None if retry_limit is None else retry_limit.total_seconds(),
+    )
+    outbox = DeadLetterOutbox(
+        DeadLetterProducer(producer_settings.settings, settings.dead_letter.topic),
+        tracker,
+        metrics,
+        health,
+    )
+    dispatcher = Dispatcher(
+        deliverer,
+        tracker,
+        outbox,
+        metrics=metrics,
+        max_in_flight=settings.delivery.max_in_flight,
+    )
+    max_age = settings.delivery.max_event_age
+    consumer = ConsumerLoop(
+        source_factory=lambda listener: KafkaSource(
+            consumer_settings.settings, sorted(loaded.decoders), listener
+        ),
+        outbox=outbox,
+        decoders=loaded.decoders,
+        engine=loaded.engine,
+        tracker=tracker,
+        dispatcher=dispatcher,
+        loop=loop,
+        metrics=metrics,
+        health=health,
+        settings=LoopSettings(
+            max_pending_records=settings.delivery.max_pending_records,
+            max_pending_bytes=settings.delivery.max_pending_bytes,
+            max_event_age_seconds=None if max_age is None else max_age.total_seconds(),
+            shutdown_timeout_seconds=settings.delivery.shutdown_timeout_seconds,
+            revoke_timeout_seconds=min(10.0, settings.delivery.shutdown_timeout_seconds),
+        ),
+    )
+    management = ManagementServer(metrics, health)
+    return Service(
+        loaded, metrics, health, tracker, client, deliverer, dispatcher, outbox, consumer, management
+    )
+
+
+async def _heartbeat(service: Service) -> None:
+    """Keep liveness, readiness and the progress gauge current."""
+    while True:
+        service.health.loop_alive()
+        service.health.credentials_failing = service.deliverer.credentials_failing
+        ready = not service.health.readiness_problems()
+        service.metrics.ready.set(1 if ready else 0)
+        service.metrics.last_progress.set(time.time())
+        await asyncio.sleep(_HEARTBEAT_SECONDS)

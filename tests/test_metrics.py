@@ -1,0 +1,51 @@
+"""The metric names and labels are the spec's (section 4), exactly."""
+
+from __future__ import annotations
+
+from bridge.metrics import BridgeMetrics, exported_names
+
+SPEC_METRICS = {
+    "vibes_bridge_records_consumed_total": ("counter", {"topic"}),
+    "vibes_bridge_records_unmatched_total": ("counter", {"topic"}),
+    "vibes_bridge_events_mapped_total": ("counter", {"rule", "event_type"}),
+    "vibes_bridge_events_delivered_total": ("counter", {"rule", "event_type", "status"}),
+    "vibes_bridge_delivery_retries_total": ("counter", {"reason"}),
+    "vibes_bridge_dead_letters_total": ("counter", {"reason"}),
+    "vibes_bridge_delivery_duration_seconds": ("histogram", {"event_type"}),
+    "vibes_bridge_end_to_end_latency_seconds": ("histogram", {"event_type"}),
+    "vibes_bridge_in_flight_requests": ("gauge", set()),
+    "vibes_bridge_consumer_lag": ("gauge", {"topic", "partition"}),
+    "vibes_bridge_rate_limit_wait_seconds": ("histogram", {"company_key"}),
+    "vibes_bridge_ready": ("gauge", set()),
+    "vibes_bridge_callbacks_total": (
+        "counter",
+        {"event_type", "action_type", "status", "status_reason"},
+    ),
+}
+
+
+def test_every_spec_metric_is_registered_with_its_type_and_labels() -> None:
+    metrics = BridgeMetrics()
+    families = {}
+    for family in metrics.registry.collect():
+        exposed = f"{family.name}_total" if family.type == "counter" else family.name
+        families[exposed] = family.type
+    for name, (kind, _labels) in SPEC_METRICS.items():
+        assert families.get(name) == kind, name
+    for attribute in vars(metrics).values():
+        labelnames = getattr(attribute, "_labelnames", None)
+        metric_name = getattr(attribute, "_name", None)
+        if labelnames is None or metric_name is None:
+            continue
+        kind = getattr(attribute, "_type", "")
+        exposed = f"{metric_name}_total" if kind == "counter" else str(metric_name)
+        if exposed in SPEC_METRICS:
+            assert set(labelnames) == SPEC_METRICS[exposed][1], exposed
+
+
+def test_exported_names_cover_samples_as_scraped() -> None:
+    names = exported_names()
+    assert "vibes_bridge_records_consumed_total" in names
+    assert "vibes_bridge_delivery_duration_seconds_bucket" in names
+    assert "vibes_bridge_ready" in names
+    assert "vibes_bridge_records_consumed" not in names
