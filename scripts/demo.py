@@ -5,14 +5,13 @@
 2. the Vibes API simulator (`vibes-bridge sim`) on a free loopback port;
 3. a handful of sample order (JSON) and shipment (Avro) events produced to Kafka,
    plus one undecodable record;
-4. the bridge's stages on each record read back from Kafka: decode, match and map
-   with examples/bridge.yaml, POST to the simulator, then commit;
-5. one record delivered a second time, to show that its deterministic event_id
-   makes Vibes ignore the repeat;
-6. what the simulator received, then everything is stopped.
-
-Until the `vibes-bridge run` service lands (delivery issue), step 4 is driven from
-here with the same modules the service uses; this script will then start `run`.
+4. `vibes-bridge run -c examples/bridge.yaml` as a subprocess, delivering to the
+   simulator, until every expected event was sent and the undecodable record is on
+   the dead-letter topic;
+5. a summary: what the simulated Vibes received, what was dead-lettered and why,
+   the key metrics from the bridge's /metrics; then SIGTERM, and the bridge's exit
+   status (0 after a graceful stop);
+6. everything is stopped.
 """
 
 from __future__ import annotations
@@ -20,11 +19,12 @@ from __future__ import annotations
 import copy
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -39,17 +39,14 @@ sys.path.insert(0, str(REPO))
 
 from bridge.codecs import load_avro_schema  # noqa: E402
 from bridge.codecs.avro_encode import encode_avro  # noqa: E402
-from bridge.errors import DecodeError  # noqa: E402
-from bridge.kafka.messages import to_source_record  # noqa: E402
-from bridge.loading import LoadedBridge, load_bridge  # noqa: E402
-from bridge.mapping.engine import MappedEvent  # noqa: E402
-from bridge.records import SourceRecord  # noqa: E402
 from tests.support.kafka_broker import kafka_broker  # noqa: E402
 
 CONFIG = REPO / "examples" / "bridge.yaml"
 SCHEMAS = REPO / "schemas"
 CREDENTIALS = ("demo", "demo")
 DEADLINE_SECONDS = 60.0
+# Confirmed, cancelled, shipped (text and push), out for delivery, delivered.
+EXPECTED_SENT = 6
 NOT_READY = {
     KafkaError.NOT_LEADER_FOR_PARTITION,
     KafkaError.LEADER_NOT_AVAILABLE,
@@ -173,66 +170,82 @@ def watermarks(bootstrap: str, topics: list[str]) -> dict[str, int]:
         consumer.close()
 
 
-def consume(bootstrap: str, start: dict[str, int], expected: int) -> list[SourceRecord]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": "vibes-bridge-demo",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.assign([TopicPartition(topic, 0, offset) for topic, offset in start.items()])
-    records: list[SourceRecord] = []
-    deadline = time.monotonic() + DEADLINE_SECONDS
+def start_from(bootstrap: str, group: str, start: dict[str, int]) -> None:
+    """Commit the demo group's positions at this run's first sample, so a broker reused
+    from an earlier demo does not feed the bridge that demo's records again."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
     try:
-        while len(records) < expected and time.monotonic() < deadline:
-            message = consumer.poll(1.0)
-            if message is None or message.error():
-                continue
-            records.append(to_source_record(message))
-        if records:
-            consumer.commit(asynchronous=False)
+        offsets = [TopicPartition(topic, 0, offset) for topic, offset in start.items()]
+        consumer.commit(offsets=offsets, asynchronous=False)
     finally:
         consumer.close()
-    if len(records) < expected:
-        raise SystemExit(f"read {len(records)} of {expected} records back from Kafka in time")
-    return records
 
 
-def post(client: httpx.Client, event: MappedEvent) -> int:
-    response = client.post(
-        f"/companies/{event.company_key}/events",
-        content=event.body,
-        headers={"Content-Type": "application/json", "X-API-Version": "2"},
+@contextmanager
+def bridge(
+    environ: dict[str, str], log_path: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`vibes-bridge run` as a subprocess; yields it and its management URL."""
+    command = [sys.executable, "-m", "bridge", "run", "-c", str(CONFIG)]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=environ
+        )
+    try:
+        yield process, wait_for_management(process, log_path)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=20)
+
+
+def wait_for_management(process: subprocess.Popen[bytes], log_path: Path) -> str:
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the bridge exited early:\n{log_path.read_text()}")
+        for line in log_path.read_text(errors="replace").splitlines():
+            if "management server listening" in line:
+                return str(json.loads(line)["address"])
+        time.sleep(0.1)
+    raise SystemExit("the bridge's management port did not open in time")
+
+
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def dead_letters(bootstrap: str, topic: str, start: int) -> list[Any]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"demo-dlq-{uuid.uuid4()}"})
+    consumer.assign([TopicPartition(topic, 0, start)])
+    letters = []
+    try:
+        while (message := consumer.poll(1.0)) is not None:
+            if message.error() is None:
+                letters.append(message)
+    finally:
+        consumer.close()
+    return letters
+
+
+def sim_sent(base_url: str) -> int:
+    return int(httpx.get(f"{base_url}/_sim/stats", timeout=10).json()["sent"])
+
+
+def metric_lines(management: str) -> list[str]:
+    wanted = (
+        "vibes_bridge_records_consumed_total",
+        "vibes_bridge_records_unmatched_total",
+        "vibes_bridge_events_delivered_total",
+        "vibes_bridge_dead_letters_total",
+        "vibes_bridge_ready ",
     )
-    return response.status_code
-
-
-def deliver(loaded: LoadedBridge, records: list[SourceRecord], base_url: str) -> None:
-    """Decode, map and POST each record, then one event a second time."""
-    by_topic = loaded.decoders
-    delivered: list[MappedEvent] = []
-    with httpx.Client(base_url=base_url, auth=CREDENTIALS, timeout=10) as client:
-        for record in records:
-            where = f"{record.topic}@{record.offset}"
-            try:
-                value = by_topic[record.topic].decode(record.value)
-            except DecodeError as exc:
-                say(f"  {where}: decode_error ({exc.code}) -> would be dead-lettered")
-                continue
-            result = loaded.engine.map(value, record)
-            if not result.matched:
-                say(f"  {where}: no rule matches -> skipped")
-            for failure in result.failures:
-                say(f"  {where}: mapping_error ({failure.error.code}) in rule {failure.rule}")
-            for event in result.events:
-                status = post(client, event)
-                delivered.append(event)
-                say(f"  {where}: {event.rule} -> {event.event_type} HTTP {status}")
-        if delivered:
-            again = delivered[0]
-            status = post(client, again)
-            say(f"  redelivered {again.event_id}: HTTP {status} (a repeated event_id is ignored)")
+    text = httpx.get(f"{management}/metrics", timeout=10).text
+    return [line for line in text.splitlines() if line.startswith(wanted)]
 
 
 def report(base_url: str) -> dict[str, Any]:
@@ -255,16 +268,43 @@ def report(base_url: str) -> dict[str, Any]:
 
 def main() -> int:
     topics = ["shop.orders", "shop.shipments"]
+    dlq = "shop.vibes-bridge.dlq"
+    group = "vibes-bridge-demo"
     with kafka_broker() as bootstrap, simulator() as base_url:
         say(f"Kafka at {bootstrap}; Vibes simulator at {base_url}")
-        environ = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "VIBES_BASE_URL": base_url}
-        loaded = load_bridge(CONFIG, environ)
-        start = produce(bootstrap, topics)
-        records = consume(bootstrap, start, expected=len(sample_events()) + 1)
-        say(f"read {len(records)} records back; mapping with {CONFIG.relative_to(REPO)}:")
-        deliver(loaded, records, base_url)
-        stats = report(base_url)
-    ok = stats["sent"] == 6 and stats["duplicates"] == 1 and stats["rejected"] == 0
+        start = produce(bootstrap, [*topics, dlq])
+        start_from(bootstrap, group, {t: start[t] for t in topics})
+        environ = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "VIBES_BASE_URL": base_url,
+            "BRIDGE_GROUP_ID": group,
+            "BRIDGE_MANAGEMENT_PORT": "0",
+        }
+        log_path = REPO / ".cache" / "demo-bridge.log"
+        log_path.parent.mkdir(exist_ok=True)
+        say(f"starting vibes-bridge run -c {CONFIG.relative_to(REPO)} (JSON logs: {log_path})")
+        with bridge(environ, log_path) as (process, management):
+            wait_for(lambda: sim_sent(base_url) >= EXPECTED_SENT, "the events to be sent")
+            wait_for(lambda: len(dead_letters(bootstrap, dlq, start[dlq])) >= 1, "the dead letter")
+            stats = report(base_url)
+            letters = dead_letters(bootstrap, dlq, start[dlq])
+            say("\ndead-lettered:")
+            for letter in letters:
+                headers = {name: (value or b"").decode() for name, value in letter.headers()}
+                say(
+                    f"  {headers['bridge.error.reason']} ({headers['bridge.error.code']}) from "
+                    f"{headers['bridge.source.topic']}[{headers['bridge.source.partition']}]"
+                    f"@{headers['bridge.source.offset']}: {headers['bridge.error.message']}"
+                )
+            say("\nmetrics:")
+            for line in metric_lines(management):
+                say(f"  {line}")
+            process.send_signal(signal.SIGTERM)
+            status = process.wait(timeout=60)
+            say(f"\nSIGTERM: the bridge stopped with exit status {status}")
+    ok = stats["sent"] == EXPECTED_SENT and stats["rejected"] == 0 and len(letters) == 1
+    ok = ok and status == 0
     say("demo finished: " + ("OK" if ok else "UNEXPECTED RESULT"))
     return 0 if ok else 1
 

@@ -44,10 +44,11 @@ class DeadLetterProducer:
         def report(error: KafkaError | None, _message: Message) -> None:
             on_done(None if error is None else error.name())
 
+        wire_headers: list[tuple[str, str | bytes | None]] = list(headers)
         while True:
             try:
                 self._producer.produce(
-                    self.topic, value=value, key=key, headers=headers, on_delivery=report
+                    self.topic, value=value, key=key, headers=wire_headers, on_delivery=report
                 )
                 return
             except BufferError:  # the local queue is full: let acknowledgements drain it

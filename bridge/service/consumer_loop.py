@@ -221,7 +221,8 @@ class ConsumerLoop:
     def _commit(self, source: KafkaSource, partitions: list[Partition] | None = None) -> None:
         positions = self._tracker.positions_to_commit(partitions)
         if positions and source.commit(positions):
-            self._tracker.committed(positions)
+            for (topic, _partition), count in self._tracker.committed(positions).items():
+                self._metrics.records_committed.labels(topic).inc(count)
             self._health.consumer_alive()
 
     def _export_lag(self, source: KafkaSource) -> None:

@@ -62,7 +62,9 @@ def dead_letter(
     """The dead letter for ``record`` failing with ``error`` (in ``rule``, when one was)."""
     # Source headers first; a source header of our own names (a record that was
     # dead-lettered before and replayed) is replaced, not repeated.
-    headers: Headers = [(name, value) for name, value in record.headers if name not in BRIDGE_HEADERS]
+    headers: Headers = [
+        (name, value) for name, value in record.headers if name not in BRIDGE_HEADERS
+    ]
     added: dict[str, str] = {
         REASON: str(error.reason),
         MESSAGE: _one_line(error.message, _MESSAGE_LIMIT),

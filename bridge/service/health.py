@@ -45,7 +45,10 @@ class Health:
         problems = []
         if self.fatal is not None:
             problems.append(self.fatal)
-        for name, turn in (("consumer loop", self.consumer_turn), ("delivery loop", self.loop_turn)):
+        for name, turn in (
+            ("consumer loop", self.consumer_turn),
+            ("delivery loop", self.loop_turn),
+        ):
             last = self.started if turn is None else turn
             if now - last > LIVENESS_TIMEOUT_SECONDS:
                 problems.append(f"the {name} made no progress for {now - last:.0f} s")

@@ -31,3 +31,7 @@ def configure_json_logging(level: str = "info") -> None:
     # librdkafka's own log lines arrive through the client's logger at its levels;
     # aiohttp's access log is off (the management routes are scraped every few seconds).
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # httpx logs every request at INFO: per-event lines belong at debug only.
+    if root.level > logging.DEBUG:
+        for noisy in ("httpx", "httpcore"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)

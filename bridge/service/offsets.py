@@ -47,6 +47,7 @@ class _PartitionState:
     order: deque[int] = field(default_factory=deque)  # pending offsets, ascending
     next_position: int | None = None  # the offset after the last finished prefix
     committed: int | None = None  # the last position handed out for commit
+    first_offset: int | None = None  # the first record tracked in this generation
 
 
 class OffsetTracker:
@@ -97,6 +98,8 @@ class OffsetTracker:
                 self._generations[key] = generation
                 state = self._partitions[key] = _PartitionState(generation)
             ticket = Ticket(topic, partition, offset, state.generation)
+            if state.first_offset is None:
+                state.first_offset = offset
             if units <= 0:
                 if not state.order:
                     state.next_position = offset + 1
@@ -159,13 +162,22 @@ class OffsetTracker:
                     moved[key] = state.next_position
             return moved
 
-    def committed(self, positions: dict[TopicPartition, int]) -> None:
-        """Record that these positions were committed (so they are not handed out again)."""
+    def committed(self, positions: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+        """Record that these positions were committed (so they are not handed out again).
+
+        Returns how far each position moved, in offsets (records, but for compacted
+        or transactional gaps), for the committed-records counter.
+        """
+        moved: dict[TopicPartition, int] = {}
         with self._lock:
             for key, position in positions.items():
                 state = self._partitions.get(key)
-                if state is not None and (state.committed is None or position > state.committed):
-                    state.committed = position
+                if state is None or (state.committed is not None and position <= state.committed):
+                    continue
+                before = state.committed if state.committed is not None else state.first_offset
+                moved[key] = position - (position if before is None else before)
+                state.committed = position
+        return moved
 
     def committed_position(self, topic: str, partition: int) -> int | None:
         with self._lock:

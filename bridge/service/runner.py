@@ -163,7 +163,16 @@ def _build(loaded: LoadedBridge, loop: asyncio.AbstractEventLoop) -> Service:
     )
     management = ManagementServer(metrics, health)
     return Service(
-        loaded, metrics, health, tracker, client, deliverer, dispatcher, outbox, consumer, management
+        loaded,
+        metrics,
+        health,
+        tracker,
+        client,
+        deliverer,
+        dispatcher,
+        outbox,
+        consumer,
+        management,
     )
 
 

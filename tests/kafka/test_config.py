@@ -1,4 +1,4 @@
-"""librdkafka settings: the keys the guarantees rest on win over the pass-through, with a warning."""
+"""librdkafka settings: the keys the guarantees rest on win over the pass-through."""
 
 from __future__ import annotations
 
@@ -42,4 +42,6 @@ def test_producer_is_idempotent_and_drops_consumer_keys() -> None:
     assert built.settings["acks"] == "all"
     assert "session.timeout.ms" not in built.settings
     assert built.settings["ssl.ca.location"] == "x"
-    assert built.warnings == ("kafka.config.acks is set by the bridge for its producer and was ignored",)
+    assert built.warnings == (
+        "kafka.config.acks is set by the bridge for its producer and was ignored",
+    )

@@ -51,7 +51,7 @@ def test_committed_positions_are_not_handed_out_twice() -> None:
     tracker.assign(T, 0)
     tracker.finish(tracker.add(T, 0, 0, units=1, size=1))
     positions = tracker.positions_to_commit()
-    tracker.committed(positions)
+    assert tracker.committed(positions) == {(T, 0): 1}
     assert tracker.positions_to_commit() == {}
     assert tracker.committed_position(T, 0) == 1
 

@@ -43,7 +43,9 @@ def _record(value: object, **overrides: object) -> SourceRecord:
     return SourceRecord(**fields)  # type: ignore[arg-type]
 
 
-def _prepare(write_config: WriteConfig, record: SourceRecord, max_age: float | None = None) -> PreparedRecord:
+def _prepare(
+    write_config: WriteConfig, record: SourceRecord, max_age: float | None = None
+) -> PreparedRecord:
     loaded = load_bridge(write_config(RULES))
     return prepare(
         record, loaded.decoders, loaded.engine, max_event_age_seconds=max_age, now_ms=NOW_MS

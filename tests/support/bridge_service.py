@@ -1,0 +1,241 @@
+"""Run ``vibes-bridge run`` as a real subprocess against the test broker and the simulator.
+
+The service tests drive the shipped command, not an in-process imitation: a
+crash test must kill a real process. Everything here waits on conditions with
+bounds; nothing sleeps for a fixed time to synchronise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN_COMMAND = (sys.executable, "-m", "bridge", "run")
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 60.0
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``condition`` until it holds; fail after ``timeout`` seconds saying ``what``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+@dataclass
+class BridgeProcess:
+    """One running bridge: its process, JSON log file and management address."""
+
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    management: str
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        lines = []
+        for raw in self.log_path.read_text(errors="replace").splitlines():
+            try:
+                lines.append(json.loads(raw))
+            except ValueError:
+                lines.append({"message": raw, "level": "RAW"})
+        return lines
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(self.management + path, timeout=5.0)
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of a metric's samples whose labels include ``labels`` (0 when absent)."""
+        total = 0.0
+        for line in self.get("/metrics").text.splitlines():
+            if line.startswith("#") or not line.startswith(name):
+                continue
+            series, _, value = line.rpartition(" ")
+            metric_name, _, label_text = series.partition("{")
+            if metric_name != name:
+                continue
+            if all(f'{key}="{val}"' in label_text for key, val in labels.items()):
+                total += float(value)
+        return total
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT_S) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signum)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+    @property
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+
+def start_bridge(
+    config: Path, log_path: Path, env: Mapping[str, str] | None = None
+) -> BridgeProcess:
+    """Start ``vibes-bridge run -c CONFIG`` and wait until its management port answers."""
+    start_offset = log_path.stat().st_size if log_path.exists() else 0
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            [*RUN_COMMAND, "-c", str(config)],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
+    process = BridgeProcess(proc, log_path, "")
+
+    def listening() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"bridge exited with {proc.returncode}:\n{log_path.read_text()}")
+        text = log_path.read_bytes()[start_offset:].decode(errors="replace")
+        for raw in text.splitlines():
+            if "management server listening" in raw:
+                process.management = json.loads(raw)["address"].replace("0.0.0.0", "127.0.0.1")
+                return True
+        return False
+
+    wait_until(listening, START_TIMEOUT_S, "the bridge's management port")
+    return process
+
+
+def service_config(
+    path: Path,
+    *,
+    bootstrap: str,
+    sim_url: str,
+    group: str,
+    dead_letter_topic: str,
+    sources: Iterable[str],
+    rules: str,
+    vibes: str = "",
+    delivery: str = "",
+    kafka_config: str = "",
+) -> Path:
+    """A configuration file for one test: its own group, topics and dead-letter topic."""
+    credentials = textwrap.dedent(vibes) or "username: demo\npassword: demo\n"
+    source_lines = "".join(f"  - topic: {topic}\n    format: json\n" for topic in sources)
+    text = (
+        "version: 1\n"
+        "kafka:\n"
+        f"  bootstrap_servers: {bootstrap}\n"
+        f"  group_id: {group}\n"
+        "  config:\n"
+        "    session.timeout.ms: 10000\n"
+        "    heartbeat.interval.ms: 1000\n"
+        f"{textwrap.indent(textwrap.dedent(kafka_config), '    ')}"
+        "vibes:\n"
+        f"  base_url: {sim_url}\n"
+        "  company_key: demo\n"
+        f"{textwrap.indent(credentials, '  ')}"
+        "  timeout_seconds: 2\n"
+        "delivery:\n"
+        "  shutdown_timeout_seconds: 10\n"
+        f"{textwrap.indent(textwrap.dedent(delivery), '  ')}"
+        "management:\n"
+        "  host: 127.0.0.1\n"
+        "  port: 0\n"
+        "dead_letter:\n"
+        f"  topic: {dead_letter_topic}\n"
+        "sources:\n"
+        f"{source_lines}"
+        f"{textwrap.dedent(rules)}"
+    )
+    path.write_text(text)
+    return path
+
+
+def produce(
+    bootstrap: str,
+    topic: str,
+    records: Iterable[tuple[bytes | None, Any]],
+    partition: int | None = None,
+) -> int:
+    """Produce ``(key, value)`` pairs (values JSON-encoded unless bytes); the count."""
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    count = 0
+    for key, value in records:
+        payload = value if isinstance(value, bytes) else orjson.dumps(value)
+        if partition is None:
+            producer.produce(topic, value=payload, key=key)
+        else:
+            producer.produce(topic, value=payload, key=key, partition=partition)
+        count += 1
+        if count % 1000 == 0:
+            producer.poll(0)
+    assert producer.flush(30) == 0
+    return count
+
+
+def read_all(bootstrap: str, topic: str, expected: int, timeout: float = 30.0) -> list[Any]:
+    """Read ``expected`` records of ``topic`` from the start (confluent-kafka Messages)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{time.monotonic_ns()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    messages: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(messages) < expected and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                messages.append(message)
+    finally:
+        consumer.close()
+    return messages
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -> list[int]:
+    """The group's committed positions of ``topic`` (-1001 where none)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        found = consumer.committed(
+            [TopicPartition(topic, number) for number in range(partitions)], timeout=10
+        )
+    finally:
+        consumer.close()
+    return [tp.offset for tp in found]
+
+
+class SimControl:
+    """The simulator's inspection and control API (``/_sim``)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._client = httpx.Client(base_url=url, timeout=10.0)
+
+    def stats(self) -> dict[str, int]:
+        result: dict[str, int] = self._client.get("/_sim/stats").json()
+        return result
+
+    def events(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._client.get("/_sim/events").json()
+        return result
+
+    def faults(self, **knobs: float) -> None:
+        self._client.post("/_sim/faults", content=orjson.dumps(knobs)).raise_for_status()
+
+    def close(self) -> None:
+        self._client.close()
