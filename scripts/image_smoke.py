@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -52,6 +53,7 @@ HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 EXAMPLE_CONFIG = "/usr/share/vibes-bridge/examples/bridge.yaml"
 EXPECTED_UID = "10001"
 RUN_DELIVERY_TIMEOUT_S = 120.0
+SIM_START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 40
 
 
@@ -226,10 +228,11 @@ class Simulator:
             text=True,
         )
         assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().strip()  # the simulator's one flushed line
+        ready, _, _ = select.select([self.proc.stdout], [], [], SIM_START_TIMEOUT_S)
+        line = self.proc.stdout.readline().strip() if ready else "(no output)"
         if not line.startswith("listening on "):
             self.stop()
-            raise SmokeFailed(f"simulator did not start: {line!r} (log {log_path})")
+            raise SmokeFailed(f"simulator did not start in {SIM_START_TIMEOUT_S:.0f} s: {line!r}")
         self.url = line.removeprefix("listening on ")
 
     def sent(self) -> int:
