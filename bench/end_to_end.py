@@ -31,6 +31,7 @@ import dataclasses
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -254,7 +255,37 @@ def log_tail(path: Path, lines: int = 20) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def run_bridge(config: Path, control: SimControl, expected: int, log_path: Path) -> BridgeFigures:
+@contextmanager
+def py_spy(pid: int, output: Path | None) -> Iterator[None]:
+    """``py-spy record`` on ``pid`` while the block runs, when ``output`` is given.
+
+    The format follows the file name: ``.svg`` a flame graph, ``.json`` speedscope,
+    anything else py-spy's "raw" collapsed stacks (one line per stack, for grep and
+    sort). py-spy is not a dependency: ``.venv/bin/pip install py-spy``.
+    """
+    if output is None:
+        yield
+        return
+    formats = {".svg": "flamegraph", ".json": "speedscope"}
+    command = ["py-spy", "record", "--pid", str(pid), "--output", str(output), "--nonblocking"]
+    command += ["--format", formats.get(output.suffix, "raw"), "--rate", "200"]
+    profiler = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        yield
+    finally:
+        profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+        _, errors = profiler.communicate(timeout=60)
+        if not output.exists():
+            print(f"py-spy wrote no profile: {errors.decode(errors='replace')[-500:]}")
+
+
+def run_bridge(
+    config: Path,
+    control: SimControl,
+    expected: int,
+    log_path: Path,
+    profile: Path | None = None,
+) -> BridgeFigures:
     """Start the bridge, sample until every expected event was sent, stop it (must exit 0)."""
     spawned_at = time.monotonic()
     bridge = start_bridge(config, log_path)
@@ -268,7 +299,8 @@ def run_bridge(config: Path, control: SimControl, expected: int, log_path: Path)
             time.sleep(SAMPLE_INTERVAL_S)
             return samples[-1].sent >= expected
 
-        wait_until(all_sent, 120 + expected / 100, f"{expected} events sent")
+        with py_spy(bridge.proc.pid, profile):
+            wait_until(all_sent, 120 + expected / 100, f"{expected} events sent")
         peak_rss_mb = resident_mb(bridge.proc.pid)[1]
     finally:
         status = bridge.stop()
@@ -319,7 +351,9 @@ def one_run(
             group=f"bench-bridge-{uuid.uuid4().hex[:10]}",
             delivery=args.delivery,
         )
-        figures = run_bridge(config, control, expected, workdir / f"bridge-{number}.log")
+        log_path = workdir / f"bridge-{number}.log"
+        profile = args.profile if number == 1 else None
+        figures = run_bridge(config, control, expected, log_path, profile)
         naive = run_naive(config, sim, args.naive_records) if args.naive_records else None
     finally:
         control.close()
@@ -376,6 +410,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--latency-ms", type=int, default=20, help="the simulator's latency")
     parser.add_argument("--max-in-flight", type=int, help="delivery.max_in_flight")
     parser.add_argument("--max-pending-records", type=int, help="delivery.max_pending_records")
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy record the first run's bridge into this file"
+    )
+    parser.add_argument(
+        "--keep-logs", type=Path, help="write configs and logs here (default: removed after)"
+    )
     parser.add_argument("--json", action="store_true", help="print the runs as JSON at the end")
     args = parser.parse_args(argv)
     args.delivery = {
@@ -392,7 +432,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         broker() as bootstrap,
         fresh_topics(bootstrap) as topics,
     ):
-        workdir = Path(tmp)
+        workdir = args.keep_logs or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
         workloads = prefill(bootstrap, topics, args.records)
         probe = write_config(
             workdir / "probe.yaml",
