@@ -55,6 +55,7 @@ sys.path.insert(0, str(REPO))  # the tests' helpers are not installed with the p
 from bench.mapping_hot_path import Workload, order_workload, shipment_workload  # noqa: E402
 from bench.sim_throughput import cpu_seconds  # noqa: E402
 from bridge.loading import load_bridge  # noqa: E402
+from devtools.kafka_broker import kafka_broker  # noqa: E402
 from tests.conftest import _wait_for_topic  # noqa: E402
 from tests.sim.conftest import SimProcess, start_sim  # noqa: E402
 from tests.support.bridge_service import (  # noqa: E402
@@ -64,7 +65,6 @@ from tests.support.bridge_service import (  # noqa: E402
     start_bridge,
     wait_until,
 )
-from tests.support.kafka_broker import kafka_broker  # noqa: E402
 
 EXAMPLE_CONFIG = REPO / "examples" / "bridge.yaml"
 NAIVE_CONSUMER = REPO / "bench" / "naive_consumer.py"
