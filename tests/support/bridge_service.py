@@ -115,7 +115,13 @@ def start_bridge(
                 return True
         return False
 
-    wait_until(listening, START_TIMEOUT_S, "the bridge's management port")
+    try:
+        wait_until(listening, START_TIMEOUT_S, "the bridge's management port")
+    except BaseException:  # never leak a running bridge past a failed start
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        raise
     return process
 
 
