@@ -12,7 +12,7 @@ from jsonschema import Draft202012Validator
 
 from bridge.loading import load_bridge
 from bridge.mapping.engine import Engine, MappingResult
-from bridge.mapping.validate import coordinates_event_id
+from bridge.mapping.event_id import coordinates_event_id
 from bridge.records import SourceRecord
 from tests.support.configs import WriteConfig
 
