@@ -13,6 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final, TypedDict
 
+# Kafka's own bounds: partitions are int32, offsets and timestamps int64.
+MAX_PARTITION: Final = 2**31 - 1
+MAX_OFFSET: Final = 2**63 - 1
+MAX_TIMESTAMP: Final = 2**63 - 1
+
 
 @dataclass(frozen=True, slots=True)
 class SourceRecord:

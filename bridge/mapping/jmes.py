@@ -8,8 +8,9 @@ comparisons, ``&&``/``||``/``!``, literals, ``@``) into closures, and hand any
 other sub-tree to the library's own interpreter. ``tests/mapping/test_jmes.py``
 checks with hypothesis that both give the same answers, with one deliberate
 difference: a function given null where it needs a value (``length(items)`` when
-``items`` is missing) makes the whole expression null instead of raising, so that
-a missing field is handled by ``default``/``required`` like any other null.
+``items`` is missing) returns null instead of raising, so that a missing field is
+handled by ``default``/``required``/``||`` like any other null. A value of the
+wrong type (``length(42)``) still fails: that is a mistake, not an absence.
 
 Expressions nested deeper than :data:`MAX_DEPTH` are refused when compiled, so
 that no walk over a parsed expression (evaluators, the schema check, the
@@ -33,8 +34,21 @@ from bridge.records import KAFKA_KEY
 Evaluator = Callable[[Any], Any]
 Node = dict[str, Any]
 
+
+class _Interpreter(TreeInterpreter):
+    """The library's interpreter, except that a function given null returns null."""
+
+    def visit_function_expression(self, node: Any, value: Any) -> Any:
+        try:
+            return super().visit_function_expression(node, value)
+        except jmespath_errors.JMESPathTypeError as exc:
+            if exc.actual_type == "null":
+                return None
+            raise
+
+
 # One interpreter serves every fallback: it holds no per-call state.
-_INTERPRETER = TreeInterpreter()
+_INTERPRETER = _Interpreter()
 
 MAX_DEPTH: Final = 100
 """How deeply a parsed expression may nest (operators, brackets, functions)."""
@@ -63,10 +77,7 @@ def compile_expression(text: str) -> Expression:
         raise ExpressionSyntaxError(_too_deep()) from None
     if _depth(ast) > MAX_DEPTH:
         raise ExpressionSyntaxError(_too_deep())
-    evaluate = _build(ast)
-    if any(node["type"] == "function_expression" for node in _nodes(ast)):
-        evaluate = _null_when_a_function_gets_null(evaluate)
-    return Expression(text=text, ast=ast, evaluate=evaluate)
+    return Expression(text=text, ast=ast, evaluate=_build(ast))
 
 
 def reads_kafka(expression: Expression) -> bool:
@@ -154,24 +165,6 @@ def _depth(ast: Node) -> int:
 
 def _too_deep() -> str:
     return f"invalid JMESPath expression: it nests more than {MAX_DEPTH} levels deep"
-
-
-def _null_when_a_function_gets_null(evaluate: Evaluator) -> Evaluator:
-    """A function given null for a value it needs makes the expression null (missing).
-
-    Only null: ``length(42)`` is still an error, since a number where a list is
-    expected is a mistake in the rule or the data, not an absent field.
-    """
-
-    def evaluate_or_null(value: Any) -> Any:
-        try:
-            return evaluate(value)
-        except jmespath_errors.JMESPathTypeError as exc:
-            if exc.actual_type == "null":
-                return None
-            raise
-
-    return evaluate_or_null
 
 
 def is_false(value: Any) -> bool:
@@ -329,7 +322,7 @@ def _function(node: Node) -> Evaluator:
         argument = argument_of(value)
         if isinstance(argument, str | list | dict):
             return len(argument)
-        return slow(value)  # raises the library's JMESPathTypeError
+        return slow(value)  # null, or the library's JMESPathTypeError
 
     return length
 
