@@ -89,7 +89,14 @@ class CompiledRule:
         event_data = _fields(self.event_data, document)
         has_recipient = False
         for recipient in self.recipients:
-            value = _field(recipient, document)
+            # Each evaluation is guarded inline, not through a helper: this is the hot
+            # path, and a try costs nothing until something is raised.
+            try:
+                value = recipient.evaluate(document)
+            except MappingError:
+                raise
+            except Exception as exc:  # named for the field; see Engine.map
+                raise evaluation_failure(recipient.field, exc) from None
             if value is not None:
                 event_data[recipient.key] = recipient_value(value, recipient.field)
                 has_recipient = True
@@ -103,7 +110,12 @@ class CompiledRule:
             event_type = checked_event_type(_rendered(event_type, document))
         event_id = None
         if self.event_id is not None:
-            event_id = given_event_id(_field(self.event_id, document))
+            try:
+                event_id = given_event_id(self.event_id.evaluate(document))
+            except MappingError:
+                raise
+            except Exception as exc:  # named for the field; see Engine.map
+                raise evaluation_failure(self.event_id.field, exc) from None
         if event_id is None:
             event_id = coordinates_event_id(
                 self.name, record.topic, record.partition, record.offset
@@ -168,20 +180,10 @@ class Engine:
         return MappingResult(tuple(events), tuple(failures))
 
 
-def _field(field: ValueExpression, document: Any) -> Any:
-    try:
-        return field.evaluate(document)
-    except MappingError:
-        raise
-    except Exception as exc:  # named for the field; see Engine.map
-        raise evaluation_failure(field.field, exc) from None
-
-
 def _fields(fields: tuple[ValueExpression, ...], document: Any) -> dict[str, Any]:
     collected: dict[str, Any] = {}
     for field in fields:
-        # Inline rather than _field(): this loop is the hot path, and a try costs
-        # nothing until something is raised.
+        # Guarded inline, as in CompiledRule.emit.
         try:
             value = field.evaluate(document)
         except MappingError:
