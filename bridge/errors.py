@@ -71,6 +71,7 @@ class DecodeCode(StrEnum):
     UNSUPPORTED_SCHEMA_TYPE = "unsupported_schema_type"
     INVALID_REGISTRY_SCHEMA = "invalid_registry_schema"
     UNDECODABLE = "undecodable"
+    NO_SOURCE = "no_source"
 
 
 class MappingCode(StrEnum):

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.errors import DecodeError, EventRejected, MappingError, RecordError
+from bridge.errors import (
+    DecodeCode,
+    DecodeError,
+    EventRejected,
+    MappingCode,
+    MappingError,
+    RecordError,
+)
 from bridge.records import SourceRecord
 from bridge.replay import NotADeadLetter, read_letter
 from bridge.service.dead_letters import dead_letter
@@ -42,8 +49,8 @@ def _round_trip(error: RecordError, rule: str | None = None) -> SourceRecord:
 @pytest.mark.parametrize(
     "error",
     [
-        DecodeError("invalid_json", "not JSON"),
-        MappingError("no_recipient", "no recipient"),
+        DecodeError(DecodeCode.INVALID_JSON, "not JSON"),
+        MappingError(MappingCode.NO_RECIPIENT, "no recipient"),
         EventRejected(400, "bad event type"),
     ],
 )
@@ -55,7 +62,7 @@ def test_the_source_record_is_rebuilt_exactly(error: RecordError) -> None:
 
 
 def test_reason_code_and_rule_come_from_the_headers() -> None:
-    replayed = read_letter(_round_trip(MappingError("no_recipient", "none"), rule="r1"))
+    replayed = read_letter(_round_trip(MappingError(MappingCode.NO_RECIPIENT, "none"), rule="r1"))
     assert (replayed.reason, replayed.code, replayed.rule) == (
         "mapping_error",
         "no_recipient",
@@ -65,7 +72,7 @@ def test_reason_code_and_rule_come_from_the_headers() -> None:
 
 def test_a_letter_without_timestamp_or_rule_gives_none() -> None:
     source = SourceRecord("t", 0, 5, b"x")
-    letter = dead_letter(source, DecodeError("invalid_json", "x"))
+    letter = dead_letter(source, DecodeError(DecodeCode.INVALID_JSON, "x"))
     replayed = read_letter(_as_consumed(letter.headers, None, b"x"))
     assert replayed.source.timestamp_ms is None
     assert replayed.rule is None
@@ -95,7 +102,7 @@ def test_a_replayed_and_dead_lettered_again_record_keeps_one_set_of_bridge_heade
 def test_a_record_that_is_not_a_dead_letter_is_refused_by_name(
     drop: str | None, replace: tuple[str, bytes] | None, problem: str
 ) -> None:
-    letter = dead_letter(SOURCE, DecodeError("invalid_json", "x"))
+    letter = dead_letter(SOURCE, DecodeError(DecodeCode.INVALID_JSON, "x"))
     headers = [(n, v) for n, v in letter.headers if n != drop]
     if replace is not None:
         headers = [(n, replace[1] if n == replace[0] else v) for n, v in headers]

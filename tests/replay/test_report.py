@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bridge.errors import EventRejected, MappingError
+from bridge.errors import EventRejected, MappingCode, MappingError
 from bridge.records import SourceRecord
 from bridge.replay import ReplayReport
 from bridge.replay.report import FIRST_FAILURES_SHOWN, Failure
@@ -31,7 +31,7 @@ def test_failures_are_counted_by_reason_and_the_first_few_listed_without_person_
         )
         report.fail_letter(letter, f"dlq[0]@{offset}")
     report.fail_letter(
-        dead_letter(source, MappingError("no_recipient", "x"), rule="r"), "dlq[0]@99"
+        dead_letter(source, MappingError(MappingCode.NO_RECIPIENT, "x"), rule="r"), "dlq[0]@99"
     )
     assert report.exit_failed
     assert report.failures == {"rejected": FIRST_FAILURES_SHOWN + 2, "mapping_error": 1}
