@@ -57,14 +57,13 @@ from bench.sim_throughput import cpu_seconds  # noqa: E402
 from bridge.loading import load_bridge  # noqa: E402
 from devtools.kafka_broker import kafka_broker  # noqa: E402
 from tests.conftest import _wait_for_topic  # noqa: E402
-from tests.sim.conftest import SimProcess, start_sim  # noqa: E402
-from tests.support.bridge_service import (  # noqa: E402
-    BridgeProcess,
+from tests.support.bridge_service import BridgeProcess, produce, start_bridge  # noqa: E402
+from tests.support.simulator import (  # noqa: E402
     SimControl,
-    produce,
-    start_bridge,
-    wait_until,
+    SimProcess,
+    start_sim,
 )
+from tests.support.waiting import wait_until  # noqa: E402
 
 EXAMPLE_CONFIG = REPO / "examples" / "bridge.yaml"
 NAIVE_CONSUMER = REPO / "bench" / "naive_consumer.py"

@@ -15,16 +15,15 @@ import orjson
 import pytest
 
 from tests.service.conftest import ServiceSetup, orders
-from tests.sim.conftest import start_sim
 from tests.support.bridge_service import (
-    SimControl,
     default_event_id,
     produce,
     read_all,
     run_replay,
     start_replay,
-    wait_until,
 )
+from tests.support.simulator import SimControl, start_sim
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

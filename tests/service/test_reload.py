@@ -16,7 +16,11 @@ from pathlib import Path
 import pytest
 
 from tests.service.conftest import ServiceSetup, orders
-from tests.support.bridge_service import BridgeProcess, produce, wait_until
+from tests.support.bridge_service import (
+    BridgeProcess,
+    produce,
+)
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -12,7 +12,12 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from tests.service.conftest import ServiceSetup, orders
-from tests.support.bridge_service import committed_offsets, produce, read_all, wait_until
+from tests.support.bridge_service import (
+    committed_offsets,
+    produce,
+    read_all,
+)
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -22,14 +22,13 @@ from devtools.kafka_broker import (
     stop_local_broker,
 )
 from tests.service.conftest import orders
-from tests.sim.conftest import start_sim
 from tests.support.bridge_service import (
-    SimControl,
     produce,
     service_config,
     start_bridge,
-    wait_until,
 )
+from tests.support.simulator import SimControl, start_sim
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 TOTAL = 1500

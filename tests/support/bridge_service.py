@@ -15,7 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,21 +24,14 @@ import httpx
 import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from tests.support.waiting import wait_until
+
 ROOT = Path(__file__).resolve().parents[2]
 RUN_COMMAND = (sys.executable, "-m", "bridge", "run")
 REPLAY_COMMAND = (sys.executable, "-m", "bridge", "replay")
 REPLAY_TIMEOUT_S = 120.0
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 60.0
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``condition`` until it holds; fail after ``timeout`` seconds saying ``what``."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 @dataclass
@@ -254,25 +247,3 @@ def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -
     finally:
         consumer.close()
     return [tp.offset for tp in found]
-
-
-class SimControl:
-    """The simulator's inspection and control API (``/_sim``)."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._client = httpx.Client(base_url=url, timeout=10.0)
-
-    def stats(self) -> dict[str, int]:
-        result: dict[str, int] = self._client.get("/_sim/stats").json()
-        return result
-
-    def events(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._client.get("/_sim/events").json()
-        return result
-
-    def faults(self, **knobs: float) -> None:
-        self._client.post("/_sim/faults", content=orjson.dumps(knobs)).raise_for_status()
-
-    def close(self) -> None:
-        self._client.close()
