@@ -18,14 +18,17 @@ $(STAMP): pyproject.toml
 demo: venv
 	$(BIN)/python scripts/demo.py
 
+PY_DIRS := bridge devtools tests bench scripts
+
 test: venv
-	$(BIN)/ruff check bridge tests bench scripts
+	$(BIN)/ruff check $(PY_DIRS)
+	$(BIN)/ruff format --check $(PY_DIRS)
 	$(BIN)/mypy
 	$(BIN)/pytest
 
 lint: venv
-	$(BIN)/ruff check bridge tests bench scripts
-	$(BIN)/ruff format --check bridge tests bench scripts
+	$(BIN)/ruff check $(PY_DIRS)
+	$(BIN)/ruff format --check $(PY_DIRS)
 
 typecheck: venv
 	$(BIN)/mypy

@@ -23,6 +23,7 @@ import copy
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -34,12 +35,15 @@ import orjson
 from ruamel.yaml import YAML
 
 from bridge.codecs import AvroDecoder, Decoder, JsonDecoder, load_avro_schema
-from bridge.codecs.avro_encode import encode_avro
 from bridge.loading import load_bridge
 from bridge.mapping.engine import Engine
 from bridge.records import SourceRecord
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # devtools/ is used from the checkout: it is not installed
+
+from devtools.avro_encode import encode_avro  # noqa: E402
+
 EXAMPLE_CONFIG = REPO / "examples" / "bridge.yaml"
 SHIPMENT_SCHEMA = REPO / "schemas" / "shipment_event.avsc"
 SHIPMENT_EXAMPLE = REPO / "schemas" / "examples" / "shipment_event.json"

@@ -17,9 +17,9 @@ broker comes from is decided in this order:
 
 The same module is a small CLI (``scripts/kafka-local`` wraps it)::
 
-    python -m tests.support.kafka_broker start    # last stdout line: KAFKA_BOOTSTRAP_SERVERS=...
-    python -m tests.support.kafka_broker status   # exit 0 if running, 1 if not
-    python -m tests.support.kafka_broker stop
+    python -m devtools.kafka_broker start    # last stdout line: KAFKA_BOOTSTRAP_SERVERS=...
+    python -m devtools.kafka_broker status   # exit 0 if running, 1 if not
+    python -m devtools.kafka_broker stop
 
 ``start`` leaves the broker running in the background and records it in
 ``.cache/kafka/local.json``; a second ``start`` reuses a broker that still answers.
@@ -59,11 +59,13 @@ log = logging.getLogger("kafka_broker")
 
 #: Kafka release run by the local (non-Docker) path. Kafka 4.x brokers need Java 17+.
 DEFAULT_KAFKA_VERSION = "4.1.1"
-#: Image for the Docker path. testcontainers' KafkaContainer drives Confluent's
-#: cp-kafka images (it edits /etc/confluent/docker/configure); 7.x is what it supports.
-DEFAULT_DOCKER_IMAGE = "confluentinc/cp-kafka:7.6.0"
+#: Image for the Docker path: the same Apache Kafka release as the Maven path, from the
+#: project's official image (testcontainers' KafkaContainer only drives cp-kafka 7.x,
+#: which is Kafka 3.x, so the container is configured here through the image's
+#: documented KAFKA_* environment variables).
+DEFAULT_DOCKER_IMAGE = f"apache/kafka:{DEFAULT_KAFKA_VERSION}"
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 POM_FILE = REPO_ROOT / "tools" / "kafka" / "pom.xml"
 CACHE_DIR = REPO_ROOT / ".cache" / "kafka"
 STATE_FILE = CACHE_DIR / "local.json"
@@ -696,15 +698,29 @@ def docker_available(timeout: float = DOCKER_PING_TIMEOUT) -> bool:
             client.close()
 
 
-def _kafka_container_class() -> Any:
-    # testcontainers >= 4.14 moved the module to testcontainers.community.kafka and
-    # left a deprecated alias at testcontainers.kafka.
-    for module_name in ("testcontainers.community.kafka", "testcontainers.kafka"):
-        try:
-            return importlib.import_module(module_name).KafkaContainer
-        except ImportError:
-            continue
-    raise KafkaBrokerError("testcontainers' Kafka module is not installed")
+def _apache_kafka_container(image: str, port: int) -> Any:
+    """An apache/kafka container in KRaft mode whose listener is ``127.0.0.1:port`` on both sides.
+
+    The advertised address must be the one clients dial, which a random host port
+    mapping only reveals after start; binding the same free port on both sides
+    avoids that chicken-and-egg problem.
+    """
+    from testcontainers.core.container import DockerContainer
+
+    environment = {
+        "KAFKA_NODE_ID": "1",
+        "KAFKA_PROCESS_ROLES": "broker,controller",
+        "KAFKA_LISTENERS": f"PLAINTEXT://0.0.0.0:{port},CONTROLLER://127.0.0.1:9093",
+        "KAFKA_ADVERTISED_LISTENERS": f"PLAINTEXT://127.0.0.1:{port}",
+        "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
+        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "KAFKA_CONTROLLER_QUORUM_VOTERS": "1@127.0.0.1:9093",
+        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
+        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
+        "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
+        "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
+    }
+    return DockerContainer(image).with_envs(**environment).with_bind_ports(port, port)
 
 
 def start_docker_broker(*, ryuk: bool = True, timeout: float | None = None) -> BrokerHandle:
@@ -722,11 +738,12 @@ def start_docker_broker(*, ryuk: bool = True, timeout: float | None = None) -> B
             testcontainers_config.ryuk_disabled = True
     image = os.environ.get(ENV_DOCKER_IMAGE) or DEFAULT_DOCKER_IMAGE
     _say(f"starting Kafka container {image} via testcontainers ...")
-    container = _kafka_container_class()(image=image).with_kraft()
+    port = free_ports(1)[0]
+    container = _apache_kafka_container(image, port)
     started = time.monotonic()
     try:
-        container.start(timeout=int(timeout))
-        bootstrap = str(container.get_bootstrap_server())
+        container.start()
+        bootstrap = f"127.0.0.1:{port}"
         container_id = str(container.get_wrapped_container().id)
         handle = BrokerHandle(
             kind="docker",
