@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -267,7 +267,7 @@ def overlaps(first: Mapping[str, Any], second: Mapping[str, Any], *, now: dateti
 
 
 def conflicts(
-    wanted: Mapping[str, Any], existing: list[Mapping[str, Any]], *, now: datetime
+    wanted: Mapping[str, Any], existing: Sequence[Mapping[str, Any]], *, now: datetime
 ) -> list[Mapping[str, Any]]:
     """Existing registrations the documented rule forbids next to ``wanted``:
     one per callback type (and per-type filter) per company with overlapping dates."""
