@@ -19,11 +19,11 @@ TOKEN = "e2e-token-0123456789abcdef"
 CALLBACKS_COMMAND = (sys.executable, "-m", "bridge", "callbacks")
 
 
-def callbacks_section(topic: str, port: int = 0, **extra: str) -> str:
+def callbacks_section(topic: str, **extra: str) -> str:
     lines = [
         "callbacks:",
         "  host: 127.0.0.1",
-        f"  port: {port}",
+        "  port: 0",
         f"  token: {TOKEN}",
         f"  topic: {topic}",
         "  allow_from: [127.0.0.1/32]",
