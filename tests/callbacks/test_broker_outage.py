@@ -1,0 +1,121 @@
+"""The broker stops while callbacks arrive: 503s, Vibes retries, and nothing is lost.
+
+This test needs a broker it may stop, so it starts its own (devtools'
+``start_local_broker``) instead of the shared one. "Stopped" is the broker's JVM
+frozen with SIGSTOP and thawed with SIGCONT: to every client it is a broker that
+answers nothing, and it comes back on the same port with the same data, which a
+stop and restart of the launcher's broker (a fresh run directory and ports
+each time) would not give.
+
+The topic is at-least-once: a record the broker had already read from its socket
+when the receiver gave up may still be written, beside Vibes' retry. So the
+check is that every callback id is on the topic, not that each is there once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from devtools.kafka_broker import BrokerHandle, start_local_broker, stop_local_broker
+from tests.callbacks.support import (
+    SimCallbacks,
+    acknowledged,
+    callbacks_cli,
+    end_offset,
+    headers_of,
+    receiver_url,
+    with_callbacks,
+)
+from tests.service.conftest import make_setup, orders
+from tests.support.bridge_service import produce, read_all, wait_until
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+EVENTS = 20
+
+
+@pytest.fixture
+def own_broker() -> Iterator[BrokerHandle]:
+    handle = start_local_broker()
+    yield handle
+    if handle.pid is not None:
+        os.kill(handle.pid, signal.SIGCONT)  # a frozen JVM cannot hear SIGTERM
+    stop_local_broker(handle)
+
+
+def test_callbacks_during_a_broker_stop_are_all_stored_after_it_returns(
+    tmp_path: Path, own_broker: BrokerHandle, unique_group_id: str
+) -> None:
+    bootstrap = own_broker.bootstrap
+    names = iter(("orders", "dead-letters", "callbacks"))
+
+    def new_topic(partitions: int = 1) -> str:
+        name = next(names)
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        admin.create_topics([NewTopic(name, partitions, 1)])[name].result(timeout=30)
+        return name
+
+    setup = make_setup(tmp_path, bootstrap, new_topic, unique_group_id, partitions=1)
+    callbacks_topic = new_topic()
+    sim = SimCallbacks(setup.sim.url)
+    try:
+        # Callbacks wait until the broker is frozen; retries come every second.
+        sim.configure(delay_s=0, retry_s=1.0, max_attempts=100)
+        config = with_callbacks(setup.config(), callbacks_topic)
+        bridge = setup.start(config)
+        assert (
+            callbacks_cli("register", "-c", str(config), "--url", receiver_url(bridge)).returncode
+            == 0
+        )
+        produce(bootstrap, setup.topic, orders(EVENTS))
+        wait_until(lambda: setup.control.stats()["sent"] == EVENTS, 60, "the events delivered")
+        # Events are delivered; their callbacks may be arriving: freeze the broker now.
+        assert own_broker.pid is not None
+        os.kill(own_broker.pid, signal.SIGSTOP)
+        try:
+            wait_until(
+                lambda: (
+                    any(entry["answer"] == 503 for entry in sim.sent()["deliveries"])
+                    or bridge.metric("vibes_bridge_callback_requests_total", answer="unavailable")
+                    > 0
+                ),
+                60,
+                "a 503 while the broker is stopped",
+            )
+            wait_until(
+                lambda: (
+                    bridge.metric("vibes_bridge_callback_requests_total", answer="unavailable") >= 3
+                ),
+                60,
+                "several refused attempts",
+            )
+        finally:
+            os.kill(own_broker.pid, signal.SIGCONT)
+
+        def all_acknowledged() -> bool:
+            stats = sim.sent()["stats"]
+            return bool(
+                stats["callbacks"] == 2 * EVENTS and stats["acknowledged"] == stats["callbacks"]
+            )
+
+        wait_until(all_acknowledged, 120, "every callback acknowledged after the broker returned")
+        sent = sim.sent()
+        assert any(entry["answer"] == 503 for entry in sent["deliveries"])
+        wanted = {entry["callback_id"] for entry in acknowledged(sent["deliveries"])}
+        on_topic = end_offset(bootstrap, callbacks_topic)  # duplicates included
+        stored = read_all(bootstrap, callbacks_topic, on_topic, timeout=60)
+        assert len(stored) == on_topic
+        assert wanted <= {headers_of(message)["vibes.callback.id"] for message in stored}
+    finally:
+        sim.close()
+        for started in setup.bridges:
+            started.stop()
+        setup.control.close()
+        setup.sim.stop()
