@@ -66,8 +66,9 @@ def test_callbacks_during_a_broker_stop_are_all_stored_after_it_returns(
     callbacks_topic = new_topic()
     sim = SimCallbacks(setup.sim.url)
     try:
-        # Callbacks wait until the broker is frozen; retries come every second.
-        sim.configure(delay_s=0, retry_s=1.0, max_attempts=100)
+        # The first callback leaves 5 s after its event was accepted, far longer than
+        # the poll between "all events accepted" and the freeze; retries every second.
+        sim.configure(delay_s=5, retry_s=1.0, max_attempts=100)
         config = with_callbacks(setup.config(), callbacks_topic)
         bridge = setup.start(config)
         assert (
