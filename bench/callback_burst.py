@@ -25,8 +25,8 @@ from concurrent.futures import ProcessPoolExecutor
 import aiohttp
 import orjson
 from confluent_kafka.admin import AdminClient
-from pydantic import SecretStr
 from confluent_kafka.cimpl import NewTopic
+from pydantic import SecretStr
 
 from bridge.config.model import CallbackSettings, KafkaSettings
 from bridge.kafka.config import callback_producer_config
