@@ -87,3 +87,10 @@ def test_bad_sections_are_problems_with_lines(tmp_path: Path, section: str, expe
     text = problems(tmp_path, section, {"T": TOKEN})
     assert expected in text
     assert "bridge.yaml:" in text
+
+
+def test_a_token_written_in_the_file_is_warned_about(tmp_path: Path) -> None:
+    loaded = load(tmp_path, f"callbacks:\n  token: {TOKEN}\n")
+    [warning] = [str(w) for w in loaded.warnings if "callbacks.token" in str(w)]
+    assert "${CALLBACK_TOKEN} or token_file" in warning
+    assert TOKEN not in warning

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.callbacks.support import (
+    TOKEN,
     SimCallbacks,
     acknowledged,
     body_of,
@@ -87,6 +88,7 @@ def test_every_acknowledged_callback_is_on_the_topic_once_and_counted(
                 )
             )
         assert bridge_counts == counts
+        assert TOKEN not in bridge.log_path.read_text()  # the path's secret is never logged
     finally:
         sim.close()
         for started in setup.bridges:
