@@ -64,6 +64,11 @@ COMMANDS: Final[Mapping[str, LazyCommand]] = {
         "callbacks_command",
         "Register, list and delete Vibes event-processed callbacks.",
     ),
+    "replay": LazyCommand(
+        "bridge.commands.replay_cmd",
+        "replay_command",
+        "Re-deliver dead letters once the cause is fixed.",
+    ),
     "sim": LazyCommand(
         "bridge.commands.sim_cmd",
         "sim_command",

@@ -617,20 +617,8 @@ def _start_local_once(
         )
 
     # 2. Start the broker.
-    cmd = [*_jvm_command(java, libs, run_dir, "kafka.Kafka", heap), str(props)]
     started = time.monotonic()
-    with open(log_path, "ab") as log_fh:
-        log_fh.write(f"$ {' '.join(cmd)}\n".encode())
-        log_fh.flush()
-        process = subprocess.Popen(
-            cmd,
-            cwd=run_dir,
-            stdin=subprocess.DEVNULL,
-            stdout=log_fh,
-            stderr=subprocess.STDOUT,
-            start_new_session=detach,
-        )
-    (run_dir / PID_FILE_NAME).write_text(f"{process.pid}\n")
+    process = _launch_broker(java, libs, run_dir, heap, detach=detach)
     handle = BrokerHandle(
         kind="local",
         bootstrap=bootstrap,
@@ -666,6 +654,54 @@ def _start_local_once(
         f"after {time.monotonic() - started:.1f} s; log: {log_path}"
     )
     return handle
+
+
+def _launch_broker(
+    java: str, libs: Path, run_dir: Path, heap: str, *, detach: bool
+) -> subprocess.Popen[bytes]:
+    """Start the broker JVM on the formatted ``run_dir`` (its log and pid file there)."""
+    props = run_dir / "server.properties"
+    cmd = [*_jvm_command(java, libs, run_dir, "kafka.Kafka", heap), str(props)]
+    with open(run_dir / BROKER_LOG_NAME, "ab") as log_fh:
+        log_fh.write(f"$ {' '.join(cmd)}\n".encode())
+        log_fh.flush()
+        process = subprocess.Popen(
+            cmd,
+            cwd=run_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=log_fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=detach,
+        )
+    (run_dir / PID_FILE_NAME).write_text(f"{process.pid}\n")
+    return process
+
+
+def pause_local_broker(handle: BrokerHandle, timeout: float = STOP_TIMEOUT) -> None:
+    """Stop the broker's JVM but keep its data, for :func:`resume_local_broker` (tests of
+    clients riding out a broker restart)."""
+    if handle.pid is not None:
+        _signal_and_wait(handle.pid, handle.process, handle.run_dir, timeout)
+    handle.pid = None
+    handle.process = None
+
+
+def resume_local_broker(handle: BrokerHandle, timeout: float | None = None) -> None:
+    """Start a paused broker again on the same ports and data; returns when it answers."""
+    if handle.run_dir is None or handle.version is None:
+        raise KafkaBrokerError("only a local broker started by this process can be resumed")
+    java = _java()
+    libs = ensure_kafka_libs(handle.version)
+    heap = os.environ.get(ENV_HEAP_OPTS) or DEFAULT_HEAP_OPTS
+    process = _launch_broker(java, libs, handle.run_dir, heap, detach=False)
+    handle.pid, handle.process = process.pid, process
+    log_path = handle.run_dir / BROKER_LOG_NAME
+    wait_until_answers(
+        handle.bootstrap,
+        _start_timeout(timeout),
+        is_alive=lambda: process.poll() is None,
+        describe_failure=lambda: _tail(log_path),
+    )
 
 
 def stop_local_broker(handle: BrokerHandle, timeout: float = STOP_TIMEOUT) -> None:

@@ -16,7 +16,7 @@ import signal
 import time
 from dataclasses import dataclass
 
-from bridge.delivery import CredentialsSource, Deliverer, RateLimiter, VibesClient
+from bridge.delivery import Deliverer, RateLimiter, VibesClient
 from bridge.kafka.config import callback_producer_config, consumer_config, producer_config
 from bridge.kafka.consumer import KafkaSource
 from bridge.kafka.producer import AcknowledgedProducer, DeadLetterProducer
@@ -29,6 +29,8 @@ from bridge.service.health import Health
 from bridge.service.management import ManagementServer
 from bridge.service.offsets import OffsetTracker
 from bridge.service.outbox import DeadLetterOutbox
+from bridge.service.reload import ConfigReloader, RulesTarget
+from bridge.service.vibes_delivery import vibes_delivery
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,7 @@ class Service:
     outbox: DeadLetterOutbox
     consumer: ConsumerLoop
     management: ManagementServer
+    limiter: RateLimiter
     callbacks: CallbackService | None = None
 
 
@@ -99,8 +102,16 @@ async def run_service(loaded: LoadedBridge, *, stop: asyncio.Event | None = None
             "management": f"http://{host}:{port}",
         },
     )
+    reloader = ConfigReloader(
+        loaded,
+        RulesTarget(service.consumer.use_rules, service.limiter.set_rate),
+        service.metrics,
+    )
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGHUP, lambda: reloader.request(force=True))
     consumer_done = asyncio.ensure_future(asyncio.to_thread(service.consumer.run))
     heartbeat = asyncio.ensure_future(_heartbeat(service))
+    reloading = [asyncio.ensure_future(reloader.serve()), asyncio.ensure_future(reloader.watch())]
     stopping = asyncio.ensure_future(stop.wait())
     await asyncio.wait((consumer_done, stopping), return_when=asyncio.FIRST_COMPLETED)
     status = EXIT_OK
@@ -113,14 +124,14 @@ async def run_service(loaded: LoadedBridge, *, stop: asyncio.Event | None = None
     timeout = settings.delivery.shutdown_timeout_seconds + _CLOSE_ALLOWANCE_SECONDS
     with contextlib.suppress(Exception):
         await asyncio.wait_for(asyncio.shield(consumer_done), timeout)
-    for task in (heartbeat, stopping):
+    for task in (heartbeat, stopping, *reloading):
         task.cancel()
     if service.callbacks is not None:
         await service.callbacks.stop()
     await service.dispatcher.cancel_all()
     await service.client.aclose()
     await service.management.stop()
-    loaded.close()
+    reloader.current.close()
     log.info("stopped", extra={"exit_status": status})
     return status
 
@@ -134,21 +145,7 @@ def _build(loaded: LoadedBridge, loop: asyncio.AbstractEventLoop) -> Service:
     producer_settings = producer_config(settings.kafka)
     for warning in (*consumer_settings.warnings, *producer_settings.warnings):
         log.warning(warning)
-    client = VibesClient(
-        base_url=settings.vibes.base_url,
-        api_version=settings.vibes.api_version,
-        timeout_seconds=settings.vibes.timeout_seconds,
-        credentials=CredentialsSource.from_settings(settings.vibes, loaded.path),
-        tls=loaded.vibes_tls,
-        max_connections=settings.delivery.max_in_flight,
-    )
-    retry_limit = settings.delivery.max_retry_duration
-    deliverer = Deliverer(
-        client,
-        RateLimiter(settings.vibes.requests_per_second),
-        observer=metrics,
-        max_retry_duration=None if retry_limit is None else retry_limit.total_seconds(),
-    )
+    client, limiter, deliverer = vibes_delivery(loaded, metrics)
     outbox = DeadLetterOutbox(
         DeadLetterProducer(producer_settings.settings, settings.dead_letter.topic),
         tracker,
@@ -195,6 +192,7 @@ def _build(loaded: LoadedBridge, loop: asyncio.AbstractEventLoop) -> Service:
         outbox,
         consumer,
         management,
+        limiter,
         _build_callbacks(loaded, metrics, loop),
     )
 

@@ -1,11 +1,9 @@
 """The broker stops while callbacks arrive: 503s, Vibes retries, and nothing is lost.
 
 This test needs a broker it may stop, so it starts its own (devtools'
-``start_local_broker``) instead of the shared one. "Stopped" is the broker's JVM
-frozen with SIGSTOP and thawed with SIGCONT: to every client it is a broker that
-answers nothing, and it comes back on the same port with the same data, which a
-stop and restart of the launcher's broker (a fresh run directory and ports
-each time) would not give.
+``start_local_broker``) instead of the shared one, stops its JVM with
+``pause_local_broker`` and starts it again on the same ports and data with
+``resume_local_broker``.
 
 The topic is at-least-once: a record the broker had already read from its socket
 when the receiver gave up may still be written, beside Vibes' retry. So the
@@ -14,8 +12,6 @@ check is that every callback id is on the topic, not that each is there once.
 
 from __future__ import annotations
 
-import os
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +19,13 @@ import pytest
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from devtools.kafka_broker import BrokerHandle, start_local_broker, stop_local_broker
+from devtools.kafka_broker import (
+    BrokerHandle,
+    pause_local_broker,
+    resume_local_broker,
+    start_local_broker,
+    stop_local_broker,
+)
 from tests.callbacks.support import (
     SimCallbacks,
     acknowledged,
@@ -34,7 +36,8 @@ from tests.callbacks.support import (
     with_callbacks,
 )
 from tests.service.conftest import make_setup, orders
-from tests.support.bridge_service import produce, read_all, wait_until
+from tests.support.bridge_service import produce, read_all
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -45,8 +48,6 @@ EVENTS = 20
 def own_broker() -> Iterator[BrokerHandle]:
     handle = start_local_broker()
     yield handle
-    if handle.pid is not None:
-        os.kill(handle.pid, signal.SIGCONT)  # a frozen JVM cannot hear SIGTERM
     stop_local_broker(handle)
 
 
@@ -77,9 +78,8 @@ def test_callbacks_during_a_broker_stop_are_all_stored_after_it_returns(
         )
         produce(bootstrap, setup.topic, orders(EVENTS))
         wait_until(lambda: setup.control.stats()["sent"] == EVENTS, 60, "the events delivered")
-        # Events are delivered; their callbacks may be arriving: freeze the broker now.
-        assert own_broker.pid is not None
-        os.kill(own_broker.pid, signal.SIGSTOP)
+        # Events are delivered; their callbacks are about to leave: stop the broker now.
+        pause_local_broker(own_broker)
         try:
             wait_until(
                 lambda: (
@@ -88,7 +88,7 @@ def test_callbacks_during_a_broker_stop_are_all_stored_after_it_returns(
                     > 0
                 ),
                 60,
-                "a 503 while the broker is stopped",
+                "a 503 while the broker is down",
             )
             wait_until(
                 lambda: (
@@ -98,7 +98,7 @@ def test_callbacks_during_a_broker_stop_are_all_stored_after_it_returns(
                 "several refused attempts",
             )
         finally:
-            os.kill(own_broker.pid, signal.SIGCONT)
+            resume_local_broker(own_broker)
 
         def all_acknowledged() -> bool:
             stats = sim.sent()["stats"]

@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from tests.callbacks.support import TOKEN, callbacks_cli
-from tests.sim.conftest import AUTH, SimProcess, start_sim
 from tests.support.bridge_service import service_config
+from tests.support.simulator import AUTH, SimProcess, start_sim
 
 URL = f"https://bridge.example.com/vibes/callbacks/{TOKEN}"
 

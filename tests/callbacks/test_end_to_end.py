@@ -29,7 +29,8 @@ from tests.callbacks.support import (
     with_callbacks,
 )
 from tests.service.conftest import make_setup, orders
-from tests.support.bridge_service import produce, read_all, wait_until
+from tests.support.bridge_service import produce, read_all
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -30,7 +30,7 @@ from bridge.delivery import (
 from bridge.errors import EventExpired, EventRejected, RetryReason
 from bridge.mapping.engine import MappedEvent
 from tests.delivery.helpers import RecordingObserver, mapped
-from tests.sim.conftest import DEFAULT_FAULTS, SimProcess, start_sim
+from tests.support.simulator import DEFAULT_FAULTS, SimProcess, start_sim
 
 T = TypeVar("T")
 BOUND_S = 120.0  # no scenario here needs more than a few seconds on an idle machine

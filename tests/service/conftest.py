@@ -9,13 +9,12 @@ from typing import Any
 
 import pytest
 
-from tests.sim.conftest import SimProcess, start_sim
 from tests.support.bridge_service import (
     BridgeProcess,
-    SimControl,
     service_config,
     start_bridge,
 )
+from tests.support.simulator import SimControl, SimProcess, start_sim
 
 NewTopic = Callable[..., str]
 

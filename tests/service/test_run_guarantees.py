@@ -17,7 +17,11 @@ from typing import Any
 import pytest
 
 from tests.service.conftest import ServiceSetup, orders
-from tests.support.bridge_service import committed_offsets, produce, wait_until
+from tests.support.bridge_service import (
+    committed_offsets,
+    produce,
+)
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from bridge.commands.sim_cmd import sim_command
-from tests.sim.conftest import ROOT, SIM_COMMAND, SimProcess, event, wait_for
 from tests.sim.test_event_api import assert_envelope, stats
+from tests.support.simulator import ROOT, SIM_COMMAND, SimProcess, event, wait_for
 
 Start = Callable[..., SimProcess]
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from bridge.vibes.entity import entity_problems
-from tests.sim.conftest import SimProcess, event
+from tests.support.simulator import SimProcess, event
 
 
 def assert_envelope(response: httpx.Response, status: int) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.sim.conftest import SimProcess, start_sim, wait_for
+from tests.support.simulator import SimProcess, start_sim, wait_for
 
 USERNAME = "sim-user"
 PASSWORD = "Pw-9f3c-unique"

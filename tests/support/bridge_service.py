@@ -7,6 +7,7 @@ bounds; nothing sleeps for a fixed time to synchronise.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,19 +24,14 @@ import httpx
 import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from tests.support.waiting import wait_until
+
 ROOT = Path(__file__).resolve().parents[2]
 RUN_COMMAND = (sys.executable, "-m", "bridge", "run")
+REPLAY_COMMAND = (sys.executable, "-m", "bridge", "replay")
+REPLAY_TIMEOUT_S = 120.0
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 60.0
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``condition`` until it holds; fail after ``timeout`` seconds saying ``what``."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 @dataclass
@@ -112,8 +108,42 @@ def start_bridge(
                 return True
         return False
 
-    wait_until(listening, START_TIMEOUT_S, "the bridge's management port")
+    try:
+        wait_until(listening, START_TIMEOUT_S, "the bridge's management port")
+    except BaseException:  # never leak a running bridge past a failed start
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        raise
     return process
+
+
+def run_replay(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``vibes-bridge replay -c CONFIG ARGS`` to its end (bounded); stdout and stderr as text."""
+    return subprocess.run(
+        [*REPLAY_COMMAND, "-c", str(config), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=REPLAY_TIMEOUT_S,
+        check=False,
+    )
+
+
+def start_replay(config: Path, log_path: Path, *args: str) -> subprocess.Popen[bytes]:
+    """Start a replay in the background (to be killed half-way); output goes to ``log_path``."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [*REPLAY_COMMAND, "-c", str(config), *args],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def default_event_id(rule: str, topic: str, partition: int, offset: int) -> str:
+    """The event id a rule without ``event_id`` gives (spec section 1: SHA-1 of the coordinates)."""
+    return hashlib.sha1(f"{rule}|{topic}|{partition}|{offset}".encode()).hexdigest()
 
 
 def service_config(
@@ -217,25 +247,3 @@ def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -
     finally:
         consumer.close()
     return [tp.offset for tp in found]
-
-
-class SimControl:
-    """The simulator's inspection and control API (``/_sim``)."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self._client = httpx.Client(base_url=url, timeout=10.0)
-
-    def stats(self) -> dict[str, int]:
-        result: dict[str, int] = self._client.get("/_sim/stats").json()
-        return result
-
-    def events(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._client.get("/_sim/events").json()
-        return result
-
-    def faults(self, **knobs: float) -> None:
-        self._client.post("/_sim/faults", content=orjson.dumps(knobs)).raise_for_status()
-
-    def close(self) -> None:
-        self._client.close()

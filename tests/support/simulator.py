@@ -1,0 +1,147 @@
+"""The Vibes simulator as a real subprocess, and its control API, for every test that needs it.
+
+The command under test is the shipped one (``python -m bridge sim``); the port
+is whatever the kernel picked, read from the ``listening on`` line. Every wait
+is a bounded poll, never a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from tests.support.waiting import wait_until
+
+wait_for = wait_until  # the name the simulator's tests use
+
+ROOT = Path(__file__).resolve().parents[2]
+SIM_COMMAND = (sys.executable, "-m", "bridge", "sim")
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+AUTH = ("demo", "demo")
+DEFAULT_FAULTS: dict[str, float] = {
+    "latency_ms": 0,
+    "latency_jitter_ms": 0,
+    "rate_limit": 0,
+    "rate_limit_burst": 0,
+    "error_rate": 0,
+    "error_500_rate": 0,
+    "timeout_rate": 0,
+    "timeout_hold_s": 30,
+    "drop_rate": 0,
+}
+
+
+def event(event_id: str | None = None, **overrides: Any) -> dict[str, Any]:
+    """A valid Vibes body; ``overrides`` replace top-level fields."""
+    body: dict[str, Any] = {
+        "event_type": "order_shipped",
+        "event_data": {"external_person_id": "person-1", "order_id": "o-1"},
+        "debug_data": {"source": "tests"},
+    }
+    if event_id is not None:
+        body["event_id"] = event_id
+    body.update(overrides)
+    return body
+
+
+@dataclass
+class SimProcess:
+    """One running simulator: its URL, process and stderr log."""
+
+    proc: subprocess.Popen[str]
+    url: str
+    log_path: Path
+    clients: list[httpx.Client] = field(default_factory=list)
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        """An httpx client on this simulator with the default credentials."""
+        options: dict[str, Any] = {"base_url": self.url, "auth": AUTH, "timeout": 10.0}
+        options.update(kwargs)
+        client = httpx.Client(**options)
+        self.clients.append(client)
+        return client
+
+    def post_event(
+        self, client: httpx.Client, body: Any, company_key: str = "demo"
+    ) -> httpx.Response:
+        return client.post(f"/companies/{company_key}/events", json=body)
+
+    def stop(self, signum: int = signal.SIGTERM) -> int:
+        """Send ``signum`` and wait (bounded) for the exit status."""
+        for client in self.clients:
+            client.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signum)
+        try:
+            return self.proc.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_sim(
+    args: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None
+) -> SimProcess:
+    """Start ``vibes-bridge sim --port 0 ARGS`` and wait for its ``listening on`` line."""
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [*SIM_COMMAND, "--port", "0", *args],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + START_TIMEOUT_S
+    line = ""
+    while time.monotonic() < deadline and proc.poll() is None:
+        ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        if ready:
+            line = proc.stdout.readline()
+            break
+    if not line.startswith("listening on http://"):
+        proc.kill()
+        proc.wait()
+        raise AssertionError(
+            f"simulator did not start: {line!r}\n{log_path.read_text(errors='replace')}"
+        )
+    return SimProcess(proc, line.removeprefix("listening on ").strip(), log_path)
+
+
+class SimControl:
+    """The simulator's inspection and control API (``/_sim``)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._client = httpx.Client(base_url=url, timeout=10.0)
+
+    def stats(self) -> dict[str, int]:
+        result: dict[str, int] = self._client.get("/_sim/stats").json()
+        return result
+
+    def events(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._client.get("/_sim/events").json()
+        return result
+
+    def faults(self, **knobs: float) -> None:
+        self._client.post("/_sim/faults", content=orjson.dumps(knobs)).raise_for_status()
+
+    def close(self) -> None:
+        self._client.close()
