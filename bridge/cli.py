@@ -59,6 +59,11 @@ COMMANDS: Final[Mapping[str, LazyCommand]] = {
         "test_command",
         "Run mapping unit tests (YAML cases).",
     ),
+    "callbacks": LazyCommand(
+        "bridge.commands.callbacks_cmd",
+        "callbacks_command",
+        "Register, list and delete Vibes event-processed callbacks.",
+    ),
     "replay": LazyCommand(
         "bridge.commands.replay_cmd",
         "replay_command",

@@ -19,6 +19,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from pydantic import SecretStr
+
 from bridge.codecs import AvroSchema, Decoder, make_decoder
 from bridge.codecs.registry import SchemaRegistryClient
 from bridge.config import (
@@ -29,9 +31,9 @@ from bridge.config import (
     load_yaml,
     read_credentials,
 )
-from bridge.config.loader import read_secret_pair, secret_warnings
+from bridge.config.loader import read_callback_token, read_secret_pair, secret_warnings
 from bridge.config.model import SchemaRegistrySettings
-from bridge.config.tls import tls_context
+from bridge.config.tls import server_tls_context, tls_context
 from bridge.errors import ConfigError, Problem
 from bridge.mapping.compiler import compile_rules
 from bridge.mapping.engine import Engine
@@ -56,6 +58,9 @@ class LoadedBridge:
     registries: tuple[SchemaRegistryClient, ...] = ()
     # vibes.tls as a context, built while loading so bad files are FILE:LINE problems.
     vibes_tls: ssl.SSLContext | None = None
+    # The callback receiver's path token and server TLS (None without callbacks:).
+    callback_token: SecretStr | None = field(default=None, repr=False)
+    callback_tls: ssl.SSLContext | None = None
 
     def close(self) -> None:
         """Close every Schema Registry client; safe to call more than once."""
@@ -91,6 +96,8 @@ def load_bridge(path: Path, environ: Mapping[str, str] | None = None) -> LoadedB
     credentials = None
     connections: dict[str, tuple[_RegistryConnection, ssl.SSLContext | None]] = {}
     vibes_tls: ssl.SSLContext | None = None
+    callback_token: SecretStr | None = None
+    callback_tls: ssl.SSLContext | None = None
     if settings is not None:
         credentials, credential_problems = read_credentials(settings, document)
         problems += credential_problems
@@ -99,6 +106,10 @@ def load_bridge(path: Path, environ: Mapping[str, str] | None = None) -> LoadedB
         if settings.vibes.tls is not None:
             vibes_tls, tls_problems = tls_context(settings.vibes.tls, document, ("vibes", "tls"))
             problems += tls_problems
+        callback_token, token_problems = read_callback_token(settings, document)
+        problems += token_problems
+        callback_tls, callback_tls_problems = _callback_tls(settings, document)
+        problems += callback_tls_problems
     compiled, rule_problems = compile_rules(document)
     problems += rule_problems
     if problems or settings is None or credentials is None or compiled is None:
@@ -119,7 +130,18 @@ def load_bridge(path: Path, environ: Mapping[str, str] | None = None) -> LoadedB
         warnings,
         tuple(dict.fromkeys(registries.values())),
         vibes_tls,
+        callback_token,
+        callback_tls,
     )
+
+
+def _callback_tls(
+    settings: BridgeConfig, document: SourceDocument
+) -> tuple[ssl.SSLContext | None, list[Problem]]:
+    tls = None if settings.callbacks is None else settings.callbacks.tls
+    if tls is None:
+        return None, []
+    return server_tls_context(tls, document, ("callbacks", "tls"))
 
 
 def _registry_connections(

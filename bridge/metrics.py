@@ -27,6 +27,8 @@ CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
 _DELIVERY_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 # Record time to acceptance: a live stream is sub-second, a backlog can be hours.
 _END_TO_END_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+# The answer must leave within Vibes' two seconds.
+_CALLBACK_STORE_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 5)
 _WAIT_BUCKETS: Final = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30)
 
 
@@ -141,6 +143,27 @@ class BridgeMetrics:
             ["event_type", "action_type", "status", "status_reason"],
             registry=r,
         )
+        self.callback_requests = Counter(
+            "vibes_bridge_callback_requests",
+            "Requests to the callback receiver, by answer (stored, invalid, not_found, "
+            "forbidden, too_large, method_not_allowed, unavailable).",
+            ["answer"],
+            registry=r,
+        )
+        self.callback_store_duration = Histogram(
+            "vibes_bridge_callback_store_seconds",
+            "Request received to broker acknowledgement of its record (Vibes waits ~2 s).",
+            buckets=_CALLBACK_STORE_BUCKETS,
+            registry=r,
+        )
+        self.callback_latency = Histogram(
+            "vibes_bridge_callback_latency_seconds",
+            "Kafka record timestamp to its event-processed callback (when debug_data "
+            "carries the timestamp).",
+            ["action_type"],
+            buckets=_END_TO_END_BUCKETS,
+            registry=r,
+        )
 
     # ------------------------------------------------------------------ delivery observer
     # The methods bridge.delivery.DeliveryObserver asks for.
@@ -170,6 +193,20 @@ class BridgeMetrics:
             now = time.time() if now is None else now
             latency = max(0.0, now - timestamp_ms / 1000)
             self.end_to_end_latency.labels(event.event_type).observe(latency)
+
+    # ------------------------------------------------------------------ callbacks
+
+    def callback_counted(self, labels: tuple[str, str, str, str], record_ms: int | None) -> None:
+        """A stored callback, with labels already bounded (``bridge.vibes.callbacks``)."""
+        self.callbacks.labels(*labels).inc()
+        if record_ms is not None:
+            latency = max(0.0, time.time() - record_ms / 1000)
+            self.callback_latency.labels(labels[1]).observe(latency)
+
+    def callback_answered(self, answer: str, seconds: float | None = None) -> None:
+        self.callback_requests.labels(answer).inc()
+        if seconds is not None:
+            self.callback_store_duration.observe(seconds)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import click
 
+from bridge.sim.callbacks import CallbackKnobs
 from bridge.sim.config import (
     DEFAULT_COMPANY_KEY,
     DEFAULT_HOST,
@@ -199,6 +200,21 @@ def _company_keys(values: Sequence[str]) -> tuple[str, ...]:
     help="Run on uvloop (optional package; about 8% less CPU per request).",
 )
 @click.option(
+    "--callback-delay-s",
+    type=click.FloatRange(0, 3600),
+    default=0.0,
+    show_default=True,
+    help="Delay before the event-processed callbacks of an accepted event are sent.",
+)
+@click.option(
+    "--callback-retry-s",
+    type=click.FloatRange(0, 3600),
+    default=300.0,
+    show_default=True,
+    help="Seconds between tries of a callback the receiver did not answer 2xx "
+    "(Vibes: 300, up to 5 tries). Also settable through /_sim/callbacks/settings.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
     default="info",
@@ -226,6 +242,8 @@ def sim_command(
     max_events: int,
     max_event_ids: int,
     use_uvloop: bool,
+    callback_delay_s: float,
+    callback_retry_s: float,
     log_level: str,
 ) -> None:
     """Run a local Vibes Event API simulator (loopback by default).
@@ -260,6 +278,7 @@ def sim_command(
         max_event_ids=max_event_ids,
         seed=seed,
         faults=faults,
+        callbacks=CallbackKnobs(delay_s=callback_delay_s, retry_s=callback_retry_s),
     )
     logging.basicConfig(
         level=log_level.upper(),

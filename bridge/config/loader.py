@@ -70,6 +70,39 @@ def read_secret_pair(
     return Credentials(values["username"], values["password"]), []
 
 
+# A path token shorter than this could be guessed by trying.
+MIN_TOKEN_LENGTH = 16
+
+
+def read_callback_token(
+    settings: BridgeConfig, document: SourceDocument
+) -> tuple[SecretStr | None, list[Problem]]:
+    """``callbacks.token`` or ``callbacks.token_file``; None when there is no receiver.
+
+    The token is the only thing standing between the internet and the callbacks
+    topic (Vibes signs nothing), so a short one is refused; the message never shows it.
+    """
+    callbacks = settings.callbacks
+    if callbacks is None:
+        return None, []
+    problems: list[Problem] = []
+    where: KeyPath = ("callbacks", "token")
+    token = callbacks.token
+    if callbacks.token_file is not None:
+        where = ("callbacks", "token_file")
+        token = _read_secret_file(document, where, callbacks.token_file, problems)
+    if token is None:
+        return None, problems
+    text = token.get_secret_value()
+    if len(text) < MIN_TOKEN_LENGTH or not text.isascii() or not text.isprintable():
+        message = (
+            f"callbacks.{where[-1]}: the token must be at least {MIN_TOKEN_LENGTH} printable "
+            "ASCII characters (make one with: openssl rand -hex 24)"
+        )
+        return None, [document.problem(where, message)]
+    return token, []
+
+
 def _read_secret_file(
     document: SourceDocument, key: KeyPath, file_name: str, problems: list[Problem]
 ) -> SecretStr | None:
@@ -94,14 +127,17 @@ def secret_warnings(document: SourceDocument) -> list[Problem]:
     for index, source in enumerate(sources if isinstance(sources, list) else []):
         registry = source.get("schema_registry") if isinstance(source, dict) else None
         places.append((("sources", index, "schema_registry"), registry, "SCHEMA_REGISTRY_PASSWORD"))
+    places_by_key: list[tuple[KeyPath, Any, str]] = [
+        ((*where, "password"), settings, variable) for where, settings, variable in places
+    ]
+    places_by_key.append((("callbacks", "token"), data.get("callbacks"), "CALLBACK_TOKEN"))
     warnings = []
-    for where, settings, variable in places:
-        key = (*where, "password")
-        literal = isinstance(settings, dict) and settings.get("password")
+    for key, settings, variable in places_by_key:
+        literal = isinstance(settings, dict) and settings.get(key[-1])
         if literal and key not in document.interpolated:
             message = (
                 f"warning: {_dotted(key)} is written in the file; "
-                f"use ${{{variable}}} or password_file instead"
+                f"use ${{{variable}}} or {key[-1]}_file instead"
             )
             warnings.append(document.problem(key, message))
     return warnings

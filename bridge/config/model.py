@@ -10,6 +10,7 @@ Every model forbids unknown keys: a typo must not silently disable a rule.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -184,6 +185,53 @@ class DeadLetterSettings(_Model):
     topic: str = Field(default="vibes-bridge.dlq", min_length=1)
 
 
+def _networks(values: list[str]) -> list[str]:
+    # Checked here so a typo is a FILE:LINE problem; the receiver parses them again.
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address or network (CIDR)") from None
+    return values
+
+
+Networks = Annotated[list[str], AfterValidator(_networks)]
+
+
+class ServerTlsSettings(_Model):
+    """The receiver's own certificate, for when no ingress terminates TLS in front of it."""
+
+    cert_file: str
+    key_file: str
+
+
+class CallbackSettings(_Model):
+    """The event-processed callback receiver of ``vibes-bridge run`` (off unless present)."""
+
+    # All interfaces: an ingress (or Vibes itself) reaches it over the pod network.
+    host: str = "0.0.0.0"
+    port: Annotated[int, NotBool] = Field(default=9465, ge=0, le=65535)
+    # The URL path is {path}/{token}: Vibes sends callbacks without authentication.
+    path: str = Field(default="/vibes/callbacks", pattern=r"^/[A-Za-z0-9._~/-]*$")
+    token: SecretStr | None = None
+    token_file: str | None = None
+    topic: str = Field(default="vibes-bridge.callbacks", min_length=1)
+    # None: Vibes' published callback addresses (bridge.vibes.callbacks.VIBES_RANGES).
+    allow_from: Networks | None = None
+    # Proxies whose X-Forwarded-For is believed; empty: the header is ignored.
+    trusted_proxies: Networks = Field(default_factory=list)
+    max_body_bytes: Annotated[int, NotBool] = Field(default=64 * 1024, ge=1024, le=16 * 1024**2)
+    # Vibes waits about two seconds; an answer must leave before that.
+    store_timeout_seconds: Annotated[float, NotBool] = Field(default=1.5, gt=0, le=10)
+    tls: ServerTlsSettings | None = None
+
+    @model_validator(mode="after")
+    def _token_once(self) -> CallbackSettings:
+        if (self.token is None) == (self.token_file is None):
+            raise ValueError("give callbacks.token or callbacks.token_file (exactly one)")
+        return self
+
+
 class SourceSettings(_Model):
     topic: str = Field(min_length=1)
     format: SourceFormat = SourceFormat.JSON
@@ -229,5 +277,6 @@ class BridgeConfig(_Model):
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     management: ManagementSettings = Field(default_factory=ManagementSettings)
     dead_letter: DeadLetterSettings = Field(default_factory=DeadLetterSettings)
+    callbacks: CallbackSettings | None = None
     sources: list[SourceSettings] = Field(min_length=1)
     rules: list[RuleSettings] = Field(min_length=1)

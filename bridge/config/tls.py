@@ -10,7 +10,7 @@ from __future__ import annotations
 import ssl
 
 from bridge.config.loader import resolve_path
-from bridge.config.model import TlsSettings
+from bridge.config.model import ServerTlsSettings, TlsSettings
 from bridge.config.yaml_source import KeyPath, SourceDocument
 from bridge.errors import Problem
 
@@ -46,6 +46,26 @@ def tls_context(
             return None, [document.problem((*where, "key_file"), message)]
         except (OSError, ssl.SSLError) as exc:
             return None, [document.problem((*where, "cert_file"), _reason("cert_file", exc))]
+    return context, []
+
+
+def server_tls_context(
+    tls: ServerTlsSettings, document: SourceDocument, where: KeyPath
+) -> tuple[ssl.SSLContext | None, list[Problem]]:
+    """A server context with the receiver's certificate (TLS 1.2 or later)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(
+            resolve_path(document.path, tls.cert_file),
+            resolve_path(document.path, tls.key_file),
+            password=_no_passphrase,
+        )
+    except _EncryptedKeyError:
+        message = "tls.key_file is encrypted; give an unencrypted key (a mounted secret)"
+        return None, [document.problem((*where, "key_file"), message)]
+    except (OSError, ssl.SSLError) as exc:
+        return None, [document.problem((*where, "cert_file"), _reason("cert_file", exc))]
     return context, []
 
 

@@ -123,3 +123,23 @@ def _without_prefixes(
     config: Mapping[str, ConfigValue], prefixes: tuple[str, ...]
 ) -> dict[str, ConfigValue]:
     return {key: value for key, value in config.items() if not key.startswith(prefixes)}
+
+
+def callback_producer_config(kafka: KafkaSettings, deadline_seconds: float) -> KafkaClientConfig:
+    """The callback receiver's producer: the dead-letter settings, and a message timeout
+    equal to the answer deadline.
+
+    A callback answered 503 is sent again by Vibes; with the timeout equal to the
+    deadline, librdkafka gives up on the record at the moment the receiver does,
+    so a broker outage does not leave a queued copy that would land later beside
+    Vibes' retry. (A record already on the wire when the deadline passes may
+    still be written: the topic is at-least-once, deduplicate by the callback's id.)
+    """
+    base = producer_config(kafka)
+    settings = {
+        **base.settings,
+        "message.timeout.ms": max(1, round(deadline_seconds * 1000)),
+        # The answer waits for the acknowledgement: no batching delay.
+        "linger.ms": 0,
+    }
+    return KafkaClientConfig(settings, base.warnings)

@@ -8,7 +8,9 @@ delivered from :meth:`poll`, on whichever thread calls it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from typing import Final
 
@@ -22,6 +24,7 @@ log = logging.getLogger(__name__)
 # Called with None once the broker acknowledged, or with librdkafka's error name.
 Acknowledgement = Callable[[str | None], None]
 _QUEUE_FULL_WAIT: Final = 0.1
+_POLL_SECONDS: Final = 0.1
 
 
 class DeadLetterProducer:
@@ -79,3 +82,72 @@ class DeadLetterProducer:
 
 def _producer_only(key: str) -> bool:
     return key in ("enable.idempotence", "acks", "linger.ms", "compression.type")
+
+
+class AcknowledgedProducer:
+    """Produces to any topic and resolves an asyncio future with each acknowledgement.
+
+    The callback receiver answers Vibes only after the broker acknowledged, inside
+    Vibes' two seconds, on the asyncio loop; librdkafka reports acknowledgements
+    from ``poll``, so a thread of its own polls and hands each result to the loop.
+    """
+
+    def __init__(
+        self, settings: Mapping[str, ConfigValue], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self._producer = Producer(dict(settings), logger=log)
+        self._loop = loop
+        self._stopped = threading.Event()
+        self._poller = threading.Thread(target=self._poll, name="callback-producer", daemon=True)
+        self._poller.start()
+
+    def produce(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes | None]],
+    ) -> asyncio.Future[None]:
+        """Queue one record; the future ends when the broker acknowledged it, or
+        with :class:`ProduceFailed` naming librdkafka's error."""
+        future: asyncio.Future[None] = self._loop.create_future()
+
+        def report(error: KafkaError | None, _message: Message) -> None:
+            self._loop.call_soon_threadsafe(
+                _settle, future, None if error is None else error.name()
+            )
+
+        wire_headers: list[tuple[str, str | bytes | None]] = list(headers)
+        try:
+            self._producer.produce(
+                topic, value=value, key=key, headers=wire_headers, on_delivery=report
+            )
+        except BufferError:  # the local queue is full: the broker is far behind
+            future.set_exception(ProduceFailed("local queue full"))
+        except KafkaException as exc:
+            future.set_exception(ProduceFailed(exc.args[0].name() if exc.args else "kafka"))
+        return future
+
+    def close(self, timeout: float) -> int:
+        """Wait for what is queued, stop polling; the number of records still unacknowledged."""
+        remaining = self._producer.flush(timeout)
+        self._stopped.set()
+        self._poller.join(timeout=1.0)
+        return remaining
+
+    def _poll(self) -> None:
+        while not self._stopped.is_set():
+            self._producer.poll(_POLL_SECONDS)
+
+
+class ProduceFailed(Exception):
+    """The broker did not take a record; the message is librdkafka's error name."""
+
+
+def _settle(future: asyncio.Future[None], error: str | None) -> None:
+    if future.done():  # the receiver gave up waiting (its deadline passed)
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(ProduceFailed(error))

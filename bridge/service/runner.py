@@ -17,11 +17,12 @@ import time
 from dataclasses import dataclass
 
 from bridge.delivery import Deliverer, RateLimiter, VibesClient
-from bridge.kafka.config import consumer_config, producer_config
+from bridge.kafka.config import callback_producer_config, consumer_config, producer_config
 from bridge.kafka.consumer import KafkaSource
-from bridge.kafka.producer import DeadLetterProducer
+from bridge.kafka.producer import AcknowledgedProducer, DeadLetterProducer
 from bridge.loading import LoadedBridge
 from bridge.metrics import BridgeMetrics
+from bridge.service.callback_receiver import CallbackReceiver
 from bridge.service.consumer_loop import ConsumerLoop, LoopSettings
 from bridge.service.dispatch import Dispatcher
 from bridge.service.health import Health
@@ -39,6 +40,8 @@ _HEARTBEAT_SECONDS = 1.0
 _TOPIC_RECHECK_SECONDS = 15.0
 # Closing the consumer and flushing dead letters after the drain deadline.
 _CLOSE_ALLOWANCE_SECONDS = 15.0
+# Callbacks still queued at shutdown were answered 503 or are about to be: short.
+_CALLBACK_FLUSH_SECONDS = 5.0
 
 
 @dataclass(slots=True)
@@ -56,6 +59,20 @@ class Service:
     consumer: ConsumerLoop
     management: ManagementServer
     limiter: RateLimiter
+    callbacks: CallbackService | None = None
+
+
+@dataclass(slots=True)
+class CallbackService:
+    """The callback receiver and its producer (``callbacks:`` in the file)."""
+
+    receiver: CallbackReceiver
+    producer: AcknowledgedProducer
+
+    async def stop(self) -> None:
+        """Stop taking requests, then wait a little for records still on their way."""
+        await self.receiver.stop()
+        await asyncio.to_thread(self.producer.close, _CALLBACK_FLUSH_SECONDS)
 
 
 async def run_service(loaded: LoadedBridge, *, stop: asyncio.Event | None = None) -> int:
@@ -68,6 +85,8 @@ async def run_service(loaded: LoadedBridge, *, stop: asyncio.Event | None = None
     service = _build(loaded, loop)
     settings = loaded.settings
     host, port = await service.management.start(settings.management.host, settings.management.port)
+    if service.callbacks is not None:
+        await service.callbacks.receiver.start()
     producer_ok = await asyncio.to_thread(service.outbox.topic_exists)
     service.health.dead_letter_topic_missing = not producer_ok
     if not producer_ok:
@@ -107,6 +126,8 @@ async def run_service(loaded: LoadedBridge, *, stop: asyncio.Event | None = None
         await asyncio.wait_for(asyncio.shield(consumer_done), timeout)
     for task in (heartbeat, stopping, *reloading):
         task.cancel()
+    if service.callbacks is not None:
+        await service.callbacks.stop()
     await service.dispatcher.cancel_all()
     await service.client.aclose()
     await service.management.stop()
@@ -172,7 +193,27 @@ def _build(loaded: LoadedBridge, loop: asyncio.AbstractEventLoop) -> Service:
         consumer,
         management,
         limiter,
+        _build_callbacks(loaded, metrics, loop),
     )
+
+
+def _build_callbacks(
+    loaded: LoadedBridge, metrics: BridgeMetrics, loop: asyncio.AbstractEventLoop
+) -> CallbackService | None:
+    settings = loaded.settings.callbacks
+    if settings is None or loaded.callback_token is None:
+        return None
+    config = callback_producer_config(loaded.settings.kafka, settings.store_timeout_seconds)
+    producer = AcknowledgedProducer(config.settings, loop)
+    receiver = CallbackReceiver(
+        settings,
+        loaded.callback_token.get_secret_value(),
+        producer,
+        metrics,
+        dead_letter_topic=loaded.settings.dead_letter.topic,
+        tls=loaded.callback_tls,
+    )
+    return CallbackService(receiver, producer)
 
 
 async def _heartbeat(service: Service) -> None:

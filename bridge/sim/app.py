@@ -26,6 +26,7 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from typing import Final
 
 import orjson
@@ -33,6 +34,7 @@ from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from bridge.sim.auth import BasicAuth
+from bridge.sim.callbacks import CallbackSender, RegistrationError, Registrations, public
 from bridge.sim.config import SimConfig
 from bridge.sim.faults import Fault, FaultPlan, FaultSettings, SettingsError
 from bridge.sim.protocol import BODY_FRAMING, INTERNAL_ERROR, describe
@@ -40,6 +42,7 @@ from bridge.sim.ratelimit import Clock, RateLimiter
 from bridge.sim.responses import errors_response, json_response
 from bridge.sim.state import DUPLICATE, SENT, EventLog, RecordedEvent, Stats
 from bridge.vibes.api import EVENTS_PATH_TEMPLATE, JSON_CONTENT_TYPE
+from bridge.vibes.callbacks import CALLBACKS_PATH_TEMPLATE
 from bridge.vibes.entity import entity_problems
 
 log = logging.getLogger(__name__)
@@ -72,6 +75,8 @@ class Simulator:
         self._stopping = asyncio.Event()
         self._plan = FaultPlan(config.faults, self._rng)
         self._limiter = self._new_limiter(config.faults)
+        self.registrations = Registrations()
+        self.callbacks = CallbackSender(config.callbacks, self._rng)
 
     @property
     def settings(self) -> FaultSettings:
@@ -163,6 +168,10 @@ class Simulator:
             outcome = DUPLICATE
             stats.duplicates += 1
         self.events.record(RecordedEvent(time.time(), company_key, outcome, event_id, raw))
+        if outcome == SENT and self.registrations.any:
+            now = datetime.now(UTC)
+            receivers = self.registrations.receiving(company_key, body["event_type"], now)
+            self.callbacks.event_accepted(receivers, {**body, "event_id": event_id})
         return web.Response(
             body=orjson.dumps({"event_id": event_id}), content_type=JSON_CONTENT_TYPE
         )
@@ -264,6 +273,80 @@ class Simulator:
         log.info("events, stats and duplicate memory cleared")
         return json_response(self.stats.as_json())
 
+    # --- the Callback API and its /_sim controls -----------------------------------
+
+    def _api_refusal(self, request: web.Request) -> web.Response | None:
+        if not self._auth.allows(request.headers.get(hdrs.AUTHORIZATION)):
+            return errors_response(
+                401, ["missing or wrong Basic credentials"], _UNAUTHORIZED_HEADERS
+            )
+        if request.match_info["company_key"] not in self._companies:
+            return errors_response(404, ["unknown company key"])
+        return None
+
+    async def create_callback(self, request: web.Request) -> web.StreamResponse:
+        refusal = self._api_refusal(request)
+        if refusal is not None:
+            return refusal
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            return errors_response(400, ["the body is not valid JSON"])
+        company_key = request.match_info["company_key"]
+        try:
+            entity = self.registrations.create(company_key, body, datetime.now(UTC))
+        except RegistrationError as exc:
+            return errors_response(exc.status, exc.problems)
+        return json_response(public(entity), status=201)
+
+    async def list_callbacks(self, request: web.Request) -> web.StreamResponse:
+        refusal = self._api_refusal(request)
+        if refusal is not None:
+            return refusal
+        listed = self.registrations.listed(request.match_info["company_key"], datetime.now(UTC))
+        return json_response([public(entity) for entity in listed])
+
+    async def get_callback(self, request: web.Request) -> web.StreamResponse:
+        refusal = self._api_refusal(request)
+        if refusal is not None:
+            return refusal
+        entity = self.registrations.get(
+            request.match_info["company_key"], request.match_info["callback_id"]
+        )
+        if entity is None:
+            return errors_response(404, ["no such callback"])
+        return json_response(public(entity))
+
+    async def delete_callback(self, request: web.Request) -> web.StreamResponse:
+        refusal = self._api_refusal(request)
+        if refusal is not None:
+            return refusal
+        entity = self.registrations.end(
+            request.match_info["company_key"], request.match_info["callback_id"], datetime.now(UTC)
+        )
+        if entity is None:
+            return errors_response(404, ["no such callback"])
+        return json_response(public(entity))
+
+    async def get_sent_callbacks(self, request: web.Request) -> web.StreamResponse:
+        """Every callback attempt and its answer, oldest first, with the counters."""
+        return json_response(
+            {"stats": self.callbacks.stats.as_json(), "deliveries": list(self.callbacks.deliveries)}
+        )
+
+    async def get_callback_settings(self, request: web.Request) -> web.StreamResponse:
+        return json_response(self.callbacks.knobs.as_json())
+
+    async def post_callback_settings(self, request: web.Request) -> web.StreamResponse:
+        try:
+            knobs = self.callbacks.knobs.merged(orjson.loads(await request.read()))
+        except orjson.JSONDecodeError:
+            return errors_response(400, ["the body is not valid JSON"])
+        except SettingsError as exc:
+            return errors_response(400, exc.problems)
+        self.callbacks.knobs = knobs
+        return json_response(knobs.as_json())
+
     async def get_health(self, request: web.Request) -> web.StreamResponse:
         """For readiness probes and scripts waiting on the simulator."""
         return json_response({"status": "ok"})
@@ -271,6 +354,7 @@ class Simulator:
     async def on_shutdown(self, app: web.Application) -> None:
         """Release requests held by the timeout fault so shutdown is prompt."""
         self._stopping.set()
+        await self.callbacks.close()
 
 
 def _drop(request: web.Request) -> web.StreamResponse:
@@ -321,6 +405,25 @@ def build_app(simulator: Simulator) -> web.Application:
     )
     _route(app, "/_sim/reset", {hdrs.METH_POST: simulator.post_reset})
     _route(app, "/_sim/health", {hdrs.METH_GET: simulator.get_health})
+    _route(
+        app,
+        CALLBACKS_PATH_TEMPLATE,
+        {hdrs.METH_GET: simulator.list_callbacks, hdrs.METH_POST: simulator.create_callback},
+    )
+    _route(
+        app,
+        CALLBACKS_PATH_TEMPLATE + "/{callback_id}",
+        {hdrs.METH_GET: simulator.get_callback, hdrs.METH_DELETE: simulator.delete_callback},
+    )
+    _route(app, "/_sim/callbacks", {hdrs.METH_GET: simulator.get_sent_callbacks})
+    _route(
+        app,
+        "/_sim/callbacks/settings",
+        {
+            hdrs.METH_GET: simulator.get_callback_settings,
+            hdrs.METH_POST: simulator.post_callback_settings,
+        },
+    )
     app.router.add_route(hdrs.METH_ANY, "/{path:.*}", _not_found)
     app.on_shutdown.append(simulator.on_shutdown)
     return app

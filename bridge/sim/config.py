@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
+from bridge.sim.callbacks import CallbackKnobs
 from bridge.sim.faults import FaultSettings
 
 DEFAULT_HOST: Final = "127.0.0.1"
@@ -34,3 +35,4 @@ class SimConfig:
     max_event_ids: int = DEFAULT_MAX_EVENT_IDS
     seed: int | None = None
     faults: FaultSettings = field(default_factory=FaultSettings)
+    callbacks: CallbackKnobs = field(default_factory=CallbackKnobs)

@@ -1,0 +1,249 @@
+"""The event-processed callback receiver: store and forward inside Vibes' two seconds.
+
+Its own aiohttp listener, apart from the management port, because this one faces
+the internet (through an ingress) and Vibes signs nothing: what protects it is an
+unguessable token in the path, an allow-list of source networks (Vibes' published
+addresses by default), and a body size limit. Each request is answered only once
+its record is acknowledged by the broker (idempotent producer, ``acks=all``):
+
+- a valid callback goes to ``callbacks.topic``, keyed by the original ``event_id``,
+  value the body as received, headers for routing without parsing;
+- a body that is not a callback is acknowledged with 200 (Vibes would retry it
+  forever otherwise) and kept on the dead-letter topic as ``invalid_callback``;
+- a record the broker does not acknowledge before the deadline gets 503, so that
+  Vibes retries and nothing is lost.
+
+Checks run cheapest and least revealing first: a stranger learns nothing about the
+path, and no body is read before the path and size are right.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import logging
+import ssl
+import time
+from enum import StrEnum
+from typing import Final, Protocol
+
+from aiohttp import hdrs, web
+
+from bridge.config.model import CallbackSettings
+from bridge.metrics import BridgeMetrics
+from bridge.service.dead_letters import (
+    MESSAGE,
+    REASON,
+    RULE,
+    SOURCE_OFFSET,
+    SOURCE_PARTITION,
+    SOURCE_TOPIC,
+    Headers,
+)
+from bridge.vibes.callbacks import (
+    VIBES_RANGES,
+    InvalidCallback,
+    Network,
+    ProcessedCallback,
+    bounded_labels,
+    is_allowed_address,
+    parse_callback,
+    record_timestamp_ms,
+    source_coordinates,
+)
+
+log = logging.getLogger(__name__)
+
+INVALID_CALLBACK: Final = "invalid_callback"
+CALLBACK_ID: Final = "vibes.callback.id"
+CALLBACK_TYPE: Final = "vibes.callback.type"
+EVENT_TYPE: Final = "vibes.event_type"
+ACTION_TYPE: Final = "vibes.action.type"
+ACTION_STATUS: Final = "vibes.action.status"
+ACTION_REASON: Final = "vibes.action.status_reason"
+SOURCE_TIMESTAMP: Final = "bridge.source.timestamp"
+_COORDINATE_HEADERS: Final = {
+    "rule": RULE,
+    "topic": SOURCE_TOPIC,
+    "partition": SOURCE_PARTITION,
+    "offset": SOURCE_OFFSET,
+    "timestamp": SOURCE_TIMESTAMP,
+}
+_HEADER_VALUE_LIMIT: Final = 256
+
+
+class Answer(StrEnum):
+    """Every way a request can end; the ``answer`` label of the request counter."""
+
+    STORED = "stored"
+    INVALID = "invalid"
+    NOT_FOUND = "not_found"
+    FORBIDDEN = "forbidden"
+    TOO_LARGE = "too_large"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    UNAVAILABLE = "unavailable"
+
+
+class RecordSink(Protocol):
+    """Where records go (``bridge.kafka.producer.AcknowledgedProducer``)."""
+
+    def produce(
+        self, topic: str, key: bytes | None, value: bytes, headers: Headers
+    ) -> asyncio.Future[None]: ...
+
+
+class CallbackReceiver:
+    """Serves ``POST {path}/{token}`` until :meth:`stop`."""
+
+    def __init__(
+        self,
+        settings: CallbackSettings,
+        token: str,
+        sink: RecordSink,
+        metrics: BridgeMetrics,
+        *,
+        dead_letter_topic: str,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        self._settings = settings
+        self._path = f"{settings.path.rstrip('/')}/{token}"
+        self._sink = sink
+        self._metrics = metrics
+        self._dead_letter_topic = dead_letter_topic
+        self._tls = tls
+        self._allowed = _parse_networks(settings.allow_from or VIBES_RANGES)
+        self._proxies = _parse_networks(settings.trusted_proxies)
+        # aiohttp refuses a larger body itself; the Content-Length check answers first.
+        app = web.Application(client_max_size=settings.max_body_bytes)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+
+    async def start(self) -> tuple[str, int]:
+        """Bind and serve; the bound ``(host, port)`` (the token is never logged)."""
+        await self._runner.setup()
+        site = web.TCPSite(
+            self._runner, self._settings.host, self._settings.port, ssl_context=self._tls
+        )
+        await site.start()
+        addresses = self._runner.addresses
+        host, port = addresses[0][:2] if addresses else (self._settings.host, self._settings.port)
+        scheme = "https" if self._tls is not None else "http"
+        log.info(
+            "callback receiver listening",
+            extra={
+                "address": f"{scheme}://{host}:{port}{self._settings.path}/<token>",
+                "port": port,
+                "topic": self._settings.topic,
+            },
+        )
+        return str(host), int(port)
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        started = time.monotonic()
+        refusal = self._refusal(request)
+        if refusal is not None:
+            answer, status = refusal
+            self._metrics.callback_answered(answer)
+            return web.Response(status=status)
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            self._metrics.callback_answered(Answer.TOO_LARGE)
+            return web.Response(status=413)
+        answer = await self._store(body, started)
+        self._metrics.callback_answered(answer, time.monotonic() - started)
+        return web.Response(status=503 if answer is Answer.UNAVAILABLE else 200)
+
+    def _refusal(self, request: web.Request) -> tuple[Answer, int] | None:
+        """What is decided before reading the body: source, path, method, declared size."""
+        if not is_allowed_address(self._client_address(request), self._allowed):
+            return Answer.FORBIDDEN, 403
+        if not hmac.compare_digest(request.path.encode(), self._path.encode()):
+            return Answer.NOT_FOUND, 404
+        if request.method not in (hdrs.METH_POST, hdrs.METH_PUT):  # Vibes allows either
+            return Answer.METHOD_NOT_ALLOWED, 405
+        length = request.content_length
+        if length is not None and length > self._settings.max_body_bytes:
+            return Answer.TOO_LARGE, 413
+        return None
+
+    def _client_address(self, request: web.Request) -> str:
+        """The peer, or, behind a trusted proxy, the nearest untrusted X-Forwarded-For entry.
+
+        Walked from the right: each proxy appends the address it saw, so only the
+        entries added by proxies we trust can be believed; the first one they did
+        not add is the client. Off (peer only) unless ``trusted_proxies`` is set.
+        """
+        peer = request.remote or ""
+        if not self._proxies or not is_allowed_address(peer, self._proxies):
+            return peer
+        hops = [
+            hop.strip()
+            for value in request.headers.getall(hdrs.X_FORWARDED_FOR, [])
+            for hop in value.split(",")
+        ]
+        for hop in reversed(hops):
+            if not is_allowed_address(hop, self._proxies):
+                return hop
+        return hops[0] if hops else peer
+
+    async def _store(self, body: bytes, started: float) -> Answer:
+        try:
+            callback = parse_callback(body)
+        except InvalidCallback as exc:
+            log.warning("invalid callback acknowledged and dead-lettered", extra={"why": str(exc)})
+            future = self._sink.produce(
+                self._dead_letter_topic, None, body, _invalid_headers(str(exc))
+            )
+            if await self._acknowledged(future, started):
+                self._metrics.dead_letters.labels(INVALID_CALLBACK).inc()
+                return Answer.INVALID
+            return Answer.UNAVAILABLE
+        future = self._sink.produce(
+            self._settings.topic, callback.event_id.encode(), body, callback_headers(callback)
+        )
+        if not await self._acknowledged(future, started):
+            return Answer.UNAVAILABLE
+        self._metrics.callback_counted(bounded_labels(callback), record_timestamp_ms(callback))
+        return Answer.STORED
+
+    async def _acknowledged(self, future: asyncio.Future[None], started: float) -> bool:
+        remaining = self._settings.store_timeout_seconds - (time.monotonic() - started)
+        try:
+            await asyncio.wait_for(future, max(0.0, remaining))
+        except TimeoutError:
+            log.warning("callback not stored in time; answered 503 so that Vibes retries")
+            return False
+        except Exception as exc:  # ProduceFailed, or the producer closing
+            log.warning("callback not stored; answered 503", extra={"kafka_error": str(exc)})
+            return False
+        return True
+
+
+def callback_headers(callback: ProcessedCallback) -> Headers:
+    """The record's headers: what a consumer routes on, without parsing the value."""
+    values = {
+        CALLBACK_TYPE: "event_processed",
+        EVENT_TYPE: callback.event_type,
+        ACTION_TYPE: callback.action_type,
+        ACTION_STATUS: callback.status,
+    }
+    if callback.status_reason is not None:
+        values[ACTION_REASON] = callback.status_reason
+    if callback.callback_id is not None:
+        values[CALLBACK_ID] = callback.callback_id
+    for name, value in source_coordinates(callback).items():
+        values[_COORDINATE_HEADERS[name]] = value
+    return [(name, value[:_HEADER_VALUE_LIMIT].encode()) for name, value in values.items()]
+
+
+def _invalid_headers(why: str) -> Headers:
+    return [(REASON, INVALID_CALLBACK.encode()), (MESSAGE, why.encode())]
+
+
+def _parse_networks(values: list[str] | tuple[str, ...]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(value, strict=False) for value in values)
