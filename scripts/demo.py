@@ -205,8 +205,8 @@ def wait_for_management(process: subprocess.Popen[bytes], log_path: Path) -> str
         if process.poll() is not None:
             raise SystemExit(f"the bridge exited early:\n{log_path.read_text()}")
         for line in log_path.read_text(errors="replace").splitlines():
-            if "management server listening" in line:
-                return str(json.loads(line)["address"])
+            if "vibes-bridge running" in line:
+                return str(json.loads(line)["management"])
         time.sleep(0.1)
     raise SystemExit("the bridge's management port did not open in time")
 

@@ -86,7 +86,7 @@ class BridgeProcess:
 def start_bridge(
     config: Path, log_path: Path, env: Mapping[str, str] | None = None
 ) -> BridgeProcess:
-    """Start ``vibes-bridge run -c CONFIG`` and wait until its management port answers."""
+    """Start ``vibes-bridge run -c CONFIG`` and wait until it says it is running."""
     start_offset = log_path.stat().st_size if log_path.exists() else 0
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
@@ -103,13 +103,15 @@ def start_bridge(
             raise AssertionError(f"bridge exited with {proc.returncode}:\n{log_path.read_text()}")
         text = log_path.read_bytes()[start_offset:].decode(errors="replace")
         for raw in text.splitlines():
-            if "management server listening" in raw:
-                process.management = json.loads(raw)["address"].replace("0.0.0.0", "127.0.0.1")
+            # Logged once everything listens (management port, callback receiver) and
+            # the dead-letter topic was checked: the service is up, if not yet assigned.
+            if "vibes-bridge running" in raw:
+                process.management = json.loads(raw)["management"].replace("0.0.0.0", "127.0.0.1")
                 return True
         return False
 
     try:
-        wait_until(listening, START_TIMEOUT_S, "the bridge's management port")
+        wait_until(listening, START_TIMEOUT_S, "the bridge to say it is running")
     except BaseException:  # never leak a running bridge past a failed start
         if proc.poll() is None:
             proc.kill()
