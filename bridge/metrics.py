@@ -11,6 +11,7 @@ HTTP statuses, reasons and company keys only.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -202,6 +203,16 @@ class BridgeMetrics:
         if record_ms is not None:
             latency = max(0.0, time.time() - record_ms / 1000)
             self.callback_latency.labels(labels[1]).observe(latency)
+
+    def callback_receiver_started(self, answers: Iterable[str]) -> None:
+        """Expose every answer's request series at zero as soon as the receiver runs.
+
+        The series' presence is how the "callbacks not arriving" alert tells a
+        deployment with the receiver from one without, even before Vibes' first
+        call; and ``increase()`` then sees the first request of each answer.
+        """
+        for answer in answers:
+            self.callback_requests.labels(answer)
 
     def callback_answered(self, answer: str, seconds: float | None = None) -> None:
         self.callback_requests.labels(answer).inc()

@@ -49,3 +49,23 @@ def test_exported_names_cover_samples_as_scraped() -> None:
     assert "vibes_bridge_delivery_duration_seconds_bucket" in names
     assert "vibes_bridge_ready" in names
     assert "vibes_bridge_records_consumed" not in names
+
+
+def test_the_receiver_exposes_every_answer_at_zero_before_its_first_request() -> None:
+    """Without the receiver the request counter has no series (the alert guard)."""
+    metrics = BridgeMetrics()
+    assert b"vibes_bridge_callback_requests_total{" not in metrics.render()
+    metrics.callback_receiver_started(["stored", "unavailable"])
+    assert (
+        metrics.registry.get_sample_value(
+            "vibes_bridge_callback_requests_total", {"answer": "unavailable"}
+        )
+        == 0
+    )
+    metrics.callback_answered("stored")
+    assert (
+        metrics.registry.get_sample_value(
+            "vibes_bridge_callback_requests_total", {"answer": "stored"}
+        )
+        == 1
+    )

@@ -126,6 +126,7 @@ class CallbackReceiver:
             self._runner, self._settings.host, self._settings.port, ssl_context=self._tls
         )
         await site.start()
+        self._metrics.callback_receiver_started(Answer)
         addresses = self._runner.addresses
         host, port = addresses[0][:2] if addresses else (self._settings.host, self._settings.port)
         scheme = "https" if self._tls is not None else "http"

@@ -93,6 +93,13 @@ def test_a_valid_callback_is_stored_keyed_with_headers_and_counted(
     body = orjson.dumps(callback())
 
     async def scenario(client: httpx.AsyncClient) -> None:
+        # Running, the receiver shows every answer before the first request.
+        assert (
+            metrics.registry.get_sample_value(
+                "vibes_bridge_callback_requests_total", {"answer": "unavailable"}
+            )
+            == 0
+        )
         answer = await client.post(PATH, content=body)
         assert answer.status_code == 200
 

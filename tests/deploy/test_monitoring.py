@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -28,6 +29,9 @@ WANTED_ALERTS = {
     "VibesBridgeNoDeliveries",
     "VibesBridgeNotReady",
     "VibesBridgeRateLimited",
+    "VibesBridgeVibesFailingEvents",
+    "VibesBridgeCallbacksNotArriving",
+    "VibesBridgeCallbacksNotStored",
 }
 
 
@@ -119,14 +123,57 @@ def test_dashboard_covers_what_operators_watch() -> None:
         "vibes_bridge_consumer_lag",
         "vibes_bridge_in_flight_requests",
         "vibes_bridge_ready",
+        "vibes_bridge_callbacks_total",  # callbacks by status and reason
+        "vibes_bridge_callback_requests_total",  # receiver answers
+        "vibes_bridge_callback_store_seconds_bucket",  # against Vibes' 2 s
     ):
         assert wanted in used, f"the dashboard does not show {wanted}"
+
+
+def test_the_callbacks_row_stacks_failures_and_marks_the_two_second_budget() -> None:
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    [row] = [p for p in panels if p["type"] == "row" and p["title"] == "Callbacks"]
+    below = [p for p in panels if p["gridPos"]["y"] > row["gridPos"]["y"]]
+    exprs = [t["expr"] for p in below for t in p.get("targets", [])]
+    assert any('reason="invalid_callback"' in e for e in exprs), "no invalid_callback panel"
+    [outcomes] = [p for p in below if "vibes_bridge_callbacks_total" in p["targets"][0]["expr"]
+                  and len(p["targets"]) == 2]  # fmt: skip
+    failed = [t["refId"] for t in outcomes["targets"] if 'status="failed"' in t["expr"]]
+    stacked = [
+        o["matcher"]["options"]
+        for o in outcomes["fieldConfig"]["overrides"]
+        if {"id": "custom.stacking", "value": {"mode": "normal", "group": "failed"}}
+        in o["properties"]
+    ]
+    assert failed, "no failed-callbacks query"
+    assert stacked == failed, "the failed callbacks are not stacked"
+    [store] = [p for p in below if "callback_store_seconds" in p["targets"][0]["expr"]]
+    assert "histogram_quantile(0.99," in store["targets"][0]["expr"]
+    steps = store["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert [s["value"] for s in steps] == [None, 2]
+
+
+def test_every_dashboard_query_parses(tmp_path: Path) -> None:
+    """promtool checks each query as a recording rule, with Grafana's variables filled."""
+    variables = {"$__rate_interval": "5m", "$namespace": ".*", "$job": ".*"}
+    rules = []
+    for number, query in enumerate(dashboard_queries()):
+        if query.startswith("label_values("):
+            continue  # Grafana's own function, not PromQL
+        expr = query
+        for variable, value in variables.items():
+            expr = expr.replace(variable, value)
+        rules.append({"record": f"dashboard:query_{number}", "expr": expr})
+    rule_file = tmp_path / "dashboard.rules.yaml"
+    rule_file.write_text(json.dumps({"groups": [{"name": "dashboard", "rules": rules}]}))
+    must_succeed(run_tool([tool("promtool"), "check", "rules", rule_file]))
 
 
 def test_queries_never_group_by_person_data() -> None:
     """Grouping labels are the metric labels of spec section 4 plus scrape labels."""
     allowed = {"le", "topic", "partition", "rule", "event_type", "status", "reason",
-               "company_key", "namespace", "job", "instance"}  # fmt: skip
+               "company_key", "action_type", "status_reason", "answer",
+               "namespace", "job", "instance"}  # fmt: skip
     queries = dashboard_queries() + [rule["expr"] for rule in alert_rules()]
     for query in queries:
         for group in re.findall(r"by \(([^)]*)\)", query):
