@@ -16,14 +16,17 @@ import signal
 import time
 from dataclasses import dataclass
 
-from bridge.delivery import CredentialsSource, Deliverer, RateLimiter, VibesClient
-from bridge.kafka.config import consumer_config, producer_config
+from bridge.delivery import CredentialsSource, Deliverer, VibesClient
+from bridge.delivery.aimd import AdaptiveLimiter
+from bridge.kafka.budget_topic import BudgetLink
+from bridge.kafka.config import KafkaClientConfig, consumer_config, producer_config
 from bridge.kafka.consumer import KafkaSource
 from bridge.kafka.producer import DeadLetterProducer
 from bridge.loading import LoadedBridge
 from bridge.metrics import BridgeMetrics
 from bridge.service.consumer_loop import ConsumerLoop, LoopSettings
 from bridge.service.dispatch import Dispatcher
+from bridge.service.fleet_budget import FleetBudget
 from bridge.service.health import Health
 from bridge.service.management import ManagementServer
 from bridge.service.offsets import OffsetTracker
@@ -53,6 +56,7 @@ class Service:
     outbox: DeadLetterOutbox
     consumer: ConsumerLoop
     management: ManagementServer
+    fleet: FleetBudget
 
 
 async def run_service(loaded: LoadedBridge, *, stop: asyncio.Event | None = None) -> int:
@@ -82,6 +86,7 @@ async def run_service(loaded: LoadedBridge, *, stop: asyncio.Event | None = None
     )
     consumer_done = asyncio.ensure_future(asyncio.to_thread(service.consumer.run))
     heartbeat = asyncio.ensure_future(_heartbeat(service))
+    fleet = asyncio.ensure_future(service.fleet.run())
     stopping = asyncio.ensure_future(stop.wait())
     await asyncio.wait((consumer_done, stopping), return_when=asyncio.FIRST_COMPLETED)
     status = EXIT_OK
@@ -94,8 +99,12 @@ async def run_service(loaded: LoadedBridge, *, stop: asyncio.Event | None = None
     timeout = settings.delivery.shutdown_timeout_seconds + _CLOSE_ALLOWANCE_SECONDS
     with contextlib.suppress(Exception):
         await asyncio.wait_for(asyncio.shield(consumer_done), timeout)
-    for task in (heartbeat, stopping):
+    for task in (heartbeat, stopping, fleet):
         task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await fleet
+    with contextlib.suppress(Exception):
+        await service.fleet.close()
     await service.dispatcher.cancel_all()
     await service.client.aclose()
     await service.management.stop()
@@ -122,9 +131,10 @@ def _build(loaded: LoadedBridge, loop: asyncio.AbstractEventLoop) -> Service:
         max_connections=settings.delivery.max_in_flight,
     )
     retry_limit = settings.delivery.max_retry_duration
+    fleet = _fleet(loaded, metrics, consumer_settings, producer_settings)
     deliverer = Deliverer(
         client,
-        RateLimiter(settings.vibes.requests_per_second),
+        fleet.limiter,
         observer=metrics,
         max_retry_duration=None if retry_limit is None else retry_limit.total_seconds(),
     )
@@ -174,7 +184,46 @@ def _build(loaded: LoadedBridge, loop: asyncio.AbstractEventLoop) -> Service:
         outbox,
         consumer,
         management,
+        fleet.budget,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Fleet:
+    budget: FleetBudget
+    limiter: AdaptiveLimiter
+
+
+def _fleet(
+    loaded: LoadedBridge,
+    metrics: BridgeMetrics,
+    consumer_settings: KafkaClientConfig,
+    producer_settings: KafkaClientConfig,
+) -> _Fleet:
+    """The limiter, and the task that sets its shares (docs/fleet-budget.md)."""
+    settings = loaded.settings
+    link = None
+    if settings.fleet.enabled:
+        link = BudgetLink(
+            settings.fleet.topic,
+            consumer_settings=consumer_settings.settings,
+            producer_settings=producer_settings.settings,
+            group_id=settings.kafka.group_id,
+        )
+    budget = settings.vibes.requests_per_second
+    limiter = AdaptiveLimiter(budget)
+    fleet = FleetBudget(
+        limiter,
+        metrics,
+        budget=budget,
+        settings=settings.fleet,
+        group=settings.kafka.group_id,
+        link=link,
+    )
+    # Every key starts at the conservative share until the first plan (the whole budget
+    # when the fleet is off).
+    limiter.set_default_share(fleet.start_share)
+    return _Fleet(fleet, limiter)
 
 
 async def _heartbeat(service: Service) -> None:
