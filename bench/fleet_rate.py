@@ -34,6 +34,7 @@ from pathlib import Path
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from devtools.kafka_broker import kafka_broker
 from tests.service.conftest import ORDER_RULES, orders
 from tests.sim.conftest import start_sim
 from tests.support.bridge_service import (
@@ -44,7 +45,6 @@ from tests.support.bridge_service import (
     start_bridge,
     wait_until,
 )
-from tests.support.kafka_broker import kafka_broker
 
 PARTITIONS = 6
 LATENCY_MS = 20

@@ -23,6 +23,7 @@ import copy
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -34,12 +35,15 @@ import orjson
 from ruamel.yaml import YAML
 
 from bridge.codecs import AvroDecoder, Decoder, JsonDecoder, load_avro_schema
-from bridge.codecs.avro_encode import encode_avro
 from bridge.loading import load_bridge
 from bridge.mapping.engine import Engine
 from bridge.records import SourceRecord
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # devtools/ is used from the checkout: it is not installed
+
+from devtools.avro_encode import encode_avro  # noqa: E402
+
 EXAMPLE_CONFIG = REPO / "examples" / "bridge.yaml"
 SHIPMENT_SCHEMA = REPO / "schemas" / "shipment_event.avsc"
 SHIPMENT_EXAMPLE = REPO / "schemas" / "examples" / "shipment_event.json"
@@ -58,7 +62,8 @@ class Workload:
     records: list[SourceRecord]
 
 
-def _shipments(count: int) -> Workload:
+def shipment_workload(count: int) -> Workload:
+    """``count`` shipments as schemaless Avro, keyed by shipment id as a shop would key them."""
     schema = load_avro_schema(SHIPMENT_SCHEMA)
     example = json.loads(SHIPMENT_EXAMPLE.read_text(encoding="utf-8"))
     records = []
@@ -67,23 +72,28 @@ def _shipments(count: int) -> Workload:
         document["shipment_id"] = f"SHP-{index:08d}"
         document["status"] = SHIPMENT_STATUSES[index % len(SHIPMENT_STATUSES)]
         document["customer"]["id"] = f"CUST-{index % 5000:05d}"
-        records.append(_record("shop.shipments", index, encode_avro(schema, document)))
+        value = encode_avro(schema, document)
+        records.append(_record("shop.shipments", index, value, document["shipment_id"]))
     return Workload("shipments (Avro)", AvroDecoder(schema), records)
 
 
-def _orders(count: int) -> Workload:
+def order_workload(count: int) -> Workload:
+    """``count`` orders as JSON, keyed by order id; the statuses cycle so some match no rule."""
     example = json.loads(ORDER_EXAMPLE.read_text(encoding="utf-8"))
     records = []
     for index in range(count):
         document = copy.deepcopy(example)
         document["order_id"] = f"ORD-{index:08d}"
         document["status"] = ORDER_STATUSES[index % len(ORDER_STATUSES)]
-        records.append(_record("shop.orders", index, orjson.dumps(document)))
+        value = orjson.dumps(document)
+        records.append(_record("shop.orders", index, value, document["order_id"]))
     return Workload("orders (JSON)", JsonDecoder(), records)
 
 
-def _record(topic: str, offset: int, value: bytes) -> SourceRecord:
-    return SourceRecord(topic=topic, partition=0, offset=offset, value=value, timestamp_ms=0)
+def _record(topic: str, offset: int, value: bytes, key: str) -> SourceRecord:
+    return SourceRecord(
+        topic=topic, partition=0, offset=offset, value=value, key=key.encode(), timestamp_ms=0
+    )
 
 
 def _engine(*, with_e164: bool, workdir: Path) -> Engine:
@@ -197,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         }
         results = [
             _measure(workload, engines, args.rounds)
-            for workload in (_shipments(args.records), _orders(args.records))
+            for workload in (shipment_workload(args.records), order_workload(args.records))
         ]
     results.append(_combined(results))
     for result in results:

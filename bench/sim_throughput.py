@@ -85,7 +85,7 @@ def cpu_seconds(pid: int) -> float | None:
 @contextmanager
 def simulator(cpu: int | None, extra: Sequence[str]) -> Iterator[tuple[str, int]]:
     """A running simulator's base URL and pid; SIGTERM and a bounded wait on the way out."""
-    argv = [sys.executable, "-m", "bridge.sim", "--port", "0", "--log-level", "warning", *extra]
+    argv = [sys.executable, "-m", "bridge", "sim", "--port", "0", "--log-level", "warning", *extra]
     proc = subprocess.Popen(
         pinned(cpu, argv),
         cwd=ROOT,

@@ -10,3 +10,5 @@ command-line entry points; ``sim`` is the Vibes API simulator.
 """
 
 __version__ = "0.1.0"
+
+__all__ = ["__version__"]

@@ -17,6 +17,10 @@ decide by type instead of by message::
 
 Messages must never carry secrets or person data (names, phone numbers, ids):
 they end up in logs and in dead-letter headers.
+
+The finer cause of a decode or mapping error is a member of :class:`DecodeCode` or
+:class:`MappingCode`: the one list of codes, which the docs' tables must match
+(``tests/test_error_codes.py`` compares them).
 """
 
 from __future__ import annotations
@@ -46,6 +50,41 @@ class RetryReason(StrEnum):
     STATUS_5XX = "status_5xx"
     TIMEOUT = "timeout"
     CONNECTION = "connection"
+
+
+class DecodeCode(StrEnum):
+    """Why a record's bytes are not a value of its source's format (docs/codecs.md)."""
+
+    NULL_VALUE = "null_value"
+    NOT_AN_OBJECT = "not_an_object"
+    INVALID_UTF8 = "invalid_utf8"
+    INVALID_JSON = "invalid_json"
+    TOO_DEEP = "too_deep"
+    TRUNCATED = "truncated"
+    TRAILING_BYTES = "trailing_bytes"
+    INVALID_AVRO = "invalid_avro"
+    VALUE_OUT_OF_RANGE = "value_out_of_range"
+    SCHEMA_MISMATCH = "schema_mismatch"
+    BAD_MAGIC_BYTE = "bad_magic_byte"
+    UNKNOWN_SCHEMA_ID = "unknown_schema_id"
+    UNKNOWN_SCHEMA_REFERENCE = "unknown_schema_reference"
+    UNSUPPORTED_SCHEMA_TYPE = "unsupported_schema_type"
+    INVALID_REGISTRY_SCHEMA = "invalid_registry_schema"
+    UNDECODABLE = "undecodable"
+    NO_SOURCE = "no_source"
+
+
+class MappingCode(StrEnum):
+    """Why a rule cannot turn a decoded value into a valid event (docs/configuration.md)."""
+
+    NO_RECIPIENT = "no_recipient"
+    INVALID_RECIPIENT = "invalid_recipient"
+    REQUIRED_VALUE_MISSING = "required_value_missing"
+    CONVERSION_FAILED = "conversion_failed"
+    INVALID_PHONE_NUMBER = "invalid_phone_number"
+    INVALID_EVENT_TYPE = "invalid_event_type"
+    EXPRESSION_ERROR = "expression_error"
+    UNENCODABLE = "unencodable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +117,9 @@ class RecordError(BridgeError):
     """A record that can never succeed, whatever is retried.
 
     ``reason`` is the dead-letter reason (``bridge.error.reason``); ``code`` is a
-    finer, stable machine-readable cause (``no_recipient``, ``truncated`` ...).
+    finer, stable machine-readable cause (``no_recipient``, ``truncated`` ...): a
+    :class:`DecodeCode` or :class:`MappingCode` for the leaves that have a closed
+    list, plain text for the delivery leaves (``http_404``).
     """
 
     reason: ClassVar[DeadLetterReason]
@@ -96,12 +137,24 @@ class DecodeError(RecordError):
     """The record's bytes are not a value of the source's format."""
 
     reason: ClassVar[DeadLetterReason] = DeadLetterReason.DECODE_ERROR
+    code: DecodeCode
+
+    def __init__(self, code: DecodeCode, message: str) -> None:
+        super().__init__(code, message)
 
 
 class MappingError(RecordError):
-    """The decoded value cannot be turned into a valid Vibes event by a rule."""
+    """The decoded value cannot be turned into a valid Vibes event by a rule.
+
+    The message names the rule and the field (``rule order-shipped: recipient.mdn:
+    not a valid phone number (region US)``), never the record's values.
+    """
 
     reason: ClassVar[DeadLetterReason] = DeadLetterReason.MAPPING_ERROR
+    code: MappingCode
+
+    def __init__(self, code: MappingCode, message: str) -> None:
+        super().__init__(code, message)
 
 
 class EventRejected(RecordError):

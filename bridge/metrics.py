@@ -152,6 +152,18 @@ class BridgeMetrics:
             "1 while the budget topic is unusable and a static share is in force.",
             registry=r,
         )
+        self.config_reloads = Counter(
+            "vibes_bridge_config_reloads",
+            "Configuration reloads (SIGHUP or the file changing), by result: success or failure.",
+            ["result"],
+            registry=r,
+        )
+        self.config_info = Gauge(
+            "vibes_bridge_config_info",
+            "1 for the SHA-256 of the configuration file in force (a hash, never the content).",
+            ["sha256"],
+            registry=r,
+        )
         self.callbacks = Counter(
             "vibes_bridge_callbacks",
             "Event-processed callbacks received from Vibes.",

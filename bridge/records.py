@@ -1,12 +1,22 @@
 """The record stage: a consumed Kafka record as plain data, free of any client library.
 
 Everything after the Kafka edge works on :class:`SourceRecord`, so the engine,
-the dry-run commands and the tests never need a broker.
+the dry-run commands and the tests never need a broker. The record's metadata as
+rules read it, the reserved ``_kafka`` key of the record document (spec section 1),
+is defined here too, once: :data:`KAFKA_KEY`, its shape :class:`KafkaDocument` and
+:func:`kafka_document`. The engine adds it; the load-time schema check
+(``bridge.mapping.avro_paths``) derives the names it accepts from the same shape.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Final, TypedDict
+
+# Kafka's own bounds: partitions are int32, offsets and timestamps int64.
+MAX_PARTITION: Final = 2**31 - 1
+MAX_OFFSET: Final = 2**63 - 1
+MAX_TIMESTAMP: Final = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,3 +30,33 @@ class SourceRecord:
     key: bytes | None = None
     timestamp_ms: int | None = None
     headers: tuple[tuple[str, bytes | None], ...] = field(default_factory=tuple)
+
+
+KAFKA_KEY: Final = "_kafka"
+"""The reserved key of the record document; it hides a record field of that name."""
+
+
+class KafkaDocument(TypedDict):
+    """What ``_kafka`` holds: text is decoded as UTF-8 (invalid bytes replaced)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    timestamp: int | None  # milliseconds since the epoch
+    headers: dict[str, str]  # a header without a value reads as ""
+
+
+def kafka_document(record: SourceRecord) -> KafkaDocument:
+    """The ``_kafka`` value for ``record``."""
+    return {
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "key": None if record.key is None else record.key.decode("utf-8", "replace"),
+        "timestamp": record.timestamp_ms,
+        "headers": {
+            name: "" if raw is None else raw.decode("utf-8", "replace")
+            for name, raw in record.headers
+        },
+    }

@@ -1,7 +1,7 @@
 """`make demo`: the whole path on this machine, from a bare checkout to messages "sent".
 
 1. a real Kafka broker (KAFKA_BOOTSTRAP_SERVERS if set, else the project's own
-   Apache Kafka from Maven Central: see tests/support/kafka_broker.py);
+   Apache Kafka from Maven Central: see devtools/kafka_broker.py);
 2. the Vibes API simulator (`vibes-bridge sim`) on a free loopback port;
 3. a handful of sample order (JSON) and shipment (Avro) events produced to Kafka,
    plus one undecodable record;
@@ -38,8 +38,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bridge.codecs import load_avro_schema  # noqa: E402
-from bridge.codecs.avro_encode import encode_avro  # noqa: E402
-from tests.support.kafka_broker import kafka_broker  # noqa: E402
+from devtools.avro_encode import encode_avro  # noqa: E402
+from devtools.kafka_broker import kafka_broker  # noqa: E402
 
 CONFIG = REPO / "examples" / "bridge.yaml"
 SCHEMAS = REPO / "schemas"

@@ -8,14 +8,13 @@ Bad bytes raise :class:`bridge.errors.DecodeError` with a stable ``code``; a
 registry outage raises :class:`bridge.errors.SchemaRegistryUnavailable`.
 
 The JSON-friendly forms of Avro's logical types and bytes are listed in
-:mod:`bridge.codecs.avro_logical`; the static check of rule paths against an Avro
-schema is :func:`bridge.codecs.avro_paths.unknown_field_paths`.
+:mod:`bridge.codecs.avro_logical`. The static check of rule paths against an Avro
+schema interprets JMESPath, so it lives in ``bridge.mapping.avro_paths``.
 """
 
 from bridge.codecs.avro_codec import AvroDecoder
-from bridge.codecs.avro_paths import unknown_field_paths
 from bridge.codecs.avro_schema import AvroSchema, SchemaFileError, load_avro_schema
-from bridge.codecs.base import FORMATS, Decoder
+from bridge.codecs.base import FORMATS, Decoder, SourceFormat
 from bridge.codecs.confluent_avro import ConfluentAvroDecoder
 from bridge.codecs.factory import make_decoder
 from bridge.codecs.json_codec import JsonDecoder
@@ -30,7 +29,7 @@ __all__ = [
     "JsonDecoder",
     "SchemaFileError",
     "SchemaRegistryClient",
+    "SourceFormat",
     "load_avro_schema",
     "make_decoder",
-    "unknown_field_paths",
 ]

@@ -18,7 +18,7 @@ from bridge.codecs.avro_logical import Converter
 from bridge.codecs.avro_plan import compile_plan, reading_schema
 from bridge.codecs.avro_schema import AvroSchema
 from bridge.codecs.base import not_an_object, require_bytes
-from bridge.errors import DecodeError
+from bridge.errors import DecodeCode, DecodeError
 
 
 class AvroDecoder:
@@ -60,34 +60,38 @@ def read_avro(
     except DecodeError:
         raise
     except EOFError:
-        raise DecodeError("truncated", "the Avro value ends before the schema says") from None
+        raise DecodeError(
+            DecodeCode.TRUNCATED, "the Avro value ends before the schema says"
+        ) from None
     except UnicodeDecodeError:
-        raise DecodeError("invalid_utf8", "an Avro string is not valid UTF-8") from None
+        raise DecodeError(DecodeCode.INVALID_UTF8, "an Avro string is not valid UTF-8") from None
     except RecursionError:
-        raise DecodeError("too_deep", "the Avro value nests too deeply to read") from None
+        raise DecodeError(DecodeCode.TOO_DEEP, "the Avro value nests too deeply to read") from None
     except OverflowError:
         raise DecodeError(
-            "value_out_of_range", "a date, time or timestamp is outside years 1 to 9999"
+            DecodeCode.VALUE_OUT_OF_RANGE, "a date, time or timestamp is outside years 1 to 9999"
         ) from None
     except SchemaResolutionError:
         raise DecodeError(
-            "schema_mismatch", "the writer's schema cannot be read with the reader schema"
+            DecodeCode.SCHEMA_MISMATCH, "the writer's schema cannot be read with the reader schema"
         ) from None
     except (ValueError, IndexError, KeyError, TypeError, MemoryError) as exc:
         # fastavro's answer to bytes that do not fit the schema: a union or enum
         # index out of range, a negative length, an invalid uuid, a bad time ...
         raise DecodeError(
-            "invalid_avro", f"the bytes are not a value of the schema ({type(exc).__name__})"
+            DecodeCode.INVALID_AVRO,
+            f"the bytes are not a value of the schema ({type(exc).__name__})",
         ) from None
     except Exception as exc:
         # The boundary: no library exception may escape a decoder (see base.py);
         # anything not foreseen above is still this record's bytes failing.
         raise DecodeError(
-            "undecodable", f"the Avro value cannot be read ({type(exc).__name__})"
+            DecodeCode.UNDECODABLE, f"the Avro value cannot be read ({type(exc).__name__})"
         ) from None
     remaining = len(data) - stream.tell()
     if remaining:
         raise DecodeError(
-            "trailing_bytes", f"{remaining} bytes are left over after a complete Avro value"
+            DecodeCode.TRAILING_BYTES,
+            f"{remaining} bytes are left over after a complete Avro value",
         )
     return value

@@ -79,7 +79,34 @@ def parse_avro_schema_text(
         raise SchemaFileError(
             f"not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
         ) from None
+    except RecursionError:  # the standard library's parser recurses per level
+        raise SchemaFileError(_TOO_DEEP) from None
     return parse_avro_schema(document, require_record=require_record, named_schemas=named_schemas)
+
+
+MAX_SCHEMA_DEPTH: Final = 100
+"""How deeply a schema's JSON may nest (about 30 records inside one another).
+
+Every walk over a schema (the checks here, fastavro's parser, the decoding plan,
+the rules' path check) recurses per level: a bound here keeps them all far from
+Python's recursion limit, so a hostile file is a clear error, not a traceback."""
+
+_TOO_DEEP: Final = f"not supported: the schema nests more than {MAX_SCHEMA_DEPTH} levels deep"
+
+
+def _json_depth(document: Any) -> int:
+    """The nesting depth of decoded JSON, without recursion (stops past the limit)."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(document, 1)]
+    while pending:
+        node, depth = pending.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_SCHEMA_DEPTH:
+            break
+        children = node.values() if isinstance(node, dict) else node
+        if isinstance(node, dict | list):
+            pending.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def parse_avro_schema(
@@ -89,6 +116,8 @@ def parse_avro_schema(
     named_schemas: dict[str, Any] | None = None,
 ) -> AvroSchema:
     """Check and parse a schema given as decoded JSON; see :func:`parse_avro_schema_text`."""
+    if _json_depth(document) > MAX_SCHEMA_DEPTH:
+        raise SchemaFileError(_TOO_DEEP)
     problems = schema_problems(document)
     if problems:
         raise SchemaFileError("not a valid Avro schema: " + problems[0])

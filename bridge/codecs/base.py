@@ -10,12 +10,28 @@ Messages never include payload content (no person data).
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any, Final, Protocol
 
-from bridge.errors import DecodeError
+from bridge.errors import DecodeCode, DecodeError
 
-FORMATS: Final = ("json", "avro", "confluent-avro")
-"""The values of a source's ``format`` key."""
+
+class SourceFormat(StrEnum):
+    """A source's ``format`` key: the one list of formats, which the configuration
+    model, the compiler and :func:`~bridge.codecs.make_decoder` all read."""
+
+    JSON = "json"
+    AVRO = "avro"
+    CONFLUENT_AVRO = "confluent-avro"
+
+    @property
+    def is_avro(self) -> bool:
+        """Whether values are Avro, so a schema file (if given) can check rule paths."""
+        return self is not SourceFormat.JSON
+
+
+FORMATS: Final = tuple(SourceFormat)
+"""The values of a source's ``format`` key, in the order the docs list them."""
 
 
 class Decoder(Protocol):
@@ -29,10 +45,10 @@ class Decoder(Protocol):
 def require_bytes(data: bytes | None) -> bytes:
     """``data`` itself, or the DecodeError for a tombstone (a record without a value)."""
     if data is None:
-        raise DecodeError("null_value", "the record has no value (a tombstone)")
+        raise DecodeError(DecodeCode.NULL_VALUE, "the record has no value (a tombstone)")
     return data
 
 
 def not_an_object(kind: str) -> DecodeError:
     """The error for a value that decoded to something other than an object."""
-    return DecodeError("not_an_object", f"the value is a {kind}, not an object")
+    return DecodeError(DecodeCode.NOT_AN_OBJECT, f"the value is a {kind}, not an object")

@@ -19,7 +19,7 @@ from bridge.codecs.avro_plan import compile_plan, reading_schema
 from bridge.codecs.avro_schema import AvroSchema
 from bridge.codecs.base import require_bytes
 from bridge.codecs.registry import SchemaRegistryClient
-from bridge.errors import DecodeError
+from bridge.errors import DecodeCode, DecodeError
 
 MAGIC_BYTE: Final = 0
 HEADER_SIZE: Final = 5
@@ -44,11 +44,12 @@ class ConfluentAvroDecoder:
         data = require_bytes(data)
         if len(data) < HEADER_SIZE:
             raise DecodeError(
-                "truncated", f"{len(data)} bytes, shorter than the 5-byte Confluent header"
+                DecodeCode.TRUNCATED, f"{len(data)} bytes, shorter than the 5-byte Confluent header"
             )
         if data[0] != MAGIC_BYTE:
             raise DecodeError(
-                "bad_magic_byte", f"the first byte is {data[0]}, not the Confluent magic byte 0"
+                DecodeCode.BAD_MAGIC_BYTE,
+                f"the first byte is {data[0]}, not the Confluent magic byte 0",
             )
         schema_id = int.from_bytes(data[1:HEADER_SIZE], "big")
         writer = self._writers.get(schema_id) or self._writer(schema_id)

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from bridge.codecs.base import not_an_object, require_bytes
-from bridge.errors import DecodeError
+from bridge.errors import DecodeCode, DecodeError
 
 
 class JsonDecoder:
@@ -37,13 +37,13 @@ def _translate(exc: orjson.JSONDecodeError) -> DecodeError:
     # payload), so the stable code is read from it.
     reason = exc.msg.lower()
     if "not valid utf-8" in reason:
-        return DecodeError("invalid_utf8", "the value is not valid UTF-8")
+        return DecodeError(DecodeCode.INVALID_UTF8, "the value is not valid UTF-8")
     if "recursion" in reason or "depth" in reason:
-        return DecodeError("too_deep", "the value nests deeper than 1024 levels")
+        return DecodeError(DecodeCode.TOO_DEEP, "the value nests deeper than 1024 levels")
     if "empty" in reason or "zero-length" in reason:
-        return DecodeError("invalid_json", "the value is empty, not JSON")
+        return DecodeError(DecodeCode.INVALID_JSON, "the value is empty, not JSON")
     return DecodeError(
-        "invalid_json",
+        DecodeCode.INVALID_JSON,
         f"the value is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
     )
 

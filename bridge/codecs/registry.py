@@ -32,7 +32,7 @@ from urllib.parse import quote
 import httpx
 
 from bridge.codecs.avro_schema import AvroSchema, SchemaFileError, parse_avro_schema_text
-from bridge.errors import DecodeError, SchemaRegistryUnavailable
+from bridge.errors import DecodeCode, DecodeError, SchemaRegistryUnavailable
 
 DEFAULT_TIMEOUT_SECONDS: Final = 5.0
 _ACCEPT: Final = "application/vnd.schemaregistry.v1+json, application/json"
@@ -104,7 +104,9 @@ class SchemaRegistryClient:
         where = f"schema id {schema_id}"
         answer = self._get(f"/schemas/ids/{schema_id}", where)
         if answer is None:
-            raise DecodeError("unknown_schema_id", f"the Schema Registry has no {where} (HTTP 404)")
+            raise DecodeError(
+                DecodeCode.UNKNOWN_SCHEMA_ID, f"the Schema Registry has no {where} (HTTP 404)"
+            )
         named: dict[str, Any] = {}
         self._parse_references(answer, named, where, depth=0)
         return self._parse(answer, named, where, require_record=True)
@@ -115,7 +117,9 @@ class SchemaRegistryClient:
         """Parse every referenced schema first, into ``named`` (depth first)."""
         references = answer.get("references") or []
         if depth > _MAX_REFERENCE_DEPTH:
-            raise DecodeError("invalid_registry_schema", f"{where}: references nest too deeply")
+            raise DecodeError(
+                DecodeCode.INVALID_REGISTRY_SCHEMA, f"{where}: references nest too deeply"
+            )
         for reference in references:
             subject = reference.get("subject") if isinstance(reference, dict) else None
             version = reference.get("version") if isinstance(reference, dict) else None
@@ -127,7 +131,7 @@ class SchemaRegistryClient:
             ref = self._get(f"/subjects/{quote(subject, safe='')}/versions/{version}", ref_where)
             if ref is None:
                 raise DecodeError(
-                    "unknown_schema_reference", f"the Schema Registry has no {ref_where}"
+                    DecodeCode.UNKNOWN_SCHEMA_REFERENCE, f"the Schema Registry has no {ref_where}"
                 )
             self._parse_references(ref, named, ref_where, depth + 1)
             self._parse(ref, named, ref_where, require_record=False)
@@ -139,7 +143,7 @@ class SchemaRegistryClient:
         kind = answer.get("schemaType", "AVRO")
         if kind != "AVRO":
             raise DecodeError(
-                "unsupported_schema_type", f"{where} is a {kind} schema, not an Avro one"
+                DecodeCode.UNSUPPORTED_SCHEMA_TYPE, f"{where} is a {kind} schema, not an Avro one"
             )
         text = answer.get("schema")
         if not isinstance(text, str):
@@ -149,7 +153,7 @@ class SchemaRegistryClient:
         try:
             return parse_avro_schema_text(text, require_record=require_record, named_schemas=named)
         except SchemaFileError as exc:
-            raise DecodeError("invalid_registry_schema", f"{where}: {exc}") from None
+            raise DecodeError(DecodeCode.INVALID_REGISTRY_SCHEMA, f"{where}: {exc}") from None
 
     def _get(self, path: str, where: str) -> dict[str, Any] | None:
         """The JSON object at ``path``, ``None`` for 404; raises for the rest."""

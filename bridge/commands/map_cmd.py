@@ -19,7 +19,7 @@ from bridge.codecs.json_codec import JsonDecoder
 from bridge.commands.common import EXIT_CONFIG, EXIT_FAILURES, EXIT_OK, config_option, load_or_exit
 from bridge.errors import DecodeError, RecordError
 from bridge.mapping.engine import Engine
-from bridge.records import SourceRecord
+from bridge.records import MAX_OFFSET, MAX_PARTITION, MAX_TIMESTAMP, SourceRecord
 
 
 def _parse_header(
@@ -59,19 +59,19 @@ def _parse_header(
     "--partition",
     default=0,
     show_default=True,
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=MAX_PARTITION),
     help="_kafka.partition for every record.",
 )
 @click.option(
     "--offset",
     default=0,
     show_default=True,
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=MAX_OFFSET),
     help="_kafka.offset of the first record; each further line adds one.",
 )
 @click.option(
     "--timestamp",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=MAX_TIMESTAMP),
     default=None,
     help="_kafka.timestamp in ms since the epoch [default: now].",
 )
@@ -111,7 +111,21 @@ def map_command(
         # The reader went away (`| head`): stop quietly, as Unix filters do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise SystemExit(EXIT_OK) from None
+    except _OffsetsExhausted as exc:
+        click.echo(
+            f"line {exc.line_number}: --offset plus the records read passes the largest "
+            f"Kafka offset ({MAX_OFFSET}): give a smaller --offset",
+            err=True,
+        )
+        raise SystemExit(EXIT_CONFIG) from None
     raise SystemExit(EXIT_FAILURES if failed else EXIT_OK)
+
+
+class _OffsetsExhausted(Exception):
+    """The records' offsets would pass int64: a usage error, found only while streaming."""
+
+    def __init__(self, line_number: int) -> None:
+        self.line_number = line_number
 
 
 def _map_stream(engine: Engine, lines: IO[bytes], template: SourceRecord, out: IO[bytes]) -> bool:
@@ -121,7 +135,10 @@ def _map_stream(engine: Engine, lines: IO[bytes], template: SourceRecord, out: I
     for line_number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        record = replace(template, offset=template.offset + record_number)
+        offset = template.offset + record_number
+        if offset > MAX_OFFSET:
+            raise _OffsetsExhausted(line_number)
+        record = replace(template, offset=offset)
         record_number += 1
         try:
             value = decoder.decode(line)

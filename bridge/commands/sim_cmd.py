@@ -21,11 +21,28 @@ from bridge.sim.config import (
     DEFAULT_USERNAME,
     SimConfig,
 )
-from bridge.sim.faults import FaultSettings, SettingsError
+from bridge.sim.faults import KNOB_RANGES, FaultSettings, SettingsError
 from bridge.sim.server import ListenError, run, uvloop_available
 
-SHARE = click.FloatRange(0.0, 1.0)
-NON_NEGATIVE = click.FloatRange(min=0.0)
+
+def _knob(name: str) -> click.FloatRange:
+    """The option type of a run-time knob, from the range ``/_sim/faults`` also applies.
+
+    A range with a hole (``rate_limit``: 0, or at least 0.001) is checked as a
+    whole by :class:`FaultSettings`; the option type shows and checks the outer bounds.
+    """
+    knob = KNOB_RANGES[name]
+    return click.FloatRange(0.0 if knob.zero_is_off else knob.low, knob.high)
+
+
+def _as_options(error: SettingsError) -> str:
+    """The settings' problems with each knob named as its option (``--rate-limit``)."""
+    problems = []
+    for problem in error.problems:
+        name, _, rest = problem.partition(" ")
+        option = "--" + name.replace("_", "-") if name in KNOB_RANGES else name
+        problems.append(f"{option} {rest}")
+    return "; ".join(problems)
 
 
 def _company_keys(values: Sequence[str]) -> tuple[str, ...]:
@@ -81,29 +98,29 @@ def _company_keys(values: Sequence[str]) -> tuple[str, ...]:
 )
 @click.option(
     "--latency-ms",
-    type=NON_NEGATIVE,
+    type=_knob("latency_ms"),
     default=0.0,
     show_default=True,
     help="Fixed delay added before every Event API answer, in milliseconds.",
 )
 @click.option(
     "--latency-jitter-ms",
-    type=NON_NEGATIVE,
+    type=_knob("latency_jitter_ms"),
     default=0.0,
     show_default=True,
     help="Extra random delay, uniform in [0, JITTER] ms, added to --latency-ms.",
 )
 @click.option(
     "--rate-limit",
-    type=NON_NEGATIVE,
+    type=_knob("rate_limit"),
     default=0.0,
     show_default=True,
     help="Requests per second allowed per company key (token bucket); excess requests "
-    "get 429 with an integer Retry-After header. 0 means unlimited.",
+    "get 429 with an integer Retry-After header. 0 means unlimited; otherwise at least 0.001.",
 )
 @click.option(
     "--rate-limit-burst",
-    type=NON_NEGATIVE,
+    type=_knob("rate_limit_burst"),
     default=0.0,
     show_default=True,
     help="Token-bucket capacity: requests allowed at once after a quiet spell. "
@@ -111,21 +128,21 @@ def _company_keys(values: Sequence[str]) -> tuple[str, ...]:
 )
 @click.option(
     "--error-rate",
-    type=SHARE,
+    type=_knob("error_rate"),
     default=0.0,
     show_default=True,
     help="Share of requests (0 to 1) answered 503 Service Unavailable.",
 )
 @click.option(
     "--error-500-rate",
-    type=SHARE,
+    type=_knob("error_500_rate"),
     default=0.0,
     show_default=True,
     help="Share of requests (0 to 1) answered 500 Internal Server Error.",
 )
 @click.option(
     "--timeout-rate",
-    type=SHARE,
+    type=_knob("timeout_rate"),
     default=0.0,
     show_default=True,
     help="Share of requests (0 to 1) held without an answer for --timeout-hold-s, "
@@ -133,14 +150,14 @@ def _company_keys(values: Sequence[str]) -> tuple[str, ...]:
 )
 @click.option(
     "--timeout-hold-s",
-    type=NON_NEGATIVE,
+    type=_knob("timeout_hold_s"),
     default=FaultSettings().timeout_hold_s,
     show_default=True,
     help="How long a timeout fault holds the request, in seconds.",
 )
 @click.option(
     "--drop-rate",
-    type=SHARE,
+    type=_knob("drop_rate"),
     default=0.0,
     show_default=True,
     help="Share of requests (0 to 1) whose connection is closed without an answer. "
@@ -231,7 +248,7 @@ def sim_command(
             drop_rate=drop_rate,
         )
     except SettingsError as exc:
-        raise click.UsageError(str(exc)) from exc
+        raise click.UsageError(_as_options(exc)) from None
     config = SimConfig(
         host=host,
         port=port,

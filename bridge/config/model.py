@@ -23,9 +23,9 @@ from pydantic import (
     model_validator,
 )
 
+from bridge.codecs.base import SourceFormat
 from bridge.config.durations import Duration
 
-SourceFormat = Literal["json", "avro", "confluent-avro"]
 # A value expression exactly as written: a JMESPath string or a {path|template|value: ...} map.
 ValueSpec = Any
 
@@ -205,7 +205,7 @@ class FleetSettings(_Model):
 
 class SourceSettings(_Model):
     topic: str = Field(min_length=1)
-    format: SourceFormat = "json"
+    format: SourceFormat = SourceFormat.JSON
     # "schema" would shadow a BaseModel attribute, hence the alias.
     schema_file: str | None = Field(default=None, alias="schema")
     # A URL, or a map with the URL, credentials and TLS (SchemaRegistrySettings).

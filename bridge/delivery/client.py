@@ -44,11 +44,13 @@ class VibesClient:
             transport = build_transport(tls=tls, max_connections=max_connections)
         self._base_url = base_url.rstrip("/")
         self._api_version = api_version
-        self._http = httpx.AsyncClient(
-            transport=transport,
-            follow_redirects=False,  # a redirect is a misconfigured base_url: retried, then seen
-            trust_env=False,  # no proxy or .netrc from the environment changes where events go
-        )
+        # Requests go straight to the transport, not through httpx.AsyncClient: the
+        # client's per-request machinery (auth flow, redirects, cookies, hooks) does
+        # nothing the bridge needs and was a third of the delivery CPU
+        # (bench/end_to_end.py --profile). Nothing from the environment (proxies,
+        # .netrc) changes where events go, and a redirect is simply an answer: a
+        # misconfigured base_url, retried and seen in the metrics.
+        self._transport = transport
         self._extensions = {"timeout": httpx.Timeout(timeout_seconds).as_dict()}
         self._urls: dict[str, httpx.URL] = {}
         self._headers = self._build_headers()
@@ -63,15 +65,17 @@ class VibesClient:
             extensions=self._extensions,
         )
         try:
-            response = await self._http.send(request)
+            response = await self._transport.handle_async_request(request)
+            try:
+                content = await response.aread()
+            finally:
+                await response.aclose()
         except Exception as exc:
             error = as_httpx_error(exc)
             if error is None:
                 raise
             return outcome_of_exception(error)
-        return outcome_of_response(
-            response.status_code, response.headers, response.content, time.time()
-        )
+        return outcome_of_response(response.status_code, response.headers, content, time.time())
 
     def _url(self, company_key: str) -> httpx.URL:
         # Built once per key: letting httpx merge a path into base_url parses a URL
@@ -102,4 +106,4 @@ class VibesClient:
 
     async def aclose(self) -> None:
         """Close the pooled connections."""
-        await self._http.aclose()
+        await self._transport.aclose()

@@ -75,7 +75,7 @@ class KafkaSource:
     def fetch(self, max_records: int, timeout: float) -> list[SourceRecord | ConsumerTrouble]:
         """Up to ``max_records`` records (or fetch errors), waiting at most ``timeout`` seconds."""
         messages = self._consumer.consume(num_messages=max_records, timeout=timeout)
-        return [_record_or_trouble(message) for message in messages]
+        return [record_or_trouble(message) for message in messages]
 
     def pause(self, partitions: Iterable[Partition]) -> None:
         self._consumer.pause(_topic_partitions(partitions))
@@ -131,7 +131,7 @@ class KafkaSource:
             self._consumer.close()
 
 
-def _record_or_trouble(message: Message) -> SourceRecord | ConsumerTrouble:
+def record_or_trouble(message: Message) -> SourceRecord | ConsumerTrouble:
     error = message.error()
     if error is not None:
         if error.fatal():

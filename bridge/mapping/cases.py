@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bridge.config.yaml_source import SourceDocument
 from bridge.errors import Problem
 from bridge.mapping.engine import Engine, MappingResult
-from bridge.records import SourceRecord
+from bridge.records import MAX_OFFSET, MAX_PARTITION, MAX_TIMESTAMP, SourceRecord
 
 _BODY_KEYS = ("event_id", "event_type", "event_data", "debug_data")
 
@@ -44,9 +44,9 @@ class CaseRecord(_Strict):
     value: dict[str, Any]
     key: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
-    partition: int = Field(default=0, ge=0)
-    offset: int = Field(default=0, ge=0)
-    timestamp: int = Field(default=0, ge=0)
+    partition: int = Field(default=0, ge=0, le=MAX_PARTITION)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
+    timestamp: int = Field(default=0, ge=0, le=MAX_TIMESTAMP)
 
 
 class ExpectedEvent(_Strict):
@@ -69,6 +69,13 @@ class Case(_Strict):
     record: CaseRecord
     expect: list[ExpectedEvent] | None = None
     errors: list[ExpectedError] | None = None
+
+    @model_validator(mode="after")
+    def _states_an_outcome(self) -> Case:
+        # A case that states nothing would pass whatever the rules do.
+        if self.expect is None and self.errors is None:
+            raise ValueError("a case states expect:, errors: or both")
+        return self
 
 
 class CaseFile(_Strict):
@@ -94,14 +101,13 @@ def parse_cases(document: SourceDocument) -> tuple[list[Case], list[Problem]]:
         for error in exc.errors():
             loc = tuple(part for part in error["loc"] if isinstance(part, str | int))
             where = ".".join(str(part) for part in loc)
-            problems.append(document.problem(loc, f"{where}: {error['msg']}"))
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(document.problem(loc, f"{where}: {message}"))
         return [], problems
 
 
 def run_case(engine: Engine, case: Case, line: int | None) -> CaseOutcome:
     """Map the case's record and compare with what it expects."""
-    if case.expect is None and case.errors is None:
-        return CaseOutcome(case.name, line, False, "the case states neither expect: nor errors:\n")
     if not engine.rules_for(case.topic):
         return CaseOutcome(case.name, line, False, f"no rule reads topic {case.topic!r}\n")
     result = engine.map(dict(case.record.value), _record(case))

@@ -1,31 +1,40 @@
 """Compile the ``sources`` and ``rules`` of a loaded file into an :class:`Engine`.
 
-Works on the raw document (not on the pydantic models) so that it can still
-check every rule when some other part of the file is wrong: the user sees all
-problems at once. It checks only what the models cannot: expressions,
-templates, literal event types, duplicate names, topics without a source,
-schema files, and field paths against Avro schemas. Anything structurally
-broken is skipped here because the models already report it.
+Works from the validated models (:class:`RuleSettings`, :class:`SourceSettings`),
+each rule and source validated on its own, so that a mistake elsewhere in the file
+(say, in ``vibes:``) hides none of the rules' problems. A rule that does not
+validate (``check_settings`` reports why) is still compiled from the keys that do,
+with harmless stand-ins for required keys it lacks: a misspelt ``whn:`` must not
+hide a bad expression two lines below. Such a rule never reaches the engine.
+
+It checks only what the models cannot: expressions, templates, literal event
+types, duplicate names, topics without a source or listed twice, schema files,
+and field paths against Avro schemas. Every problem is located by its key path
+in the document.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cache
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from bridge.codecs import AvroSchema, SchemaFileError, load_avro_schema
-from bridge.codecs.avro_paths import unknown_field_paths
 from bridge.config.loader import resolve_path
+from bridge.config.model import RuleSettings, SourceSettings, ValueSpec
 from bridge.config.yaml_source import KeyPath, SourceDocument
 from bridge.errors import Problem
-from bridge.mapping.engine import DEFAULT_DEBUG_DATA, CompiledRule, Engine
-from bridge.mapping.jmes import Expression, ExpressionSyntaxError, compile_expression
+from bridge.mapping.avro_paths import unknown_field_paths
+from bridge.mapping.engine import CompiledRule, DebugData, Engine
+from bridge.mapping.jmes import Expression, ExpressionSyntaxError, compile_expression, reads_kafka
 from bridge.mapping.templates import Template, TemplateSyntaxError, parse_template
 from bridge.mapping.values import ValueExpression, ValueSpecError, compile_value
 from bridge.vibes.entity import RECIPIENT_FIELDS, is_valid_event_type
 
-_AVRO_CHECKED_FORMATS = ("avro", "confluent-avro")
+_Model = TypeVar("_Model", bound=BaseModel)
 
 
 @dataclass(slots=True)
@@ -55,32 +64,31 @@ def compile_rules(document: SourceDocument) -> tuple[CompiledMapping | None, lis
     """The compiled rules of the file, or None with every problem found."""
     data = document.data if isinstance(document.data, dict) else {}
     state = _Compilation(document)
-    _load_sources(state, data.get("sources"))
+    for index, source, _complete in _models(SourceSettings, data.get("sources"), {}):
+        if "topic" in source.model_fields_set:
+            _load_source(state, ("sources", index), source)
     default_company = _vibes_company_key(data)
     rules_by_topic: dict[str, list[CompiledRule]] = {}
     topics_reading_kafka: set[str] = set()
     seen_names: dict[str, int] = {}
-    for index, raw_rule in _items(data.get("rules")):
-        if not isinstance(raw_rule, dict):
-            continue
+    for index, rule, complete in _models(RuleSettings, data.get("rules"), _RULE_STAND_INS):
         key_path: KeyPath = ("rules", index)
-        name = raw_rule.get("name")
-        if isinstance(name, str):
-            if name in seen_names:
-                first = document.line_of(("rules", seen_names[name]))
-                state.problem(
-                    (*key_path, "name"), f"duplicate rule name {name!r} (first at line {first})"
-                )
-            seen_names.setdefault(name, index)
+        if rule.name in seen_names:  # (a stand-in name is "", never a duplicate)
+            first = document.line_of(("rules", seen_names[rule.name]))
+            state.problem(
+                (*key_path, "name"), f"duplicate rule name {rule.name!r} (first at line {first})"
+            )
+        if rule.name:
+            seen_names.setdefault(rule.name, index)
         parts: _Expressions = []
-        rule = _compile_rule(state, key_path, raw_rule, default_company, parts)
-        topics = _rule_topics(state, key_path, raw_rule.get("topic"))
+        compiled = _compile_rule(state, key_path, rule, default_company, parts)
+        topics = _rule_topics(state, key_path, rule.topic)
         _check_schema_paths(state, topics, parts)
-        if any(_reads_kafka(expression) for _, expression in parts):
+        if any(reads_kafka(expression) for _, expression in parts):
             topics_reading_kafka.update(topics)
-        if rule is not None:
+        if compiled is not None and complete:
             for topic in topics:
-                rules_by_topic.setdefault(topic, []).append(rule)
+                rules_by_topic.setdefault(topic, []).append(compiled)
     if state.problems:
         return None, state.problems
     engine = Engine(
@@ -90,81 +98,125 @@ def compile_rules(document: SourceDocument) -> tuple[CompiledMapping | None, lis
     return CompiledMapping(engine, state.schemas), []
 
 
-def _items(raw: Any) -> Iterator[tuple[int, Any]]:
-    return enumerate(raw) if isinstance(raw, list) else iter(())
+# Values for the required keys of a rule that lacks them: each compiles without a
+# problem of its own (check_settings already says the key is missing).
+_RULE_STAND_INS: dict[str, Any] = {
+    "name": "",
+    "topic": [],
+    "event_type": "missing",
+    "recipient": {},
+}
 
 
-def _vibes_company_key(data: dict[str, Any]) -> str:
+def _models(
+    model: type[_Model], raw: Any, stand_ins: Mapping[str, Any]
+) -> Iterator[tuple[int, _Model, bool]]:
+    """Each dict of a list as ``model``, and whether it validated as a whole.
+
+    When it does not, the model is built from the keys that validate on their
+    own, the stand-ins filling the required ones that do not.
+    """
+    if not isinstance(raw, list):
+        return
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict):
+            continue
+        try:
+            yield index, model.model_validate(item), True
+        except ValidationError:
+            yield index, _partial(model, item, stand_ins), False
+
+
+def _partial(model: type[_Model], item: dict[str, Any], stand_ins: Mapping[str, Any]) -> _Model:
+    values = dict(stand_ins)
+    for name, (key, adapter) in _field_adapters(model).items():
+        if key in item:
+            try:
+                values[name] = adapter.validate_python(item[key])
+            except ValidationError:
+                continue
+    return model.model_construct(**values)
+
+
+@cache
+def _field_adapters(model: type[BaseModel]) -> dict[str, tuple[str, TypeAdapter[Any]]]:
+    """Each field's key in the file and a validator for it alone, with its constraints."""
+    adapters: dict[str, tuple[str, TypeAdapter[Any]]] = {}
+    for name, info in model.model_fields.items():
+        constrained: Any = (
+            Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
+        )
+        adapters[name] = (info.alias or name, TypeAdapter(constrained))
+    return adapters
+
+
+def _vibes_company_key(data: Mapping[str, Any]) -> str:
+    # Read on its own: a mistake elsewhere in vibes: must not hide the rules' problems.
     vibes = data.get("vibes")
     key = vibes.get("company_key") if isinstance(vibes, dict) else None
     return key if isinstance(key, str) else ""
 
 
-def _load_sources(state: _Compilation, raw_sources: Any) -> None:
-    for index, source in _items(raw_sources):
-        if not isinstance(source, dict) or not isinstance(source.get("topic"), str):
+def _load_source(state: _Compilation, key_path: KeyPath, source: SourceSettings) -> None:
+    if source.topic in state.topics:
+        state.problem((*key_path, "topic"), f"topic {source.topic!r} has two sources")
+    state.topics.add(source.topic)
+    if source.format.is_avro and source.schema_file is not None:
+        try:
+            schema_path = resolve_path(state.document.path, source.schema_file)
+            state.schemas[source.topic] = load_avro_schema(schema_path)
+        except SchemaFileError as exc:
+            state.problem((*key_path, "schema"), str(exc))
+
+
+def _rule_topics(state: _Compilation, key_path: KeyPath, topics: list[str]) -> list[str]:
+    """The rule's topics, each once; a topic listed twice would emit every event twice."""
+    unique: list[str] = []
+    for position, topic in enumerate(topics):
+        where = (*key_path, "topic", position) if len(topics) > 1 else (*key_path, "topic")
+        if topic in unique:
+            state.problem(where, f"topic {topic!r} is listed twice")
             continue
-        topic: str = source["topic"]
-        if topic in state.topics:
-            state.problem(("sources", index, "topic"), f"topic {topic!r} has two sources")
-        state.topics.add(topic)
-        schema_name = source.get("schema")
-        if source.get("format") in _AVRO_CHECKED_FORMATS and isinstance(schema_name, str):
-            try:
-                schema_path = resolve_path(state.document.path, schema_name)
-                state.schemas[topic] = load_avro_schema(schema_path)
-            except SchemaFileError as exc:
-                state.problem(("sources", index, "schema"), str(exc))
-
-
-def _rule_topics(state: _Compilation, key_path: KeyPath, raw_topic: Any) -> list[str]:
-    topics = [raw_topic] if isinstance(raw_topic, str) else raw_topic
-    if not isinstance(topics, list):
-        return []
-    valid = [topic for topic in topics if isinstance(topic, str)]
-    for topic in valid:
         if topic not in state.topics:
-            state.problem((*key_path, "topic"), f"topic {topic!r} has no entry in sources")
-    return valid
+            state.problem(where, f"topic {topic!r} has no entry in sources")
+        unique.append(topic)
+    return unique
 
 
 def _compile_rule(
     state: _Compilation,
     key_path: KeyPath,
-    raw: dict[str, Any],
+    rule: RuleSettings,
     default_company: str,
     parts: _Expressions,
 ) -> CompiledRule | None:
     """Compile every part of a rule, reporting each bad part; None if any was bad."""
     before = len(state.problems)
-    name = raw.get("name") if isinstance(raw.get("name"), str) else f"rules[{key_path[1]}]"
-    when = _compile_when(state, key_path, raw.get("when"), parts)
-    event_type = _compile_event_type(state, key_path, raw.get("event_type"), parts)
+    when = _compile_when(state, key_path, rule.when, parts)
+    event_type = _compile_event_type(state, key_path, rule.event_type, parts)
     event_id = None
-    if raw.get("event_id") is not None:
+    if rule.event_id is not None:
         event_id = _compile_value(
-            state, (*key_path, "event_id"), "event_id", "", raw["event_id"], parts
+            state, (*key_path, "event_id"), "event_id", "", rule.event_id, parts
         )
-    recipients = _compile_recipients(state, key_path, raw.get("recipient"), parts)
-    event_data = _compile_fields(state, key_path, "event_data", raw.get("event_data"), parts)
+    recipients = _compile_recipients(state, key_path, rule.recipient, parts)
+    event_data = _compile_fields(state, key_path, "event_data", rule.event_data, parts)
     for value in event_data:
         if value.key in RECIPIENT_FIELDS:
             state.problem(
                 (*key_path, "event_data", value.key),
                 f"{value.key} is a recipient field: put it under recipient:",
             )
-    debug_data: tuple[ValueExpression, ...] | str | None = DEFAULT_DEBUG_DATA
-    raw_debug = raw.get("debug_data")
-    if raw_debug is False:
-        debug_data = None
-    elif isinstance(raw_debug, dict):
-        debug_data = tuple(_compile_fields(state, key_path, "debug_data", raw_debug, parts))
-    company_key = raw.get("company_key") or default_company
-    if len(state.problems) > before or event_type is None or not isinstance(company_key, str):
+    debug_data: tuple[ValueExpression, ...] | DebugData = DebugData.COORDINATES
+    if rule.debug_data is False:
+        debug_data = DebugData.NONE
+    elif rule.debug_data is not None:
+        debug_data = tuple(_compile_fields(state, key_path, "debug_data", rule.debug_data, parts))
+    if len(state.problems) > before or event_type is None:
         return None
     return CompiledRule(
-        name=str(name),
-        company_key=company_key,
+        name=rule.name,
+        company_key=rule.company_key or default_company,
         when=when.evaluate if when is not None else None,
         event_type=event_type,
         event_id=event_id,
@@ -175,12 +227,12 @@ def _compile_rule(
 
 
 def _compile_when(
-    state: _Compilation, key_path: KeyPath, raw_when: Any, parts: _Expressions
+    state: _Compilation, key_path: KeyPath, when: str | None, parts: _Expressions
 ) -> Expression | None:
-    if not isinstance(raw_when, str):
+    if when is None:
         return None
     try:
-        expression = compile_expression(raw_when)
+        expression = compile_expression(when)
     except ExpressionSyntaxError as exc:
         state.problem((*key_path, "when"), f"when: {exc}")
         return None
@@ -189,53 +241,52 @@ def _compile_when(
 
 
 def _compile_event_type(
-    state: _Compilation, key_path: KeyPath, raw: Any, parts: _Expressions
+    state: _Compilation, key_path: KeyPath, spec: ValueSpec, parts: _Expressions
 ) -> str | Template | None:
     where = (*key_path, "event_type")
-    if isinstance(raw, str):
-        if not is_valid_event_type(raw):
+    if isinstance(spec, str):
+        if not is_valid_event_type(spec):
             state.problem(
                 where,
-                f"event_type {raw!r} may hold only letters, digits, '-' and '_' "
+                f"event_type {spec!r} may hold only letters, digits, '-' and '_' "
                 "(a computed type is written {template: ...})",
             )
             return None
-        return raw
-    if isinstance(raw, dict) and set(raw) == {"template"} and isinstance(raw["template"], str):
+        return spec
+    if isinstance(spec, dict) and set(spec) == {"template"} and isinstance(spec["template"], str):
         try:
-            template = parse_template(raw["template"])
+            template = parse_template(spec["template"])
         except TemplateSyntaxError as exc:
             state.problem(where, f"event_type: invalid template: {exc}")
             return None
         parts.extend((where, expression) for expression in template.expressions)
         return template
-    if raw is not None:
-        state.problem(where, "event_type must be a literal string or {template: ...}")
+    state.problem(where, "event_type must be a literal string or {template: ...}")
     return None
 
 
 def _compile_recipients(
-    state: _Compilation, key_path: KeyPath, raw: Any, parts: _Expressions
+    state: _Compilation, key_path: KeyPath, specs: dict[str, ValueSpec], parts: _Expressions
 ) -> list[ValueExpression]:
-    if not isinstance(raw, dict):
-        return []
-    for name in raw:
+    for name in specs:
         if name not in RECIPIENT_FIELDS:
             state.problem(
                 (*key_path, "recipient", name),
                 f"unknown recipient {name!r}: use one of {', '.join(RECIPIENT_FIELDS)}",
             )
-    known = {name: spec for name, spec in raw.items() if name in RECIPIENT_FIELDS}
+    known = {name: spec for name, spec in specs.items() if name in RECIPIENT_FIELDS}
     return _compile_fields(state, key_path, "recipient", known, parts)
 
 
 def _compile_fields(
-    state: _Compilation, key_path: KeyPath, section: str, raw: Any, parts: _Expressions
+    state: _Compilation,
+    key_path: KeyPath,
+    section: str,
+    specs: dict[str, ValueSpec],
+    parts: _Expressions,
 ) -> list[ValueExpression]:
-    if not isinstance(raw, dict):
-        return []
     compiled = []
-    for key, spec in raw.items():
+    for key, spec in specs.items():
         value = _compile_value(state, (*key_path, section, key), section, key, spec, parts)
         if value is not None:
             compiled.append(value)
@@ -247,7 +298,7 @@ def _compile_value(
     where: KeyPath,
     section: str,
     key: str,
-    spec: Any,
+    spec: ValueSpec,
     parts: _Expressions,
 ) -> ValueExpression | None:
     try:
@@ -272,9 +323,3 @@ def _check_schema_paths(state: _Compilation, topics: list[str], parts: _Expressi
                 if (where, message) not in reported:
                     reported.add((where, message))
                     state.problem(where, f"{message} (topic {topic})")
-
-
-def _reads_kafka(expression: Expression) -> bool:
-    """Whether the expression may see the ``_kafka`` key (conservative: ``@`` and ``*`` count)."""
-    text = expression.text
-    return "_kafka" in text or "@" in text or "*" in text

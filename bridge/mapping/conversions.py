@@ -7,23 +7,29 @@ value (it may be a phone number or a name).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from typing import Any, Final
 
 import phonenumbers
 
+from bridge.errors import MappingCode
 from bridge.mapping.templates import render_scalar
 
 Converter = Callable[[Any], Any]
 
 CONVERSIONS: Final = ("string", "integer", "number", "boolean", "lower", "upper", "trim", "e164")
 
+# What the Vibes body (JSON, encoded by orjson) can carry: a larger integer would
+# make the whole event unencodable, so a conversion refuses it instead.
+_INT64 = range(-(2**63), 2**63)
+
 
 class ConversionError(ValueError):
     """The value cannot be converted; ``code`` is the mapping error's reason code."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: MappingCode, message: str) -> None:
         self.code = code
         super().__init__(message)
 
@@ -35,33 +41,51 @@ def to_string(value: Any) -> str:
 
 def to_integer(value: Any) -> int:
     if isinstance(value, bool):
-        raise ConversionError("conversion_failed", "a boolean cannot become an integer")
+        raise ConversionError(MappingCode.CONVERSION_FAILED, "a boolean cannot become an integer")
+    integer: int | None = None
     if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            pass
-    raise ConversionError("conversion_failed", "the value is not an integer")
+        integer = value
+    elif isinstance(value, float) and value.is_integer():
+        integer = int(value)
+    elif isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            integer = int(value.strip())
+    if integer is None:
+        raise ConversionError(MappingCode.CONVERSION_FAILED, "the value is not an integer")
+    return _in_64_bits(integer)
+
+
+def _in_64_bits(integer: int) -> int:
+    if integer not in _INT64:
+        raise ConversionError(
+            MappingCode.CONVERSION_FAILED, "the integer does not fit in 64 bits (JSON for Vibes)"
+        )
+    return integer
 
 
 def to_number(value: Any) -> int | float:
+    """Integers stay integers while JSON for Vibes can carry them (64 bits), else floats."""
     if isinstance(value, bool):
-        raise ConversionError("conversion_failed", "a boolean cannot become a number")
-    if isinstance(value, int | float) and math.isfinite(value):
-        return value
-    if isinstance(value, str):
+        raise ConversionError(MappingCode.CONVERSION_FAILED, "a boolean cannot become a number")
+    number: int | float | None = None
+    if isinstance(value, int | float):
+        number = value
+    elif isinstance(value, str):
         try:
             number = float(value.strip())
         except ValueError:
             pass
         else:
-            if math.isfinite(number):
-                return int(number) if number.is_integer() and "." not in value else number
-    raise ConversionError("conversion_failed", "the value is not a finite number")
+            if number.is_integer() and "." not in value:
+                number = int(number)
+    if isinstance(number, int) and number not in _INT64:
+        try:
+            number = float(number)
+        except OverflowError:  # beyond a double too
+            number = None
+    if number is None or not math.isfinite(number):
+        raise ConversionError(MappingCode.CONVERSION_FAILED, "the value is not a finite number")
+    return number
 
 
 _TRUE_WORDS: Final = frozenset({"true", "yes", "1"})
@@ -79,21 +103,34 @@ def to_boolean(value: Any) -> bool:
             return True
         if word in _FALSE_WORDS:
             return False
-    raise ConversionError("conversion_failed", "the value is not a boolean (true/false/yes/no/1/0)")
+    raise ConversionError(
+        MappingCode.CONVERSION_FAILED, "the value is not a boolean (true/false/yes/no/1/0)"
+    )
 
 
 def e164_converter(region: str | None) -> Converter:
-    """A converter to E.164 (``+12995551234``), with ``region`` for national numbers."""
+    """A converter to E.164 (``+12995551234``), with ``region`` for national numbers.
+
+    Messages say which region was assumed: the usual cause of a refused national
+    number is a wrong ``region:``.
+    """
+    assumed = f" (region {region})" if region else " (no region: it needs a +country code)"
 
     def to_e164(value: Any) -> str:
         if isinstance(value, bool) or not isinstance(value, str | int):
-            raise ConversionError("invalid_phone_number", "a phone number must be a string")
+            raise ConversionError(
+                MappingCode.INVALID_PHONE_NUMBER, "a phone number must be a string or a number"
+            )
         try:
             number = phonenumbers.parse(str(value), region)
         except phonenumbers.NumberParseException:
-            raise ConversionError("invalid_phone_number", "not a phone number") from None
+            raise ConversionError(
+                MappingCode.INVALID_PHONE_NUMBER, f"not a phone number{assumed}"
+            ) from None
         if not phonenumbers.is_valid_number(number):
-            raise ConversionError("invalid_phone_number", "not a valid phone number")
+            raise ConversionError(
+                MappingCode.INVALID_PHONE_NUMBER, f"not a valid phone number{assumed}"
+            )
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
     return to_e164

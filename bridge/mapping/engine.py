@@ -7,22 +7,19 @@ from a checked configuration; per record it only runs what the rules need.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, NamedTuple
 
 import orjson
 from jmespath import exceptions as jmespath_errors
 
-from bridge.errors import MappingError
+from bridge.errors import MappingCode, MappingError
+from bridge.mapping.event_id import coordinates_event_id, given_event_id
 from bridge.mapping.jmes import Evaluator, is_false
 from bridge.mapping.templates import Template
-from bridge.mapping.validate import (
-    checked_event_type,
-    coordinates_event_id,
-    given_event_id,
-    recipient_value,
-)
+from bridge.mapping.validate import checked_event_type, recipient_value
 from bridge.mapping.values import ValueExpression
-from bridge.records import SourceRecord
+from bridge.records import KAFKA_KEY, SourceRecord, kafka_document
 
 
 class MappedEvent(NamedTuple):
@@ -59,7 +56,11 @@ class MappingResult(NamedTuple):
         return bool(self.events or self.failures)
 
 
-DEFAULT_DEBUG_DATA = "default"  # marker: {"rule", "topic", "partition", "offset"}
+class DebugData(Enum):
+    """``debug_data`` other than a map of fields."""
+
+    COORDINATES = "coordinates"  # omitted: {"rule", "topic", "partition", "offset"}
+    NONE = "none"  # debug_data: false
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,31 +74,48 @@ class CompiledRule:
     event_id: ValueExpression | None
     event_data: tuple[ValueExpression, ...]
     recipients: tuple[ValueExpression, ...]
-    # A tuple of fields, None for no debug_data, or DEFAULT_DEBUG_DATA.
-    debug_data: tuple[ValueExpression, ...] | str | None
+    debug_data: tuple[ValueExpression, ...] | DebugData
 
     def matches(self, document: Any) -> bool:
-        return self.when is None or not is_false(self.when(document))
+        if self.when is None:
+            return True
+        try:
+            return not is_false(self.when(document))
+        except Exception as exc:  # the record boundary: see Engine.map
+            raise evaluation_failure("when", exc) from None
 
     def emit(self, document: Any, record: SourceRecord) -> MappedEvent:
         """Build the body; raise :class:`MappingError` when the record cannot make a valid one."""
         event_data = _fields(self.event_data, document)
         has_recipient = False
         for recipient in self.recipients:
-            value = recipient.evaluate(document)
+            # Each evaluation is guarded inline, not through a helper: this is the hot
+            # path, and a try costs nothing until something is raised.
+            try:
+                value = recipient.evaluate(document)
+            except MappingError:
+                raise
+            except Exception as exc:  # named for the field; see Engine.map
+                raise evaluation_failure(recipient.field, exc) from None
             if value is not None:
                 event_data[recipient.key] = recipient_value(value, recipient.field)
                 has_recipient = True
         if not has_recipient:
+            names = ", ".join(recipient.key for recipient in self.recipients)
             raise MappingError(
-                "no_recipient", f"rule {self.name}: no recipient field resolved to a value"
+                MappingCode.NO_RECIPIENT, f"recipient: none of {names} resolved to a value"
             )
         event_type = self.event_type
         if isinstance(event_type, Template):
-            event_type = checked_event_type(event_type.render(document), self.name)
+            event_type = checked_event_type(_rendered(event_type, document))
         event_id = None
         if self.event_id is not None:
-            event_id = given_event_id(self.event_id.evaluate(document))
+            try:
+                event_id = given_event_id(self.event_id.evaluate(document))
+            except MappingError:
+                raise
+            except Exception as exc:  # named for the field; see Engine.map
+                raise evaluation_failure(self.event_id.field, exc) from None
         if event_id is None:
             event_id = coordinates_event_id(
                 self.name, record.topic, record.partition, record.offset
@@ -107,7 +125,7 @@ class CompiledRule:
             "event_type": event_type,
             "event_data": event_data,
         }
-        if self.debug_data == DEFAULT_DEBUG_DATA:
+        if self.debug_data is DebugData.COORDINATES:
             body["debug_data"] = {
                 "rule": self.name,
                 "topic": record.topic,
@@ -137,12 +155,17 @@ class Engine:
         return self._rules_by_topic.get(topic, ())
 
     def map(self, value: dict[str, Any], record: SourceRecord) -> MappingResult:
-        """Map one decoded value. ``value`` is taken over: ``_kafka`` may be added to it."""
+        """Map one decoded value. ``value`` is taken over: ``_kafka`` may be added to it.
+
+        Nothing a record holds can make this raise: every failure of a rule, even
+        one nobody foresaw (a value nested too deeply for a library), becomes that
+        rule's :class:`RuleFailure`, so one record never stops the others.
+        """
         rules = self._rules_by_topic.get(record.topic)
         if not rules:
             return MappingResult((), ())
         if record.topic in self._topics_reading_kafka:
-            value["_kafka"] = kafka_document(record)
+            value[KAFKA_KEY] = kafka_document(record)
         events: list[MappedEvent] = []
         failures: list[RuleFailure] = []
         for rule in rules:
@@ -150,49 +173,78 @@ class Engine:
                 if rule.matches(value):
                     events.append(rule.emit(value, record))
             except MappingError as exc:
-                failures.append(RuleFailure(rule.name, exc))
-            except (jmespath_errors.JMESPathError, TypeError, ValueError, OverflowError) as exc:
-                failures.append(RuleFailure(rule.name, _runtime_error(rule.name, exc)))
+                failures.append(RuleFailure(rule.name, _in_rule(rule.name, exc)))
+            except Exception as exc:  # the boundary; the fields name theirs first
+                failure = evaluation_failure("the rule", exc)
+                failures.append(RuleFailure(rule.name, _in_rule(rule.name, failure)))
         return MappingResult(tuple(events), tuple(failures))
-
-
-def kafka_document(record: SourceRecord) -> dict[str, Any]:
-    """The reserved ``_kafka`` key of the record document (spec section 1)."""
-    return {
-        "topic": record.topic,
-        "partition": record.partition,
-        "offset": record.offset,
-        "key": None if record.key is None else record.key.decode("utf-8", "replace"),
-        "timestamp": record.timestamp_ms,
-        "headers": {
-            name: "" if raw is None else raw.decode("utf-8", "replace")
-            for name, raw in record.headers
-        },
-    }
 
 
 def _fields(fields: tuple[ValueExpression, ...], document: Any) -> dict[str, Any]:
     collected: dict[str, Any] = {}
     for field in fields:
-        value = field.evaluate(document)
+        # Guarded inline, as in CompiledRule.emit.
+        try:
+            value = field.evaluate(document)
+        except MappingError:
+            raise
+        except Exception as exc:  # named for the field; see Engine.map
+            raise evaluation_failure(field.field, exc) from None
         if value is not None:
             collected[field.key] = value
     return collected
 
 
+def _rendered(template: Template, document: Any) -> str | None:
+    try:
+        return template.render(document)
+    except Exception as exc:  # named for the field; see Engine.map
+        raise evaluation_failure("event_type", exc) from None
+
+
 def _encode(body: dict[str, Any]) -> bytes:
     try:
         return orjson.dumps(body)
-    except orjson.JSONEncodeError:
-        raise MappingError("unencodable", "the event holds a value JSON cannot carry") from None
+    except orjson.JSONEncodeError as exc:
+        raise MappingError(
+            MappingCode.UNENCODABLE,
+            f"{_unencodable_part(body)}: JSON cannot carry the value ({exc})",
+        ) from None
 
 
-def _runtime_error(rule: str, exc: Exception) -> MappingError:
-    # Library messages can quote the record's values (person data): name only the kind.
+def _unencodable_part(body: dict[str, Any]) -> str:
+    """Which field of a body JSON refused (only on failure, so the hot path pays nothing)."""
+    parts: list[tuple[str, Any]] = [("event_id", body["event_id"])]
+    parts.append(("event_type", body["event_type"]))
+    for section in ("event_data", "debug_data"):
+        parts.extend((f"{section}.{key}", value) for key, value in body.get(section, {}).items())
+    for name, value in parts:
+        try:
+            orjson.dumps(value)
+        except orjson.JSONEncodeError:
+            return name
+    return "the event"
+
+
+def evaluation_failure(field: str, exc: Exception) -> MappingError:
+    """The mapping error for an exception raised while evaluating ``field``.
+
+    Library messages can quote the record's values (person data): name only the kind.
+    """
+    code = MappingCode.EXPRESSION_ERROR
     if isinstance(exc, jmespath_errors.JMESPathTypeError):
         detail = f"a JMESPath function got an argument of the wrong type ({exc.function_name})"
     elif isinstance(exc, jmespath_errors.JMESPathError):
-        detail = "a JMESPath expression failed"
+        detail = f"a JMESPath expression failed ({type(exc).__name__})"
+    elif isinstance(exc, RecursionError):
+        detail = "the value nests too deeply to evaluate"
+    elif isinstance(exc, orjson.JSONEncodeError):
+        code, detail = MappingCode.UNENCODABLE, f"JSON cannot carry the value ({exc})"
     else:
-        detail = f"an expression failed ({type(exc).__name__})"
-    return MappingError("expression_error", f"rule {rule}: {detail}")
+        detail = f"the expression failed ({type(exc).__name__})"
+    return MappingError(code, f"{field}: {detail}")
+
+
+def _in_rule(rule: str, error: MappingError) -> MappingError:
+    """The same error, its message starting with the rule: ``rule order-shipped: ...``."""
+    return MappingError(error.code, f"rule {rule}: {error.message}")

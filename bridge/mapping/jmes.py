@@ -6,7 +6,15 @@ still parses every expression (so syntax and error messages are exactly
 JMESPath's); we then turn the common node types (field chains, indexes,
 comparisons, ``&&``/``||``/``!``, literals, ``@``) into closures, and hand any
 other sub-tree to the library's own interpreter. ``tests/mapping/test_jmes.py``
-checks with hypothesis that both give the same answers.
+checks with hypothesis that both give the same answers, with one deliberate
+difference: a function given null where it needs a value (``length(items)`` when
+``items`` is missing) returns null instead of raising, so that a missing field is
+handled by ``default``/``required``/``||`` like any other null. A value of the
+wrong type (``length(42)``) still fails: that is a mistake, not an absence.
+
+Expressions nested deeper than :data:`MAX_DEPTH` are refused when compiled, so
+that no walk over a parsed expression (evaluators, the schema check, the
+``_kafka`` check) can exhaust the stack.
 """
 
 from __future__ import annotations
@@ -15,17 +23,35 @@ import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from numbers import Number
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import jmespath
 from jmespath import exceptions as jmespath_errors
 from jmespath.visitor import TreeInterpreter
 
+from bridge.records import KAFKA_KEY
+
 Evaluator = Callable[[Any], Any]
 Node = dict[str, Any]
 
+
+class _Interpreter(TreeInterpreter):
+    """The library's interpreter, except that a function given null returns null."""
+
+    def visit_function_expression(self, node: Any, value: Any) -> Any:
+        try:
+            return super().visit_function_expression(node, value)
+        except jmespath_errors.JMESPathTypeError as exc:
+            if exc.actual_type == "null":
+                return None
+            raise
+
+
 # One interpreter serves every fallback: it holds no per-call state.
-_INTERPRETER = TreeInterpreter()
+_INTERPRETER = _Interpreter()
+
+MAX_DEPTH: Final = 100
+"""How deeply a parsed expression may nest (operators, brackets, functions)."""
 
 
 class ExpressionSyntaxError(ValueError):
@@ -47,7 +73,98 @@ def compile_expression(text: str) -> Expression:
         ast = cast(Node, jmespath.compile(text).parsed)
     except jmespath_errors.JMESPathError as exc:
         raise ExpressionSyntaxError(_syntax_message(exc)) from None
+    except RecursionError:  # the library's parser recurses per nesting level
+        raise ExpressionSyntaxError(_too_deep()) from None
+    if _depth(ast) > MAX_DEPTH:
+        raise ExpressionSyntaxError(_too_deep())
     return Expression(text=text, ast=ast, evaluate=_build(ast))
+
+
+def reads_kafka(expression: Expression) -> bool:
+    """Whether the expression may see the record document's ``_kafka`` key.
+
+    Decided on the parsed expression, conservatively: it names a field ``_kafka``
+    anywhere, or it takes the whole document (``@``, ``*``, ``[*]``, ``keys(@)``)
+    at its root. ``@`` inside a filter or a projection is an element, not the
+    document, and a string that merely contains "_kafka" reads nothing.
+    """
+    if any(
+        node["type"] == "field" and node.get("value") == KAFKA_KEY
+        for node in _nodes(expression.ast)
+    ):
+        return True
+    at_root: list[Node] = [expression.ast]
+    while at_root:
+        node = at_root.pop()
+        kind = node["type"]
+        if kind in ("current", "identity"):
+            return True
+        if kind in _ROOT_FOR_FIRST_CHILD:
+            at_root.append(node["children"][0])
+        elif kind in _ROOT_FOR_EVERY_CHILD:
+            at_root.extend(child for child in node["children"] if isinstance(child, dict))
+        elif kind not in _READ_NOTHING_FROM_ROOT:
+            return True  # a node type this walk does not know: assume it reads everything
+    return False
+
+
+# How far the root document reaches into a node: every operand of an operator or a
+# function; only the left side of a chain, a projection or a pipe (the rest reads
+# what the left side gives).
+_ROOT_FOR_EVERY_CHILD: Final = frozenset(
+    {
+        "and_expression",
+        "or_expression",
+        "not_expression",
+        "comparator",
+        "function_expression",
+        "multi_select_list",
+        "multi_select_dict",
+        "key_val_pair",
+        "flatten",
+    }
+)
+_ROOT_FOR_FIRST_CHILD: Final = frozenset(
+    {
+        "subexpression",
+        "index_expression",
+        "projection",
+        "filter_projection",
+        "value_projection",
+        "pipe",
+    }
+)
+# An expref (&expr) reads the elements of an array argument, which holds the whole
+# document only if the document is also read at the root (and caught there).
+_READ_NOTHING_FROM_ROOT: Final = frozenset({"field", "literal", "index", "slice", "expref"})
+
+
+def _nodes(ast: Node) -> list[Node]:
+    """Every node of a parsed expression, without recursion."""
+    found: list[Node] = []
+    pending = [ast]
+    while pending:
+        node = pending.pop()
+        found.append(node)
+        pending.extend(child for child in node.get("children", ()) if isinstance(child, dict))
+    return found
+
+
+def _depth(ast: Node) -> int:
+    deepest = 0
+    pending = [(ast, 1)]
+    while pending:
+        node, depth = pending.pop()
+        deepest = max(deepest, depth)
+        if depth <= MAX_DEPTH:
+            pending.extend(
+                (child, depth + 1) for child in node.get("children", ()) if isinstance(child, dict)
+            )
+    return deepest
+
+
+def _too_deep() -> str:
+    return f"invalid JMESPath expression: it nests more than {MAX_DEPTH} levels deep"
 
 
 def is_false(value: Any) -> bool:
@@ -205,7 +322,7 @@ def _function(node: Node) -> Evaluator:
         argument = argument_of(value)
         if isinstance(argument, str | list | dict):
             return len(argument)
-        return slow(value)  # raises the library's JMESPathTypeError
+        return slow(value)  # null, or the library's JMESPathTypeError
 
     return length
 

@@ -10,7 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.errors import MappingError
+import orjson
+
+from bridge.errors import MappingCode, MappingError
 from bridge.mapping.conversions import CONVERSIONS, ConversionError, converter_for, is_known_region
 from bridge.mapping.jmes import Expression, ExpressionSyntaxError, compile_expression
 from bridge.mapping.templates import TemplateSyntaxError, parse_template
@@ -90,6 +92,7 @@ def _compile_long_form(key: str, field: str, form: str, spec: dict[str, Any]) ->
             default = convert(default)
         except ConversionError as exc:
             raise ValueSpecError(f"the default cannot be converted: {exc}", "default") from None
+    _check_encodable(default, "default")
     return ValueExpression(
         key, field, expressions, _finish(field, produce, default, convert, required)
     )
@@ -108,7 +111,17 @@ def _constant(key: str, field: str, spec: dict[str, Any]) -> ValueExpression:
             raise ValueSpecError(f"the value cannot be converted: {exc}", "value") from None
     if constant is None and spec.get("required", False):
         raise ValueSpecError("a required value cannot be null", "value")
+    _check_encodable(constant, "value")
     return ValueExpression(key, field, (), lambda _document: constant)
+
+
+def _check_encodable(constant: Any, key: str) -> None:
+    """A constant goes into every body: one that JSON cannot carry (an integer beyond
+    64 bits, nesting deeper than 254 levels) would fail every record, so refuse it now."""
+    try:
+        orjson.dumps(constant)
+    except orjson.JSONEncodeError as exc:
+        raise ValueSpecError(f"the {key} cannot be sent as JSON ({exc})", key) from None
 
 
 def _converter(spec: dict[str, Any]) -> Callable[[Any], Any] | None:
@@ -144,7 +157,9 @@ def _finish(
             if default is not None:
                 return default
             if required:
-                raise MappingError("required_value_missing", f"{field} is required but is null")
+                raise MappingError(
+                    MappingCode.REQUIRED_VALUE_MISSING, f"{field}: required, but the value is null"
+                )
             return None
         if convert is None:
             return value

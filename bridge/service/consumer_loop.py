@@ -90,8 +90,33 @@ class ConsumerLoop:
         self._next_lag = 0.0
         self._source: KafkaSource | None = None
         self._trouble_logged: dict[str, float] = {}
+        # A reload's rules, waiting for the thread to take them between batches.
+        self._next_rules: tuple[Mapping[str, Decoder], Engine, Callable[[], None]] | None = None
+        self._rules_lock = threading.Lock()
 
     # ------------------------------------------------------------------ thread
+
+    def use_rules(
+        self, decoders: Mapping[str, Decoder], engine: Engine, retire: Callable[[], None]
+    ) -> None:
+        """Switch to reloaded rules before the next batch (any thread; returns at once).
+
+        The thread swaps between records, so a record is mapped wholly by one
+        file's rules, and events already mapped are delivered as they are. It
+        calls ``retire`` once the old decoders can no longer be in use.
+        """
+        with self._rules_lock:
+            superseded = self._next_rules
+            if superseded is not None:  # never taken: retire what both replaced, on adoption
+                retire = _both(superseded[2], retire)
+            self._next_rules = (decoders, engine, retire)
+
+    def _adopt_rules(self) -> None:
+        with self._rules_lock:
+            pending, self._next_rules = self._next_rules, None
+        if pending is not None:
+            self._decoders, self._engine, retire = pending
+            retire()
 
     def stop(self) -> None:
         """Ask the thread to drain and leave (any thread; returns at once)."""
@@ -116,7 +141,15 @@ class ConsumerLoop:
     def _turn(self, source: KafkaSource) -> None:
         self._health.consumer_alive()
         self._release_held(source)
-        batch = source.fetch(self._settings.fetch_batch, self._settings.fetch_timeout_seconds)
+        # Never fetch more than the room left under the in-flight bound: the bound
+        # then holds to the record, and a paused consumer still polls (fetching none).
+        room = self._settings.max_pending_records - self._tracker.records_in_flight
+        batch = source.fetch(
+            max(1, min(self._settings.fetch_batch, room)), self._settings.fetch_timeout_seconds
+        )
+        # After the fetch, not before: a record fetched while a reload was applied is
+        # mapped by the new rules, so whatever is produced after a reload gets them.
+        self._adopt_rules()
         deliveries = self._take(source, batch)
         if deliveries:
             self._loop.call_soon_threadsafe(self._dispatcher.submit, deliveries)
@@ -298,6 +331,14 @@ class ConsumerLoop:
         if left:
             log.warning("shutdown deadline reached with work in flight", extra={"records": left})
         self._commit(source)
+
+
+def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
+    def run() -> None:
+        first()
+        second()
+
+    return run
 
 
 def _names(partitions: list[Partition]) -> list[str]:

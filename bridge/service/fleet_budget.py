@@ -76,6 +76,19 @@ class FleetBudget:
         """The limiter's rate for every key before the plan is known."""
         return self._planner.start_share if self._link is not None else self._budget
 
+    def set_budget(self, company_key: str, requests_per_second: float) -> None:
+        """A reloaded ``vibes.requests_per_second``: the group's budget, planned from now on.
+
+        The file has one rate for every key, so the key only names the caller's
+        loop; the next tick re-plans every key with it.
+        """
+        del company_key
+        self._budget = requests_per_second
+        self._planner.budget = requests_per_second
+        if self._link is None:
+            for key in self._limiter.rates():
+                self._limiter.set_share(key, requests_per_second)
+
     async def run(self) -> None:
         """Plan until cancelled."""
         if self._link is None:  # fleet.enabled is false: AIMD over the whole budget

@@ -5,9 +5,10 @@ A customer (or an order) is one Kafka key; texting them "shipped" before
 record order, while different keys run concurrently (the delivery slots bound
 how many). Records without a key have no order to keep and each goes at once.
 
-Runs on the asyncio loop only. Each item runs as its own task so that one
-item can be cancelled (its partition was revoked) without losing the rest of
-its lane.
+Runs on the asyncio loop only. A lane is one task that works through its items
+in turn (one task per lane, not per item: this is on the hot path). Dropping
+the item a lane is working on cancels that task; the rest of the lane carries
+on in a fresh task.
 """
 
 from __future__ import annotations
@@ -28,49 +29,51 @@ class KeyLanes(Generic[Item]):
     def __init__(self, work: Callable[[Item], Awaitable[None]]) -> None:
         self._work = work
         self._queued: dict[Hashable, deque[Item]] = {}
-        self._running: dict[asyncio.Task[None], Item] = {}
-        self._drains: set[asyncio.Task[None]] = set()
+        self._current: dict[Hashable, Item] = {}  # what each lane's task is working on
+        self._tasks: dict[Hashable, asyncio.Task[None]] = {}
+        self._unkeyed: dict[asyncio.Task[None], Item] = {}
+        self._closing = False
 
     def push(self, key: Hashable | None, item: Item) -> None:
         """Queue ``item`` behind earlier items of ``key`` (None: no order, start now)."""
         if key is None:
-            self._start(item)
+            task = asyncio.get_running_loop().create_task(self._run_one(item))
+            self._unkeyed[task] = item
+            task.add_done_callback(self._unkeyed_done)
             return
         lane = self._queued.get(key)
         if lane is not None:
             lane.append(item)
             return
         self._queued[key] = deque((item,))
-        drain = asyncio.get_running_loop().create_task(self._drain(key))
-        self._drains.add(drain)
-        drain.add_done_callback(self._drains.discard)
+        self._start_lane(key)
 
-    def _start(self, item: Item) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(self._run(item))
-        self._running[task] = item
-        task.add_done_callback(self._finished)
-        return task
+    def _start_lane(self, key: Hashable) -> None:
+        task = asyncio.get_running_loop().create_task(self._drain(key))
+        self._tasks[key] = task
+        task.add_done_callback(_log_failure)
 
-    async def _run(self, item: Item) -> None:
+    async def _run_one(self, item: Item) -> None:
         await self._work(item)
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._running.pop(task, None)
-        if not task.cancelled() and (error := task.exception()) is not None:
-            # work() handles its own failures; anything reaching here is a bug, and
-            # it must not vanish silently in a done callback. Its record stays
-            # unfinished, so its offset is never committed.
-            log.error("delivery task failed", exc_info=error)
+    def _unkeyed_done(self, task: asyncio.Task[None]) -> None:
+        self._unkeyed.pop(task, None)
+        _log_failure(task)
 
     async def _drain(self, key: Hashable) -> None:
         lane = self._queued[key]
         try:
             while lane:
-                task = self._start(lane.popleft())
-                # wait() rather than await: a cancelled item must not end the lane.
-                await asyncio.wait((task,))
+                item = lane.popleft()
+                self._current[key] = item
+                await self._work(item)
         finally:
-            del self._queued[key]
+            self._current.pop(key, None)
+            del self._tasks[key]
+            if lane and not self._closing:  # cancelled for a dropped item: go on
+                self._start_lane(key)
+            else:
+                del self._queued[key]
 
     def drop(self, unwanted: Callable[[Item], bool]) -> int:
         """Cancel running items and discard queued ones for which ``unwanted`` is true."""
@@ -80,7 +83,11 @@ class KeyLanes(Generic[Item]):
             dropped += len(lane) - len(keep)
             lane.clear()
             lane.extend(keep)
-        for task, item in list(self._running.items()):
+        for key, item in list(self._current.items()):
+            if unwanted(item):
+                self._tasks[key].cancel()
+                dropped += 1
+        for task, item in list(self._unkeyed.items()):
             if unwanted(item):
                 task.cancel()
                 dropped += 1
@@ -89,14 +96,23 @@ class KeyLanes(Generic[Item]):
     @property
     def busy(self) -> int:
         """Items running or queued."""
-        return len(self._running) + sum(len(lane) for lane in self._queued.values())
+        return len(self._current) + len(self._unkeyed) + sum(map(len, self._queued.values()))
 
     async def cancel_all(self) -> None:
         """Cancel everything (shutdown after its deadline) and wait for it to stop."""
+        self._closing = True
         for lane in self._queued.values():
             lane.clear()
-        tasks = [*self._running, *self._drains]
+        tasks = [*self._tasks.values(), *self._unkeyed]
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    # work() handles its own failures; anything reaching here is a bug, and it must
+    # not vanish silently in a done callback. Its record stays unfinished, so its
+    # offset is never committed.
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("delivery task failed", exc_info=error)

@@ -16,7 +16,7 @@ import signal
 import time
 from dataclasses import dataclass
 
-from bridge.delivery import CredentialsSource, Deliverer, VibesClient
+from bridge.delivery import Deliverer, VibesClient
 from bridge.delivery.aimd import AdaptiveLimiter
 from bridge.kafka.budget_topic import BudgetLink
 from bridge.kafka.config import KafkaClientConfig, consumer_config, producer_config
@@ -31,6 +31,8 @@ from bridge.service.health import Health
 from bridge.service.management import ManagementServer
 from bridge.service.offsets import OffsetTracker
 from bridge.service.outbox import DeadLetterOutbox
+from bridge.service.reload import ConfigReloader, RulesTarget
+from bridge.service.vibes_delivery import vibes_delivery
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,7 @@ class Service:
     outbox: DeadLetterOutbox
     consumer: ConsumerLoop
     management: ManagementServer
+    limiter: AdaptiveLimiter
     fleet: FleetBudget
 
 
@@ -84,8 +87,16 @@ async def run_service(loaded: LoadedBridge, *, stop: asyncio.Event | None = None
             "management": f"http://{host}:{port}",
         },
     )
+    reloader = ConfigReloader(
+        loaded,
+        RulesTarget(service.consumer.use_rules, service.fleet.set_budget),
+        service.metrics,
+    )
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGHUP, lambda: reloader.request(force=True))
     consumer_done = asyncio.ensure_future(asyncio.to_thread(service.consumer.run))
     heartbeat = asyncio.ensure_future(_heartbeat(service))
+    reloading = [asyncio.ensure_future(reloader.serve()), asyncio.ensure_future(reloader.watch())]
     fleet = asyncio.ensure_future(service.fleet.run())
     stopping = asyncio.ensure_future(stop.wait())
     await asyncio.wait((consumer_done, stopping), return_when=asyncio.FIRST_COMPLETED)
@@ -99,7 +110,7 @@ async def run_service(loaded: LoadedBridge, *, stop: asyncio.Event | None = None
     timeout = settings.delivery.shutdown_timeout_seconds + _CLOSE_ALLOWANCE_SECONDS
     with contextlib.suppress(Exception):
         await asyncio.wait_for(asyncio.shield(consumer_done), timeout)
-    for task in (heartbeat, stopping, fleet):
+    for task in (heartbeat, stopping, fleet, *reloading):
         task.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await fleet
@@ -108,7 +119,7 @@ async def run_service(loaded: LoadedBridge, *, stop: asyncio.Event | None = None
     await service.dispatcher.cancel_all()
     await service.client.aclose()
     await service.management.stop()
-    loaded.close()
+    reloader.current.close()
     log.info("stopped", extra={"exit_status": status})
     return status
 
@@ -122,22 +133,8 @@ def _build(loaded: LoadedBridge, loop: asyncio.AbstractEventLoop) -> Service:
     producer_settings = producer_config(settings.kafka)
     for warning in (*consumer_settings.warnings, *producer_settings.warnings):
         log.warning(warning)
-    client = VibesClient(
-        base_url=settings.vibes.base_url,
-        api_version=settings.vibes.api_version,
-        timeout_seconds=settings.vibes.timeout_seconds,
-        credentials=CredentialsSource.from_settings(settings.vibes, loaded.path),
-        tls=loaded.vibes_tls,
-        max_connections=settings.delivery.max_in_flight,
-    )
-    retry_limit = settings.delivery.max_retry_duration
-    fleet = _fleet(loaded, metrics, consumer_settings, producer_settings)
-    deliverer = Deliverer(
-        client,
-        fleet.limiter,
-        observer=metrics,
-        max_retry_duration=None if retry_limit is None else retry_limit.total_seconds(),
-    )
+    client, limiter, deliverer = vibes_delivery(loaded, metrics)
+    fleet = _fleet(loaded, limiter, metrics, consumer_settings, producer_settings)
     outbox = DeadLetterOutbox(
         DeadLetterProducer(producer_settings.settings, settings.dead_letter.topic),
         tracker,
@@ -184,23 +181,19 @@ def _build(loaded: LoadedBridge, loop: asyncio.AbstractEventLoop) -> Service:
         outbox,
         consumer,
         management,
-        fleet.budget,
+        limiter,
+        fleet,
     )
-
-
-@dataclass(frozen=True, slots=True)
-class _Fleet:
-    budget: FleetBudget
-    limiter: AdaptiveLimiter
 
 
 def _fleet(
     loaded: LoadedBridge,
+    limiter: AdaptiveLimiter,
     metrics: BridgeMetrics,
     consumer_settings: KafkaClientConfig,
     producer_settings: KafkaClientConfig,
-) -> _Fleet:
-    """The limiter, and the task that sets its shares (docs/fleet-budget.md)."""
+) -> FleetBudget:
+    """The task that sets the limiter's shares (docs/fleet-budget.md)."""
     settings = loaded.settings
     link = None
     if settings.fleet.enabled:
@@ -211,7 +204,6 @@ def _fleet(
             group_id=settings.kafka.group_id,
         )
     budget = settings.vibes.requests_per_second
-    limiter = AdaptiveLimiter(budget)
     fleet = FleetBudget(
         limiter,
         metrics,
@@ -223,7 +215,7 @@ def _fleet(
     # Every key starts at the conservative share until the first plan (the whole budget
     # when the fleet is off).
     limiter.set_default_share(fleet.start_share)
-    return _Fleet(fleet, limiter)
+    return fleet
 
 
 async def _heartbeat(service: Service) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 from bridge.codecs import Decoder
-from bridge.errors import DecodeError, EventExpired, RecordError
+from bridge.errors import DecodeCode, DecodeError, EventExpired, RecordError
 from bridge.mapping.engine import Engine, MappedEvent
 from bridge.records import SourceRecord
 from bridge.service.dead_letters import DeadLetter, dead_letter
@@ -44,8 +44,10 @@ def prepare(
 ) -> PreparedRecord:
     """The record's events and dead letters (raises only ``SchemaRegistryUnavailable``)."""
     decoder = decoders.get(record.topic)
-    if decoder is None:  # subscribed topics are the sources' topics: a bug, not data
-        error: RecordError = DecodeError("no_source", "the topic has no source in the file")
+    if decoder is None:  # a live reload removed the source; the subscription stays until restart
+        error: RecordError = DecodeError(
+            DecodeCode.NO_SOURCE, "the topic has no source in the configuration"
+        )
         return PreparedRecord(record, (), (dead_letter(record, error),), True)
     try:
         value = decoder.decode(record.value)

@@ -10,6 +10,10 @@ exactly one stats counter:
 4. content type (415), size (413), JSON (400), the entity rules (400);
 5. the ``event_id`` duplicate check: 200 either way, recorded ``sent`` or ``duplicate``.
 
+Requests too broken to reach a route (``protocol``), and events requests whose
+body breaks off mid-way, are ``malformed``; an exception in the handler is an
+``internal_error`` (a simulator bug: the counter should stay at zero).
+
 Every non-2xx answer carries the ``{"errors": [...]}`` envelope, including the
 router's own 404 and 405, so a client never has to parse two error shapes.
 """
@@ -26,18 +30,23 @@ from typing import Final
 
 import orjson
 from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from bridge.sim.auth import BasicAuth
 from bridge.sim.config import SimConfig
 from bridge.sim.faults import Fault, FaultPlan, FaultSettings, SettingsError
+from bridge.sim.protocol import BODY_FRAMING, INTERNAL_ERROR, describe
 from bridge.sim.ratelimit import Clock, RateLimiter
-from bridge.sim.responses import JSON, errors_response, json_response
+from bridge.sim.responses import errors_response, json_response
 from bridge.sim.state import DUPLICATE, SENT, EventLog, RecordedEvent, Stats
+from bridge.vibes.api import EVENTS_PATH_TEMPLATE, JSON_CONTENT_TYPE
 from bridge.vibes.entity import entity_problems
 
 log = logging.getLogger(__name__)
 
-EVENTS_PATH: Final = "/companies/{company_key}/events"
+# How a body can break off mid-way: a framing error (raised by the parser or
+# wrapped by aiohttp), or the client closing before the last byte.
+_BODY_ERRORS: Final = (web.RequestPayloadError, HttpProcessingError, ConnectionError)
 _UNAUTHORIZED_HEADERS: Final = {"WWW-Authenticate": 'Basic realm="Vibes Event API"'}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -93,12 +102,32 @@ class Simulator:
             settings.rate_limit, settings.rate_limit_burst, self._companies, self._clock
         )
 
+    def count_malformed(self) -> None:
+        """A request too broken to reach a route (see ``protocol``)."""
+        self.stats.received += 1
+        self.stats.malformed += 1
+
     # --- the Event API ----------------------------------------------------------
 
     async def post_event(self, request: web.Request) -> web.StreamResponse:
-        """The hot path: kept flat and allocation-light for the throughput target."""
+        """Count the request, answer it; whatever goes wrong still lands in one counter."""
         stats = self.stats
         stats.received += 1
+        try:
+            return await self._answer_event(request)
+        except _BODY_ERRORS:
+            stats.malformed += 1
+            response = errors_response(400, [BODY_FRAMING])
+            response.force_close()  # the rest of the stream cannot be trusted
+            return response
+        except Exception as exc:
+            stats.internal_errors += 1
+            log.error("an events request failed inside the simulator: %s", describe(exc))
+            return errors_response(500, [INTERNAL_ERROR])
+
+    async def _answer_event(self, request: web.Request) -> web.StreamResponse:
+        """The hot path: kept flat and allocation-light for the throughput target."""
+        stats = self.stats
         plan = self._plan
         if plan.has_latency:
             await asyncio.sleep(plan.delay_s())
@@ -134,7 +163,9 @@ class Simulator:
             outcome = DUPLICATE
             stats.duplicates += 1
         self.events.record(RecordedEvent(time.time(), company_key, outcome, event_id, raw))
-        return web.Response(body=orjson.dumps({"event_id": event_id}), content_type=JSON)
+        return web.Response(
+            body=orjson.dumps({"event_id": event_id}), content_type=JSON_CONTENT_TYPE
+        )
 
     def _refusal(self, request: web.Request, company_key: str) -> web.Response | None:
         """Everything decided from the headers alone, before reading a byte of the body."""
@@ -156,7 +187,10 @@ class Simulator:
                     429, ["rate limit exceeded"], {hdrs.RETRY_AFTER: str(retry_after)}
                 )
         # The exact header is the common case; parsing it (charset etc.) only when not.
-        if request.headers.get(hdrs.CONTENT_TYPE) != JSON and request.content_type != JSON:
+        if (
+            request.headers.get(hdrs.CONTENT_TYPE) != JSON_CONTENT_TYPE
+            and request.content_type != JSON_CONTENT_TYPE
+        ):
             stats.rejected += 1
             return errors_response(415, ["Content-Type must be application/json"])
         length = request.content_length
@@ -212,6 +246,8 @@ class Simulator:
             patch = orjson.loads(await request.read())
         except web.HTTPRequestEntityTooLarge:
             return self._too_large()
+        except _BODY_ERRORS:
+            return errors_response(400, [BODY_FRAMING])
         except orjson.JSONDecodeError:
             return errors_response(400, ["the body is not valid JSON"])
         try:
@@ -275,7 +311,7 @@ def build_app(simulator: Simulator) -> web.Application:
     """The aiohttp application serving ``simulator``; the body cap is enforced here too."""
     app = web.Application(client_max_size=simulator.config.max_body_bytes)
     app[SIMULATOR] = simulator
-    _route(app, EVENTS_PATH, {hdrs.METH_POST: simulator.post_event})
+    _route(app, EVENTS_PATH_TEMPLATE, {hdrs.METH_POST: simulator.post_event})
     _route(app, "/_sim/events", {hdrs.METH_GET: simulator.get_events})
     _route(app, "/_sim/stats", {hdrs.METH_GET: simulator.get_stats})
     _route(

@@ -12,6 +12,8 @@ import base64
 import binascii
 import hmac
 
+from bridge.vibes.api import basic_auth_header
+
 
 class BasicAuth:
     """Checks an ``Authorization`` header against one username and password."""
@@ -21,8 +23,7 @@ class BasicAuth:
     def __init__(self, username: str, password: str) -> None:
         self._username = username.encode()
         self._password = password.encode()
-        token = base64.b64encode(self._username + b":" + self._password).decode("ascii")
-        self._expected_header = f"Basic {token}".encode()
+        self._expected_header = basic_auth_header(username, password).encode()
 
     def allows(self, header: str | None) -> bool:
         """True when the header carries the configured credentials."""

@@ -37,13 +37,56 @@ class SettingsError(ValueError):
 SHARE_FIELDS: Final = ("error_rate", "error_500_rate", "timeout_rate", "drop_rate")
 """Shares of requests answered with a fault; together they must not exceed 1."""
 
-NON_NEGATIVE_FIELDS: Final = (
-    "latency_ms",
-    "latency_jitter_ms",
-    "rate_limit",
-    "rate_limit_burst",
-    "timeout_hold_s",
-)
+
+@dataclass(frozen=True, slots=True)
+class KnobRange:
+    """The values a knob accepts: ``low`` to ``high``, and 0 as well when ``zero_is_off``.
+
+    Bounds keep every derived figure finite: a rate far below ``low`` (a
+    denormal such as 5e-324) makes the Retry-After arithmetic overflow, and
+    an hour is longer than any client's timeout, so longer delays only hide typos.
+    """
+
+    low: float
+    high: float
+    zero_is_off: bool = False
+
+    def allows(self, value: float) -> bool:
+        """Whether ``value`` is in range (NaN never is)."""
+        if self.zero_is_off and value == 0:
+            return True
+        return self.low <= value <= self.high
+
+    def describe(self) -> str:
+        """The range in words, for error messages and ``--help``."""
+        span = f"between {_number(self.low)} and {_number(self.high)}"
+        return f"0 (off) or {span}" if self.zero_is_off else span
+
+
+ONE_HOUR_MS: Final = 3_600_000
+ONE_HOUR_S: Final = 3_600
+MAX_RATE: Final = 1_000_000
+"""Far above what one simulator process can serve (about 15,000 requests/s)."""
+MIN_RATE: Final = 0.001
+"""One request per 1,000 s: Retry-After then stays below about 17 minutes."""
+
+KNOB_RANGES: Final = {
+    "latency_ms": KnobRange(0, ONE_HOUR_MS),
+    "latency_jitter_ms": KnobRange(0, ONE_HOUR_MS),
+    "rate_limit": KnobRange(MIN_RATE, MAX_RATE, zero_is_off=True),
+    "rate_limit_burst": KnobRange(0, MAX_RATE),
+    "error_rate": KnobRange(0, 1),
+    "error_500_rate": KnobRange(0, 1),
+    "timeout_rate": KnobRange(0, 1),
+    "timeout_hold_s": KnobRange(0, ONE_HOUR_S),
+    "drop_rate": KnobRange(0, 1),
+}
+"""Every run-time knob's accepted values; the command line and ``/_sim/faults`` share them."""
+
+
+def _number(value: float) -> str:
+    """``3600000`` rather than ``3.6e+06``, ``0.001`` as it is."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +95,7 @@ class FaultSettings:
 
     ``rate_limit`` is requests per second per company key (0: unlimited) and
     ``rate_limit_burst`` the token-bucket capacity (0: one second's worth).
+    :data:`KNOB_RANGES` says what each accepts.
     """
 
     latency_ms: float = 0.0
@@ -104,15 +148,11 @@ class FaultSettings:
 
 
 def _range_problems(settings: FaultSettings) -> list[str]:
-    problems: list[str] = []
-    for name in NON_NEGATIVE_FIELDS:
-        value = getattr(settings, name)
-        if not value >= 0 or value == float("inf"):  # also refuses NaN
-            problems.append(f"{name} must be a finite number >= 0")
-    for name in SHARE_FIELDS:
-        value = getattr(settings, name)
-        if not 0 <= value <= 1:
-            problems.append(f"{name} must be between 0 and 1")
+    problems = [
+        f"{name} must be {knob.describe()}"
+        for name, knob in KNOB_RANGES.items()
+        if not knob.allows(getattr(settings, name))
+    ]
     if not problems and settings.fault_share > 1 + 1e-9:
         problems.append("error_rate + error_500_rate + timeout_rate + drop_rate must not exceed 1")
     return problems

@@ -1,18 +1,19 @@
-"""JSON answers, including the errors envelope every Vibes 4xx carries.
+"""JSON answers, including the Vibes error envelope every non-2xx answer carries.
 
-``code`` in the envelope is the HTTP status: Vibes publishes no table of its
-own codes, and the status is what a client can act on anyway.
+The envelope's shape is a wire fact shared with the delivery client, so it is
+built by :func:`bridge.vibes.api.error_envelope`; this module only wraps it in
+an aiohttp response.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import Any
 
 import orjson
 from aiohttp import web
 
-JSON: Final = "application/json"
+from bridge.vibes.api import JSON_CONTENT_TYPE, error_envelope
 
 
 def json_response(
@@ -20,13 +21,12 @@ def json_response(
 ) -> web.Response:
     """``payload`` serialised with orjson, the cheapest encoder at hand."""
     return web.Response(
-        body=orjson.dumps(payload), status=status, content_type=JSON, headers=headers
+        body=orjson.dumps(payload), status=status, content_type=JSON_CONTENT_TYPE, headers=headers
     )
 
 
 def errors_response(
     status: int, messages: Iterable[str], headers: Mapping[str, str] | None = None
 ) -> web.Response:
-    """``{"errors": [{"message": ..., "code": status}, ...]}``, one entry per message."""
-    errors = [{"message": message, "code": status} for message in messages]
-    return json_response({"errors": errors}, status, headers)
+    """The error envelope, one entry per message, with ``status`` as each entry's code."""
+    return json_response(error_envelope(status, list(messages)), status, headers)

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from bridge.sim.app import Simulator, build_app
 from bridge.sim.config import SimConfig
+from bridge.sim.protocol import EnvelopeAppRunner
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,9 @@ async def serve(
     ``handle_signals=False``.
     """
     simulator = Simulator(config)
-    runner = web.AppRunner(
+    runner = EnvelopeAppRunner(
         build_app(simulator),
+        on_malformed=simulator.count_malformed,
         access_log=None,  # per-request logging would cost more than the handler
         handle_signals=False,
         shutdown_timeout=SHUTDOWN_TIMEOUT_S,

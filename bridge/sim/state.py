@@ -26,8 +26,10 @@ DUPLICATE: Final = "duplicate"
 class Stats:
     """Request counters; every events request lands in ``received`` and exactly one other.
 
-    ``received == sent + duplicates + rejected + rate_limited + unauthorized + faults``
-    holds at any moment between requests. ``faults_*`` split ``faults`` by kind.
+    ``received == sent + duplicates + rejected + rate_limited + unauthorized + faults
+    + malformed + internal_errors`` holds at any moment between requests.
+    ``faults_*`` split ``faults`` by kind. ``malformed`` also counts requests too
+    broken to have a path: they might have been events requests.
     """
 
     received: int = 0
@@ -41,6 +43,8 @@ class Stats:
     faults_503: int = 0
     faults_timeout: int = 0
     faults_drop: int = 0
+    malformed: int = 0
+    internal_errors: int = 0
 
     def as_json(self) -> dict[str, int]:
         """The counters as the JSON object ``GET /_sim/stats`` answers."""

@@ -27,6 +27,29 @@ def is_valid_event_type(event_type: str) -> bool:
     return EVENT_TYPE_PATTERN.fullmatch(event_type) is not None
 
 
+def is_valid_recipient(value: Any) -> bool:
+    """A recipient id is a non-empty string (the engine writes numbers as text, refuses ``""``)."""
+    return isinstance(value, str) and value != ""
+
+
+def recipient_problems(event_data: Mapping[str, Any]) -> list[str]:
+    """What is wrong with the recipient fields of an ``event_data`` object.
+
+    Every recipient field present must hold a valid id, and at least one must
+    be present: a field that is there but empty names nobody, so it is refused
+    rather than silently skipped (the mapping engine refuses it the same way).
+    """
+    present = [name for name in RECIPIENT_FIELDS if name in event_data]
+    problems = [
+        f"event_data.{name} must be a non-empty string"
+        for name in present
+        if not is_valid_recipient(event_data[name])
+    ]
+    if not present:
+        problems.append("event_data must name a recipient: one of " + ", ".join(RECIPIENT_FIELDS))
+    return problems
+
+
 def entity_problems(body: Any) -> list[str]:
     """Every rule the body breaks, as short messages free of the body's values.
 
@@ -43,8 +66,8 @@ def entity_problems(body: Any) -> list[str]:
     event_data = body.get("event_data")
     if not isinstance(event_data, Mapping):
         problems.append("event_data is required and must be an object")
-    elif not any(isinstance(event_data.get(name), str) for name in RECIPIENT_FIELDS):
-        problems.append("event_data must name a recipient: one of " + ", ".join(RECIPIENT_FIELDS))
+    else:
+        problems.extend(recipient_problems(event_data))
     if "event_id" in body:
         event_id = body["event_id"]
         if not isinstance(event_id, str) or not event_id:

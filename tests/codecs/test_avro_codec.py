@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge.codecs import AvroDecoder, AvroSchema, load_avro_schema, make_decoder
-from bridge.codecs.avro_encode import encode_avro
 from bridge.errors import DecodeError
+from devtools.avro_encode import encode_avro
 from tests.codecs.conftest import SCHEMAS
 from tests.codecs.helpers import assert_dict_or_decode_error
 

@@ -21,9 +21,9 @@ from bridge.codecs import (
     SchemaRegistryClient,
     make_decoder,
 )
-from bridge.codecs.avro_encode import encode_avro
 from bridge.codecs.avro_schema import parse_avro_schema_text
 from bridge.errors import DecodeError, SchemaRegistryUnavailable, TransientError
+from devtools.avro_encode import encode_avro
 from tests.codecs.conftest import SCHEMAS
 from tests.codecs.helpers import assert_dict_or_decode_error
 from tests.support.schema_registry import (

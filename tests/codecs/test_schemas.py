@@ -9,8 +9,8 @@ import jsonschema
 import pytest
 
 from bridge.codecs import AvroSchema, make_decoder
-from bridge.codecs.avro_encode import EncodeError, encode_avro
 from bridge.vibes.entity import entity_problems
+from devtools.avro_encode import EncodeError, encode_avro
 from tests.codecs.conftest import SCHEMAS
 
 

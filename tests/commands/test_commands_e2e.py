@@ -221,3 +221,151 @@ def test_test_rejects_a_malformed_cases_file(config: Path, tmp_path: Path) -> No
 def test_the_example_mapping_tests_pass() -> None:
     result = run("test", "-c", str(EXAMPLES / "bridge.yaml"), str(EXAMPLES / "bridge.tests.yaml"))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ------------------------------------------------------------ hostile input: never a traceback
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--offset", str(2**63)],
+        ["--offset", "-1"],
+        ["--partition", str(2**31)],
+        ["--partition", str(2**63)],
+        ["--timestamp", str(2**63)],
+        ["--offset", "99999999999999999999999999999"],
+    ],
+)
+def test_map_refuses_coordinates_kafka_cannot_hold(config: Path, options: list[str]) -> None:
+    line = json.dumps({"status": "SHIPPED", "customer": {"id": "c"}}) + "\n"
+    result = run("map", "-c", str(config), "--topic", "shop.shipments", *options, stdin=line)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_map_stops_with_a_usage_error_when_offsets_pass_int64(config: Path) -> None:
+    line = json.dumps({"status": "SHIPPED", "customer": {"id": "c"}}) + "\n"
+    result = run(
+        "map", "-c", str(config), "--topic", "shop.shipments", "--offset", str(2**63 - 2),
+        stdin=line * 3,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stdout.count("\n") == 2
+    assert result.stderr.startswith("line 3: --offset plus the records read passes")
+
+
+@pytest.mark.parametrize("depth", [1_000, 1_023])
+@pytest.mark.parametrize("opener", ["[", '{"a":'])
+def test_map_a_deeply_nested_record_fails_alone(tmp_path: Path, depth: int, opener: str) -> None:
+    path = tmp_path / "bridge.yaml"
+    path.write_text(
+        HEADER
+        + "rules:\n  - name: texts\n    topic: shop.orders\n    event_type: t\n"
+        + "    recipient: {external_person_id: id}\n"
+        + "    event_data:\n      text: 'to_string(deep)'\n      all: '@'\n",
+        encoding="utf-8",
+    )
+    closer = "]" if opener == "[" else "}"
+    deep = '{"id": "a", "deep": ' + opener * depth + "1" + closer * depth + "}"
+    lines = [deep, json.dumps({"id": "b"}), deep, json.dumps({"id": "c"})]
+    result = run("map", "-c", str(path), "--topic", "shop.orders", stdin="\n".join(lines) + "\n")
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    ids = [
+        json.loads(body)["event_data"]["external_person_id"] for body in result.stdout.splitlines()
+    ]
+    assert ids == ["b", "c"]
+    errors = result.stderr.splitlines()
+    assert len(errors) == 2
+    assert errors[0].startswith("line 1: mapping_error: ")
+    assert "rule texts: event_data." in errors[0]
+    assert errors[1].startswith("line 3: mapping_error: ")
+
+
+def _validate_problem(path: Path) -> str:
+    result = run("validate", "-c", str(path))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "(" * 500 + "status" + ")" * 500,
+        "!" * 2_000 + "status",
+        " || ".join(["status"] * 500),
+        "[" * 400 + "status" + "]" * 400,
+    ],
+)
+def test_validate_a_deeply_nested_when_is_a_problem_at_its_line(tmp_path: Path, when: str) -> None:
+    path = tmp_path / "bridge.yaml"
+    path.write_text(
+        HEADER + RULES.replace("when: \"status == 'SHIPPED'\"", f'when: "{when}"'),
+        encoding="utf-8",
+    )
+    output = _validate_problem(path)
+    assert f"{path}:{HEADER.count(chr(10)) + 4}: when: invalid JMESPath expression: it nests" in (
+        output
+    )
+
+
+@pytest.mark.parametrize(
+    "schema_text",
+    ["[" * 100_000 + "]" * 100_000, '{"type": ' * 5_000 + '"string"' + "}" * 5_000],
+)
+def test_validate_a_deeply_nested_schema_file_is_a_problem_at_its_line(
+    tmp_path: Path, schema_text: str
+) -> None:
+    (tmp_path / "deep.avsc").write_text(schema_text, encoding="utf-8")
+    path = tmp_path / "bridge.yaml"
+    header = HEADER.replace(
+        "  - topic: shop.shipments\n    format: json\n",
+        "  - topic: shop.shipments\n    format: avro\n    schema: deep.avsc\n",
+    )
+    path.write_text(header + RULES, encoding="utf-8")
+    output = _validate_problem(path)
+    line = header.splitlines().index("    schema: deep.avsc") + 1
+    assert f"{path}:{line}: schema file" in output
+    assert "nests more than" in output
+
+
+def test_validate_a_constant_beyond_64_bits_is_a_problem_at_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "bridge.yaml"
+    path.write_text(
+        HEADER + RULES + "      big: {value: 123456789012345678901234567890}\n", encoding="utf-8"
+    )
+    output = _validate_problem(path)
+    assert f"{path}:{(HEADER + RULES).count(chr(10)) + 1}: event_data.big: the value" in output
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        (
+            "  - name: states nothing\n    topic: shop.shipments\n    record: {value: {}}\n",
+            "a case states expect:, errors: or both",
+        ),
+        (
+            "  - name: far\n    topic: shop.shipments\n"
+            f"    record: {{value: {{}}, offset: {2**63}}}\n    expect: []\n",
+            "cases.0.record.offset",
+        ),
+        (
+            "  - name: far\n    topic: shop.shipments\n"
+            f"    record: {{value: {{}}, partition: {2**31}}}\n    expect: []\n",
+            "cases.0.record.partition",
+        ),
+    ],
+)
+def test_test_refuses_an_invalid_case_with_its_line(
+    config: Path, tmp_path: Path, case: str, message: str
+) -> None:
+    cases = tmp_path / "cases.yaml"
+    cases.write_text("cases:\n" + case, encoding="utf-8")
+    result = run("test", "-c", str(config), str(cases))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"{cases}:" in result.stderr
+    assert message in result.stderr

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from bridge.codecs.avro_encode import encode_avro
 from bridge.codecs.avro_schema import parse_avro_schema_text
 from bridge.errors import ConfigError, SchemaRegistryUnavailable
 from bridge.loading import LoadedBridge, load_bridge
+from devtools.avro_encode import encode_avro
 from tests.support.configs import HEADER, WriteConfig
 from tests.support.schema_registry import (
     TestSchemaRegistry,

@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from tests.support.kafka_broker import ENV_BOOTSTRAP, ENV_STATE_FILE, REPO_ROOT
+from devtools.kafka_broker import ENV_BOOTSTRAP, ENV_STATE_FILE, REPO_ROOT
 
 POLL_TIMEOUT = 60.0
 

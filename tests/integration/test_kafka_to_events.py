@@ -17,12 +17,12 @@ import pytest
 from confluent_kafka import Consumer, Producer
 
 from bridge.codecs import load_avro_schema
-from bridge.codecs.avro_encode import encode_avro
 from bridge.errors import DecodeError
 from bridge.kafka.messages import to_source_record
 from bridge.loading import LoadedBridge, load_bridge
 from bridge.mapping.engine import MappedEvent
 from bridge.records import SourceRecord
+from devtools.avro_encode import encode_avro
 from tests.conftest import NewTopicFactory
 
 REPO = Path(__file__).parents[2]

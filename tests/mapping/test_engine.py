@@ -10,11 +10,12 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator
 
+from bridge.errors import ConfigError
 from bridge.loading import load_bridge
 from bridge.mapping.engine import Engine, MappingResult
-from bridge.mapping.validate import coordinates_event_id
-from bridge.records import SourceRecord
-from tests.support.configs import WriteConfig
+from bridge.mapping.event_id import coordinates_event_id
+from bridge.records import KAFKA_KEY, SourceRecord
+from tests.support.configs import HEADER, WriteConfig
 
 SCHEMA_PATH = Path(__file__).parents[2] / "schemas" / "vibes_event.schema.json"
 
@@ -377,3 +378,252 @@ def test_constants_are_converted_once_and_checked_at_load(write_config: WriteCon
     )
     [body] = _bodies(engine.map({}, _record("shop.orders")))
     assert body["event_data"] == {"fallback": "3", "mdn": "+14155550142"}
+
+
+# ------------------------------------------------------- every failure names rule and field
+
+
+MESSAGES = """\
+rules:
+  - name: order-shipped
+    topic: shop.orders
+    when: "length(tags) > `0`"
+    event_type: {template: "order_{status}"}
+    event_id: {path: "abs(id_number)"}
+    recipient:
+      external_person_id: customer.id
+      mdn: {path: customer.phone, as: e164, region: US}
+    event_data:
+      count: {path: count, as: integer}
+      must: {path: needed, required: true}
+      size: "length(size_of)"
+      big: {path: big, as: number}
+"""
+
+GOOD_ORDER: dict[str, Any] = {
+    "tags": ["a"],
+    "status": "shipped",
+    "id_number": -4,
+    "customer": {"id": "Person-Secret-Id", "phone": "(212) 555-0123"},
+    "count": "3",
+    "needed": "yes",
+    "size_of": "abc",
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "code", "message"),
+    [
+        (
+            {"customer": {"id": "Person-Secret-Id", "phone": "Secret"}},
+            "invalid_phone_number",
+            "rule order-shipped: recipient.mdn: not a phone number (region US)",
+        ),
+        (
+            {"customer": {"id": "Person-Secret-Id", "phone": "+1 999 999 9999"}},
+            "invalid_phone_number",
+            "rule order-shipped: recipient.mdn: not a valid phone number (region US)",
+        ),
+        (
+            {"customer": {"id": ""}},
+            "invalid_recipient",
+            "rule order-shipped: recipient.external_person_id: an empty string",
+        ),
+        (
+            {"customer": {}},
+            "no_recipient",
+            "rule order-shipped: recipient: none of external_person_id, mdn resolved to a value",
+        ),
+        ({"count": "Secret"}, "conversion_failed", "rule order-shipped: event_data.count: "),
+        (
+            {"needed": None},
+            "required_value_missing",
+            "rule order-shipped: event_data.must: required",
+        ),
+        (
+            {"size_of": 12345},
+            "expression_error",
+            "rule order-shipped: event_data.size: a JMESPath function got an argument "
+            "of the wrong type (length)",
+        ),
+        ({"id_number": "Secret"}, "expression_error", "rule order-shipped: event_id: "),
+        ({"tags": 12345}, "expression_error", "rule order-shipped: when: "),
+        ({"status": "Secret status"}, "invalid_event_type", "rule order-shipped: event_type: "),
+        ({"big": "1e400"}, "conversion_failed", "rule order-shipped: event_data.big: "),
+    ],
+)
+def test_every_mapping_error_names_the_rule_and_the_field_but_no_value(
+    write_config: WriteConfig, change: dict[str, Any], code: str, message: str
+) -> None:
+    engine = _engine(write_config, MESSAGES)
+    assert engine.map(dict(GOOD_ORDER), _record("shop.orders")).events  # the base case maps
+    [failure] = engine.map({**GOOD_ORDER, **change}, _record("shop.orders")).failures
+    assert failure.error.code == code
+    assert failure.error.message.startswith(message), failure.error.message
+    assert "Secret" not in str(failure.error)
+    assert "12345" not in str(failure.error)
+
+
+def test_an_unencodable_value_names_its_field(write_config: WriteConfig) -> None:
+    engine = _engine(
+        write_config,
+        """\
+        rules:
+          - name: raw
+            topic: shop.orders
+            event_type: t
+            recipient: {external_person_id: id}
+            event_data:
+              ok: id
+              nested: deep
+        """,
+    )
+    deep: Any = 1
+    for _ in range(300):  # orjson writes at most 254 levels
+        deep = [deep]
+    [failure] = engine.map({"id": "x", "deep": deep}, _record("shop.orders")).failures
+    assert failure.error.code == "unencodable"
+    assert failure.error.message.startswith("rule raw: event_data.nested: JSON cannot carry")
+
+
+# ------------------------------------------------------- default on a function's missing input
+
+
+@pytest.mark.parametrize(
+    ("spec", "value", "expected"),
+    [
+        ('{path: "length(items)", default: 0}', {}, 0),
+        ('{path: "length(items)", default: 0}', {"items": None}, 0),
+        ('{path: "length(items)", default: 0}', {"items": [1, 2]}, 2),
+        ('{path: "length(order.items)", default: 0}', {"order": "not a map"}, 0),
+        ("{path: \"join(', ', tags)\", default: none}", {}, "none"),
+        ('{template: "n={length(items)}", default: "n=0"}', {}, "n=0"),
+        ('{path: "length(items)", default: "0", as: integer}', {}, 0),
+    ],
+)
+def test_a_default_applies_when_a_function_gets_a_missing_value(
+    write_config: WriteConfig, spec: str, value: dict[str, Any], expected: Any
+) -> None:
+    engine = _engine(
+        write_config,
+        f"""\
+        rules:
+          - name: counts
+            topic: shop.orders
+            event_type: t
+            recipient: {{external_person_id: id}}
+            event_data:
+              n: {spec}
+        """,
+    )
+    [body] = _bodies(engine.map({"id": "x", **value}, _record("shop.orders")))
+    assert body["event_data"]["n"] == expected
+
+
+def test_a_function_on_a_missing_value_without_default_leaves_the_field_out(
+    write_config: WriteConfig,
+) -> None:
+    engine = _engine(
+        write_config,
+        """\
+        rules:
+          - name: counts
+            topic: shop.orders
+            when: "length(items) > `0` || id == 'always'"
+            event_type: t
+            recipient: {external_person_id: id}
+            event_data:
+              n: "length(items)"
+              must: {path: "length(items)", required: true}
+        """,
+    )
+    [failure] = engine.map({"id": "always"}, _record("shop.orders")).failures
+    assert failure.error.code == "required_value_missing"
+    assert not engine.map({"id": "x"}, _record("shop.orders")).matched  # when: null is false
+
+
+# ------------------------------------------------------------- constants JSON cannot carry
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "{value: 123456789012345678901234567890}",
+        "{value: -9223372036854775809}",
+        "{value: {a: [1, 123456789012345678901234567890]}}",
+        "{path: n, default: 123456789012345678901234567890}",
+        "{value: null, default: 123456789012345678901234567890}",
+    ],
+)
+def test_a_constant_json_cannot_carry_is_refused_at_load_with_its_line(
+    write_config: WriteConfig, spec: str
+) -> None:
+    path = write_config(
+        f"""\
+        rules:
+          - name: big
+            topic: shop.orders
+            event_type: t
+            recipient: {{external_person_id: id}}
+            event_data:
+              n: {spec}
+        """
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_bridge(path)
+    [problem] = caught.value.problems
+    assert problem.line == HEADER.count("\n") + 7
+    assert "event_data.n: the " in problem.message
+    assert "cannot be sent as JSON" in problem.message
+
+
+def test_the_largest_64_bit_constants_are_accepted(write_config: WriteConfig) -> None:
+    engine = _engine(
+        write_config,
+        """\
+        rules:
+          - name: edge
+            topic: shop.orders
+            event_type: t
+            recipient: {external_person_id: id}
+            event_data:
+              high: {value: 9223372036854775807}
+              low: {value: -9223372036854775808}
+        """,
+    )
+    [body] = _bodies(engine.map({"id": "x"}, _record("shop.orders")))
+    assert body["event_data"]["high"] == 2**63 - 1
+    assert body["event_data"]["low"] == -(2**63)
+
+
+# ------------------------------------------------------------------ _kafka only when read
+
+
+@pytest.mark.parametrize(
+    ("expression", "added"),
+    [
+        ("_kafka.key", True),
+        ("to_string(@)", True),
+        ("items[*].sku", False),
+        ("items[?@ != `null`] | [0]", False),
+        ("'_kafka'", False),
+    ],
+)
+def test_the_kafka_document_is_added_only_for_rules_that_can_read_it(
+    write_config: WriteConfig, expression: str, added: bool
+) -> None:
+    engine = _engine(
+        write_config,
+        f"""\
+        rules:
+          - name: meta
+            topic: shop.orders
+            event_type: t
+            recipient: {{external_person_id: id}}
+            event_data:
+              x: "{expression}"
+        """,
+    )
+    value: dict[str, Any] = {"id": "x", "items": [{"sku": "a"}]}
+    assert engine.map(value, _record("shop.orders", key=b"k")).events
+    assert (KAFKA_KEY in value) is added

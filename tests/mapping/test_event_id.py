@@ -7,7 +7,7 @@ import hashlib
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.mapping.validate import coordinates_event_id, given_event_id
+from bridge.mapping.event_id import coordinates_event_id, given_event_id
 
 NAMES = st.text(min_size=1, max_size=30)
 

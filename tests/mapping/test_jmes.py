@@ -8,8 +8,16 @@ import jmespath
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jmespath.exceptions import JMESPathTypeError
+from jmespath.visitor import TreeInterpreter
 
-from bridge.mapping.jmes import ExpressionSyntaxError, compile_expression, is_false
+from bridge.mapping.jmes import (
+    MAX_DEPTH,
+    ExpressionSyntaxError,
+    compile_expression,
+    is_false,
+    reads_kafka,
+)
 
 NAMES = st.sampled_from(["a", "b", "c", "status"])
 SCALARS = st.one_of(
@@ -63,6 +71,23 @@ def _expressions() -> st.SearchStrategy[str]:
     )
 
 
+class _Reference(TreeInterpreter):
+    """The library, with the one deliberate difference: a function given null
+    (a missing field) returns null, so that default/required apply."""
+
+    def visit_function_expression(self, node: Any, value: Any) -> Any:
+        try:
+            return super().visit_function_expression(node, value)
+        except JMESPathTypeError as exc:
+            if exc.actual_type == "null":
+                return None
+            raise
+
+
+def _reference(expression: str, document: Any) -> Any:
+    return _Reference().visit(jmespath.compile(expression).parsed, document)
+
+
 def _outcome(function: Any) -> tuple[str, Any]:
     try:
         result = function()
@@ -75,7 +100,7 @@ def _outcome(function: Any) -> tuple[str, Any]:
 @given(expression=_expressions(), document=DOCUMENTS)
 def test_compiled_expressions_agree_with_the_library(expression: str, document: Any) -> None:
     compiled = compile_expression(expression)
-    expected = _outcome(lambda: jmespath.search(expression, document))
+    expected = _outcome(lambda: _reference(expression, document))
     assert _outcome(lambda: compiled.evaluate(document)) == expected
 
 
@@ -102,3 +127,99 @@ def test_syntax_errors_are_reported(text: str) -> None:
 )
 def test_falsiness_follows_jmespath(value: Any, falsy: bool) -> None:
     assert is_false(value) is falsy
+
+
+@pytest.mark.parametrize(
+    ("expression", "document"),
+    [
+        ("length(items)", {}),
+        ("length(items)", {"items": None}),
+        ("length(a.b.c)", {"a": {}}),
+        ("join(', ', tags)", {}),
+        ("length(items) > `2`", {}),
+        ("to_number(missing)", {}),  # to_number accepts null itself: null, not an error
+        ("abs(n)", {}),
+    ],
+)
+def test_a_function_given_a_missing_value_gives_null(expression: str, document: Any) -> None:
+    assert compile_expression(expression).evaluate(document) is None
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("length(items) || `0`", 0),
+        ("not_null(length(items), `-1`)", -1),
+        ("length(items) > `0` || status == 'x'", True),
+        ("[length(items), length(name)]", [None, 4]),
+        ("length(items[?qty > `1`])", None),
+        ("orders[*].length(lines)", [2]),  # per element; a projection drops nulls
+    ],
+)
+def test_null_from_a_function_is_an_ordinary_null_for_the_rest(
+    expression: str, expected: Any
+) -> None:
+    document = {"status": "x", "name": "abcd", "orders": [{"lines": [1, 2]}, {}]}
+    assert compile_expression(expression).evaluate(document) == expected
+
+
+@pytest.mark.parametrize(
+    ("expression", "document"),
+    [("length(n)", {"n": 42}), ("abs(s)", {"s": "x"}), ("join(', ', tags)", {"tags": [1]})],
+)
+def test_a_function_given_the_wrong_type_still_fails(expression: str, document: Any) -> None:
+    with pytest.raises(JMESPathTypeError):
+        compile_expression(expression).evaluate(document)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "(" * 500 + "a" + ")" * 500,  # the library's parser runs out of stack
+        "!" * 1_000 + "a",
+        " || ".join(["a"] * (MAX_DEPTH + 1)),  # flat text, but a deep tree
+        "[" * 300 + "a" + "]" * 300,
+        "length(" * 200 + "a" + ")" * 200,
+    ],
+)
+def test_deeply_nested_expressions_are_refused_as_syntax_errors(text: str) -> None:
+    with pytest.raises(ExpressionSyntaxError, match="nests more than"):
+        compile_expression(text)
+
+
+def test_an_expression_just_within_the_depth_limit_compiles() -> None:
+    text = " || ".join(["a"] * (MAX_DEPTH // 2))
+    assert compile_expression(text).evaluate({"a": 1}) == 1
+
+
+@pytest.mark.parametrize(
+    ("expression", "reads"),
+    [
+        ("_kafka.key", True),
+        ('"_kafka".headers.trace', True),
+        ("a._kafka", True),  # conservative: any field of that name
+        ("sort_by(items, &_kafka)", True),
+        ("@", True),
+        ("to_string(@)", True),
+        ("keys(@)", True),
+        ("*", True),
+        ("*.x", True),
+        ("[*]", True),
+        ("{a: @}", True),
+        ("[a, @]", True),
+        ("a || @", True),
+        ("@.customer.id", True),
+        ("customer.id", False),
+        ("items[*].sku", False),  # * over items, not over the document
+        ("items[?@ > `1`]", False),  # @ is an element there
+        ("items[?sku == '_kafka'].sku", False),
+        ("'_kafka'", False),  # a string, not a read
+        ("length(items)", False),
+        ("items | [0]", False),
+        ("customer | @.id", False),  # @ is customer there
+        ("{k: customer.id}", False),
+        ('`{"_kafka": 1}`', False),
+    ],
+)
+def test_reading_kafka_is_decided_on_the_parsed_expression(expression: str, reads: bool) -> None:
+    assert reads_kafka(compile_expression(expression)) is reads

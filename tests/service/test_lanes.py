@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import random
 
+import pytest
+
 from bridge.service.lanes import KeyLanes
 
 
@@ -74,3 +76,23 @@ def test_cancel_all_stops_everything() -> None:
         return lanes.busy
 
     assert asyncio.run(scenario()) == 0
+
+
+def test_a_failing_item_is_logged_and_the_lane_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> list[int]:
+        done: list[int] = []
+
+        async def work(item: int) -> None:
+            if item == 1:
+                raise RuntimeError("a bug")
+            done.append(item)
+
+        lanes: KeyLanes[int] = KeyLanes(work)
+        for item in range(4):
+            lanes.push("k", item)
+        while lanes.busy:
+            await asyncio.sleep(0.005)
+        return done
+
+    assert asyncio.run(scenario()) == [0, 2, 3]
+    assert "delivery task failed" in caplog.text

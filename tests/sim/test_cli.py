@@ -60,11 +60,34 @@ def test_help_documents_every_knob() -> None:
         ["--error-rate", "0.6", "--drop-rate", "0.6"],
         ["--company-key", ","],
         ["--max-events", "-1"],
+        ["--latency-ms", "1e300"],
+        ["--timeout-hold-s", "3601"],
+        ["--rate-limit-burst", "1e300"],
     ],
 )
 def test_out_of_range_options_are_usage_errors(args: list[str]) -> None:
     result = CliRunner().invoke(sim_command, args)
     assert result.exit_code == 2, result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["--rate-limit", "5e-324"], "--rate-limit"),
+        (["--rate-limit", "0.0009"], "--rate-limit"),
+        (["--rate-limit", "nan"], "--rate-limit"),
+        (["--latency-ms", "nan"], "--latency-ms"),
+        (["--timeout-hold-s", "nan"], "--timeout-hold-s"),
+        (["--error-rate", "nan"], "--error-rate"),
+    ],
+)
+def test_values_inside_the_outer_bounds_but_refused_name_the_option(
+    args: list[str], option: str
+) -> None:
+    """Denormal rates and NaN pass click's range check; the knob ranges refuse them."""
+    result = CliRunner().invoke(sim_command, args)
+    assert result.exit_code == 2, result.output
+    assert f"{option} must be" in result.output
 
 
 def test_listening_line_and_default_credentials(start: Start) -> None:

@@ -96,6 +96,11 @@ def test_unknown_company_key_gets_404(sim: SimProcess, client: httpx.Client) -> 
         {"event_data": {"mdn": "+12995551234"}},
         event("", debug_data="text"),
         event("e-1", unexpected=1),
+        event("e-1", event_data={"external_person_id": ""}),
+        event("e-1", event_data={"external_person_id": "p-1", "mdn": ""}),
+        event("e-1", event_data={"person_key": None}),
+        event("e-1", event_data={"mdn": 12995551234}),
+        event("e-1", event_data={"vibes_device_id": ["d-1"], "person_id": "p"}),
     ],
     ids=[
         "bad-event-type",
@@ -106,6 +111,11 @@ def test_unknown_company_key_gets_404(sim: SimProcess, client: httpx.Client) -> 
         "event-type-missing",
         "empty-id-and-debug-not-object",
         "unknown-field",
+        "empty-recipient",
+        "empty-recipient-beside-a-valid-one",
+        "null-recipient",
+        "number-recipient",
+        "list-recipient-beside-a-valid-one",
     ],
 )
 def test_invalid_bodies_get_400_with_one_error_per_problem(
@@ -179,12 +189,20 @@ def test_stats_add_up(sim: SimProcess, client: httpx.Client) -> None:
     sim.post_event(client, event("b", event_type="bad type"))
     httpx.post(f"{sim.url}/companies/demo/events", json=event("c"), timeout=10)
     counts = stats(sim)
-    for name in ("received", "sent", "duplicates", "rejected", "rate_limited", "unauthorized"):
-        assert isinstance(counts[name], int)
+    assert all(isinstance(value, int) for value in counts.values())
     assert counts["received"] == 4
     assert counts["received"] == sum(
         counts[name]
-        for name in ("sent", "duplicates", "rejected", "rate_limited", "unauthorized", "faults")
+        for name in (
+            "sent",
+            "duplicates",
+            "rejected",
+            "rate_limited",
+            "unauthorized",
+            "faults",
+            "malformed",
+            "internal_errors",
+        )
     )
 
 

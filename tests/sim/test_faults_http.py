@@ -40,13 +40,50 @@ def test_partial_update_answers_the_full_settings(sim: SimProcess) -> None:
         {"no_such_knob": 1},
         {"error_rate": 0.6, "drop_rate": 0.6},
         [1, 2],
+        {"rate_limit": 5e-324},
+        {"rate_limit": 1e-10},
+        {"rate_limit": 0.0009},
+        {"rate_limit": 1e300},
+        {"rate_limit_burst": 1e300},
+        {"latency_ms": 1e300},
+        {"latency_jitter_ms": 3_600_001},
+        {"timeout_hold_s": 1e10},
     ],
-    ids=["share-over-1", "negative", "string", "bool", "unknown", "sum-over-1", "not-object"],
+    ids=[
+        "share-over-1",
+        "negative",
+        "string",
+        "bool",
+        "unknown",
+        "sum-over-1",
+        "not-object",
+        "denormal-rate",
+        "tiny-rate",
+        "rate-just-below-minimum",
+        "huge-rate",
+        "huge-burst",
+        "huge-latency",
+        "jitter-over-an-hour",
+        "huge-hold",
+    ],
 )
 def test_invalid_fault_updates_are_refused_and_change_nothing(sim: SimProcess, patch: Any) -> None:
     response = httpx.post(f"{sim.url}/_sim/faults", json=patch, timeout=10)
     assert_envelope(response, 400)
     assert httpx.get(f"{sim.url}/_sim/faults", timeout=10).json() == DEFAULT_FAULTS
+
+
+def test_slowest_rate_limit_answers_429_and_the_counters_add_up(
+    sim: SimProcess, client: httpx.Client
+) -> None:
+    assert set_faults(sim, rate_limit=0.001).status_code == 200
+    statuses = [sim.post_event(client, event(f"slow-{n}")).status_code for n in range(3)]
+    assert statuses == [200, 429, 429]
+    refused = sim.post_event(client, event("slow-3"))
+    assert 1 <= int(refused.headers["retry-after"]) <= 1000
+    counts = stats(sim)
+    assert counts["rate_limited"] == 3
+    assert counts["received"] == counts["sent"] + counts["rate_limited"]
 
 
 def test_fault_update_that_is_not_json_gets_400(sim: SimProcess) -> None:

@@ -9,14 +9,27 @@ import threading
 from collections import Counter
 
 import httpx
+import orjson
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 
+from bridge.sim.app import Simulator
 from bridge.sim.auth import BasicAuth
 from bridge.sim.config import SimConfig
-from bridge.sim.faults import Fault, FaultPlan, FaultSettings, SettingsError
+from bridge.sim.faults import (
+    KNOB_RANGES,
+    MAX_RATE,
+    MIN_RATE,
+    Fault,
+    FaultPlan,
+    FaultSettings,
+    SettingsError,
+)
 from bridge.sim.ratelimit import RateLimiter, TokenBucket
 from bridge.sim.server import bind, serve
 from bridge.sim.state import EventLog, RecordedEvent, Stats
+from bridge.vibes.api import basic_auth_header
 
 
 class FakeClock:
@@ -94,6 +107,52 @@ def test_settings_reject_out_of_range_values_all_at_once() -> None:
     with pytest.raises(SettingsError) as raised:
         FaultSettings(error_rate=2, latency_ms=-1, timeout_hold_s=float("nan"))
     assert len(raised.value.problems) == 3
+
+
+@pytest.mark.parametrize(
+    ("knob", "value"),
+    [
+        ("rate_limit", 5e-324),
+        ("rate_limit", 1e-4),
+        ("rate_limit", 2e6),
+        ("rate_limit", float("inf")),
+        ("rate_limit_burst", float("nan")),
+        ("latency_ms", 3_600_001),
+        ("latency_jitter_ms", -1e-300),
+        ("timeout_hold_s", 1e308),
+    ],
+)
+def test_settings_reject_values_outside_the_knob_ranges(knob: str, value: float) -> None:
+    with pytest.raises(SettingsError, match=f"{knob} must be"):
+        FaultSettings(**{knob: value})
+    with pytest.raises(SettingsError, match=f"{knob} must be"):
+        FaultSettings().merged({knob: value})
+
+
+@pytest.mark.parametrize(
+    ("knob", "value"),
+    [
+        ("rate_limit", 0),
+        ("rate_limit", MIN_RATE),
+        ("rate_limit", MAX_RATE),
+        ("rate_limit_burst", 0.5),
+        ("latency_ms", 3_600_000),
+        ("timeout_hold_s", 0),
+    ],
+)
+def test_settings_accept_the_knob_range_edges(knob: str, value: float) -> None:
+    assert getattr(FaultSettings(**{knob: value}), knob) == value
+
+
+def test_every_knob_has_a_range() -> None:
+    assert set(KNOB_RANGES) == set(FaultSettings().as_json())
+
+
+def test_slowest_allowed_rate_keeps_retry_after_finite() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(rate=MIN_RATE, burst=0, keys=["a"], clock=clock)
+    assert limiter.retry_after("a") == 0
+    assert limiter.retry_after("a") == 1000
 
 
 def test_settings_reject_shares_over_one_in_total() -> None:
@@ -266,3 +325,45 @@ def test_serve_in_process_without_signal_handlers() -> None:
         loop.close()
         sock.close()
     assert not thread.is_alive()
+
+
+# --- a request that fails inside the simulator ----------------------------------------------
+
+
+class FailingClock(FakeClock):
+    """Works while the limiter is built, then fails: an exception deep in the hot path."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.broken = False
+
+    def __call__(self) -> float:
+        if self.broken:
+            raise RuntimeError("clock broke: person-1 S3cr3t")
+        return self.now
+
+
+def test_exception_in_the_events_handler_is_an_enveloped_500_counted_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FailingClock()
+    simulator = Simulator(SimConfig(faults=FaultSettings(rate_limit=10)), clock=clock)
+    clock.broken = True
+    request = make_mocked_request(
+        "POST",
+        "/companies/demo/events",
+        headers={"Authorization": basic_auth_header("demo", "demo")},
+        match_info={"company_key": "demo"},
+    )
+    response = asyncio.run(simulator.post_event(request))
+    assert isinstance(response, web.Response)
+    assert response.status == 500
+    assert isinstance(response.body, bytes)
+    assert orjson.loads(response.body) == {
+        "errors": [{"message": "internal error in the simulator", "code": 500}]
+    }
+    assert simulator.stats.as_json()["received"] == 1
+    assert simulator.stats.as_json()["internal_errors"] == 1
+    assert "RuntimeError" in caplog.text
+    assert "S3cr3t" not in caplog.text
+    assert "person-1" not in caplog.text

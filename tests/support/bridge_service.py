@@ -7,6 +7,7 @@ bounds; nothing sleeps for a fixed time to synchronise.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -25,6 +26,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_COMMAND = (sys.executable, "-m", "bridge", "run")
+REPLAY_COMMAND = (sys.executable, "-m", "bridge", "replay")
+REPLAY_TIMEOUT_S = 120.0
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 60.0
 
@@ -112,8 +115,42 @@ def start_bridge(
                 return True
         return False
 
-    wait_until(listening, START_TIMEOUT_S, "the bridge's management port")
+    try:
+        wait_until(listening, START_TIMEOUT_S, "the bridge's management port")
+    except BaseException:  # never leak a running bridge past a failed start
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        raise
     return process
+
+
+def run_replay(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``vibes-bridge replay -c CONFIG ARGS`` to its end (bounded); stdout and stderr as text."""
+    return subprocess.run(
+        [*REPLAY_COMMAND, "-c", str(config), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=REPLAY_TIMEOUT_S,
+        check=False,
+    )
+
+
+def start_replay(config: Path, log_path: Path, *args: str) -> subprocess.Popen[bytes]:
+    """Start a replay in the background (to be killed half-way); output goes to ``log_path``."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [*REPLAY_COMMAND, "-c", str(config), *args],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def default_event_id(rule: str, topic: str, partition: int, offset: int) -> str:
+    """The event id a rule without ``event_id`` gives (spec section 1: SHA-1 of the coordinates)."""
+    return hashlib.sha1(f"{rule}|{topic}|{partition}|{offset}".encode()).hexdigest()
 
 
 def service_config(

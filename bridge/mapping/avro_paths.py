@@ -16,14 +16,18 @@ reported too: in JMESPath it is always null, which is never what a rule means
 (``items.sku`` for ``items[*].sku``).
 
 The root also holds the reserved ``_kafka`` key (the record's metadata, see the
-mapping contract); it is checked against its documented fields, not the schema.
+mapping contract); it is checked against its fields as ``bridge.records`` defines
+them, not against the schema.
+
+It lives in ``mapping`` rather than ``codecs`` because it interprets JMESPath, the
+rules' language; it reads the schema only through ``codecs.avro_schema``.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, get_args, get_origin, get_type_hints
 
 from bridge.codecs.avro_schema import (
     PRIMITIVE_TYPES,
@@ -32,19 +36,26 @@ from bridge.codecs.avro_schema import (
     resolve,
     type_name,
 )
+from bridge.records import KAFKA_KEY, KafkaDocument
 
-KAFKA_KEY: Final = "_kafka"
+
+def _avro_type_of(hint: Any) -> Any:
+    """The Avro type standing for a Python type of :class:`KafkaDocument` (names only matter)."""
+    origin, arguments = get_origin(hint), get_args(hint)
+    if origin is dict:
+        return {"type": "map", "values": _avro_type_of(arguments[1])}
+    if arguments:  # X | None
+        return ["null", *(_avro_type_of(a) for a in arguments if a is not type(None))]
+    return {str: "string", int: "long"}[hint]
+
+
+# The record document's reserved key as an Avro record, derived from its one definition.
 KAFKA_METADATA: Final[dict[str, Any]] = {
-    # The record document's reserved key (mapping contract, "The record document").
     "type": "record",
     "name": KAFKA_KEY,
     "fields": [
-        {"name": "topic", "type": "string"},
-        {"name": "partition", "type": "int"},
-        {"name": "offset", "type": "long"},
-        {"name": "key", "type": ["null", "string"]},
-        {"name": "timestamp", "type": ["null", "long"]},
-        {"name": "headers", "type": {"type": "map", "values": ["null", "string"]}},
+        {"name": name, "type": _avro_type_of(hint)}
+        for name, hint in get_type_hints(KafkaDocument).items()
     ],
 }
 

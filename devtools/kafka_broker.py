@@ -17,9 +17,9 @@ broker comes from is decided in this order:
 
 The same module is a small CLI (``scripts/kafka-local`` wraps it)::
 
-    python -m tests.support.kafka_broker start    # last stdout line: KAFKA_BOOTSTRAP_SERVERS=...
-    python -m tests.support.kafka_broker status   # exit 0 if running, 1 if not
-    python -m tests.support.kafka_broker stop
+    python -m devtools.kafka_broker start    # last stdout line: KAFKA_BOOTSTRAP_SERVERS=...
+    python -m devtools.kafka_broker status   # exit 0 if running, 1 if not
+    python -m devtools.kafka_broker stop
 
 ``start`` leaves the broker running in the background and records it in
 ``.cache/kafka/local.json``; a second ``start`` reuses a broker that still answers.
@@ -59,11 +59,13 @@ log = logging.getLogger("kafka_broker")
 
 #: Kafka release run by the local (non-Docker) path. Kafka 4.x brokers need Java 17+.
 DEFAULT_KAFKA_VERSION = "4.1.1"
-#: Image for the Docker path. testcontainers' KafkaContainer drives Confluent's
-#: cp-kafka images (it edits /etc/confluent/docker/configure); 7.x is what it supports.
-DEFAULT_DOCKER_IMAGE = "confluentinc/cp-kafka:7.6.0"
+#: Image for the Docker path: the same Apache Kafka release as the Maven path, from the
+#: project's official image (testcontainers' KafkaContainer only drives cp-kafka 7.x,
+#: which is Kafka 3.x, so the container is configured here through the image's
+#: documented KAFKA_* environment variables).
+DEFAULT_DOCKER_IMAGE = f"apache/kafka:{DEFAULT_KAFKA_VERSION}"
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 POM_FILE = REPO_ROOT / "tools" / "kafka" / "pom.xml"
 CACHE_DIR = REPO_ROOT / ".cache" / "kafka"
 STATE_FILE = CACHE_DIR / "local.json"
@@ -615,20 +617,8 @@ def _start_local_once(
         )
 
     # 2. Start the broker.
-    cmd = [*_jvm_command(java, libs, run_dir, "kafka.Kafka", heap), str(props)]
     started = time.monotonic()
-    with open(log_path, "ab") as log_fh:
-        log_fh.write(f"$ {' '.join(cmd)}\n".encode())
-        log_fh.flush()
-        process = subprocess.Popen(
-            cmd,
-            cwd=run_dir,
-            stdin=subprocess.DEVNULL,
-            stdout=log_fh,
-            stderr=subprocess.STDOUT,
-            start_new_session=detach,
-        )
-    (run_dir / PID_FILE_NAME).write_text(f"{process.pid}\n")
+    process = _launch_broker(java, libs, run_dir, heap, detach=detach)
     handle = BrokerHandle(
         kind="local",
         bootstrap=bootstrap,
@@ -666,6 +656,54 @@ def _start_local_once(
     return handle
 
 
+def _launch_broker(
+    java: str, libs: Path, run_dir: Path, heap: str, *, detach: bool
+) -> subprocess.Popen[bytes]:
+    """Start the broker JVM on the formatted ``run_dir`` (its log and pid file there)."""
+    props = run_dir / "server.properties"
+    cmd = [*_jvm_command(java, libs, run_dir, "kafka.Kafka", heap), str(props)]
+    with open(run_dir / BROKER_LOG_NAME, "ab") as log_fh:
+        log_fh.write(f"$ {' '.join(cmd)}\n".encode())
+        log_fh.flush()
+        process = subprocess.Popen(
+            cmd,
+            cwd=run_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=log_fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=detach,
+        )
+    (run_dir / PID_FILE_NAME).write_text(f"{process.pid}\n")
+    return process
+
+
+def pause_local_broker(handle: BrokerHandle, timeout: float = STOP_TIMEOUT) -> None:
+    """Stop the broker's JVM but keep its data, for :func:`resume_local_broker` (tests of
+    clients riding out a broker restart)."""
+    if handle.pid is not None:
+        _signal_and_wait(handle.pid, handle.process, handle.run_dir, timeout)
+    handle.pid = None
+    handle.process = None
+
+
+def resume_local_broker(handle: BrokerHandle, timeout: float | None = None) -> None:
+    """Start a paused broker again on the same ports and data; returns when it answers."""
+    if handle.run_dir is None or handle.version is None:
+        raise KafkaBrokerError("only a local broker started by this process can be resumed")
+    java = _java()
+    libs = ensure_kafka_libs(handle.version)
+    heap = os.environ.get(ENV_HEAP_OPTS) or DEFAULT_HEAP_OPTS
+    process = _launch_broker(java, libs, handle.run_dir, heap, detach=False)
+    handle.pid, handle.process = process.pid, process
+    log_path = handle.run_dir / BROKER_LOG_NAME
+    wait_until_answers(
+        handle.bootstrap,
+        _start_timeout(timeout),
+        is_alive=lambda: process.poll() is None,
+        describe_failure=lambda: _tail(log_path),
+    )
+
+
 def stop_local_broker(handle: BrokerHandle, timeout: float = STOP_TIMEOUT) -> None:
     if handle.pid is not None:
         _signal_and_wait(handle.pid, handle.process, handle.run_dir, timeout)
@@ -696,15 +734,29 @@ def docker_available(timeout: float = DOCKER_PING_TIMEOUT) -> bool:
             client.close()
 
 
-def _kafka_container_class() -> Any:
-    # testcontainers >= 4.14 moved the module to testcontainers.community.kafka and
-    # left a deprecated alias at testcontainers.kafka.
-    for module_name in ("testcontainers.community.kafka", "testcontainers.kafka"):
-        try:
-            return importlib.import_module(module_name).KafkaContainer
-        except ImportError:
-            continue
-    raise KafkaBrokerError("testcontainers' Kafka module is not installed")
+def _apache_kafka_container(image: str, port: int) -> Any:
+    """An apache/kafka container in KRaft mode whose listener is ``127.0.0.1:port`` on both sides.
+
+    The advertised address must be the one clients dial, which a random host port
+    mapping only reveals after start; binding the same free port on both sides
+    avoids that chicken-and-egg problem.
+    """
+    from testcontainers.core.container import DockerContainer
+
+    environment = {
+        "KAFKA_NODE_ID": "1",
+        "KAFKA_PROCESS_ROLES": "broker,controller",
+        "KAFKA_LISTENERS": f"PLAINTEXT://0.0.0.0:{port},CONTROLLER://127.0.0.1:9093",
+        "KAFKA_ADVERTISED_LISTENERS": f"PLAINTEXT://127.0.0.1:{port}",
+        "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
+        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "KAFKA_CONTROLLER_QUORUM_VOTERS": "1@127.0.0.1:9093",
+        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
+        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
+        "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
+        "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
+    }
+    return DockerContainer(image).with_envs(**environment).with_bind_ports(port, port)
 
 
 def start_docker_broker(*, ryuk: bool = True, timeout: float | None = None) -> BrokerHandle:
@@ -722,11 +774,12 @@ def start_docker_broker(*, ryuk: bool = True, timeout: float | None = None) -> B
             testcontainers_config.ryuk_disabled = True
     image = os.environ.get(ENV_DOCKER_IMAGE) or DEFAULT_DOCKER_IMAGE
     _say(f"starting Kafka container {image} via testcontainers ...")
-    container = _kafka_container_class()(image=image).with_kraft()
+    port = free_ports(1)[0]
+    container = _apache_kafka_container(image, port)
     started = time.monotonic()
     try:
-        container.start(timeout=int(timeout))
-        bootstrap = str(container.get_bootstrap_server())
+        container.start()
+        bootstrap = f"127.0.0.1:{port}"
         container_id = str(container.get_wrapped_container().id)
         handle = BrokerHandle(
             kind="docker",

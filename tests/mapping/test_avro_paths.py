@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.codecs import AvroSchema, unknown_field_paths
+from bridge.codecs import AvroSchema
+from bridge.mapping.avro_paths import unknown_field_paths
 
 
 def check(schema: AvroSchema, expression: str) -> list[str]:

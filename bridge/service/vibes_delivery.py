@@ -1,0 +1,43 @@
+"""The delivery path to Vibes as both `run` and `replay` build it, from a loaded file.
+
+One definition, so that a replayed dead letter goes through exactly what the
+service uses: the same client settings, rate budget and retry policy.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from bridge.delivery import CredentialsSource, Deliverer, DeliveryObserver, VibesClient
+from bridge.delivery.aimd import AdaptiveLimiter
+from bridge.loading import LoadedBridge
+
+
+class VibesDelivery(NamedTuple):
+    """The parts a caller may need to reach: the client to close, the limiter to retune."""
+
+    client: VibesClient
+    limiter: AdaptiveLimiter
+    deliverer: Deliverer
+
+
+def vibes_delivery(loaded: LoadedBridge, observer: DeliveryObserver) -> VibesDelivery:
+    """Client, per-company-key limiter and deliverer for ``loaded``'s ``vibes`` and ``delivery``."""
+    settings = loaded.settings
+    client = VibesClient(
+        base_url=settings.vibes.base_url,
+        api_version=settings.vibes.api_version,
+        timeout_seconds=settings.vibes.timeout_seconds,
+        credentials=CredentialsSource.from_settings(settings.vibes, loaded.path),
+        tls=loaded.vibes_tls,
+        max_connections=settings.delivery.max_in_flight,
+    )
+    # AIMD under 429 for run and replay alike; run's fleet budget sets its shares.
+    limiter = AdaptiveLimiter(settings.vibes.requests_per_second)
+    deliverer = Deliverer(
+        client,
+        limiter,
+        observer=observer,
+        max_retry_duration=settings.delivery.max_retry_duration,
+    )
+    return VibesDelivery(client, limiter, deliverer)

@@ -1,0 +1,115 @@
+"""Dead letters read back as their source records: the reverse of service/dead_letters.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from bridge.errors import (
+    DecodeCode,
+    DecodeError,
+    EventRejected,
+    MappingCode,
+    MappingError,
+    RecordError,
+)
+from bridge.records import SourceRecord
+from bridge.replay import NotADeadLetter, read_letter
+from bridge.service.dead_letters import dead_letter
+
+SOURCE = SourceRecord(
+    topic="shop.orders",
+    partition=2,
+    offset=41,
+    value=b'{"order_id": "o-1"}',
+    key=b"customer-7",
+    timestamp_ms=1_700_000_000_000,
+    headers=(("traceparent", b"00-abc"), ("empty", None)),
+)
+
+
+def _as_consumed(
+    letter_headers: list[tuple[str, bytes | None]], key: bytes | None, value: bytes | None
+) -> SourceRecord:
+    return SourceRecord(
+        topic="bridge.dlq",
+        partition=0,
+        offset=9,
+        value=value,
+        key=key,
+        timestamp_ms=1_700_000_500_000,
+        headers=tuple(letter_headers),
+    )
+
+
+def _round_trip(error: RecordError, rule: str | None = None) -> SourceRecord:
+    letter = dead_letter(SOURCE, error, rule=rule)
+    return _as_consumed(letter.headers, letter.key, letter.value)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        DecodeError(DecodeCode.INVALID_JSON, "not JSON"),
+        MappingError(MappingCode.NO_RECIPIENT, "no recipient"),
+        EventRejected(400, "bad event type"),
+    ],
+)
+def test_the_source_record_is_rebuilt_exactly(error: RecordError) -> None:
+    replayed = read_letter(_round_trip(error, rule="order-update"))
+    assert replayed.source == SOURCE  # coordinates, key, value, headers and timestamp
+    assert replayed.rule == "order-update"
+    assert replayed.written_ms == 1_700_000_500_000
+
+
+def test_reason_code_and_rule_come_from_the_headers() -> None:
+    replayed = read_letter(_round_trip(MappingError(MappingCode.NO_RECIPIENT, "none"), rule="r1"))
+    assert (replayed.reason, replayed.code, replayed.rule) == (
+        "mapping_error",
+        "no_recipient",
+        "r1",
+    )
+
+
+def test_a_letter_without_timestamp_or_rule_gives_none() -> None:
+    source = SourceRecord("t", 0, 5, b"x")
+    letter = dead_letter(source, DecodeError(DecodeCode.INVALID_JSON, "x"))
+    replayed = read_letter(_as_consumed(letter.headers, None, b"x"))
+    assert replayed.source.timestamp_ms is None
+    assert replayed.rule is None
+    assert replayed.source.key is None
+
+
+def test_a_replayed_and_dead_lettered_again_record_keeps_one_set_of_bridge_headers() -> None:
+    first = read_letter(_round_trip(EventRejected(400, "no")))
+    again = dead_letter(first.source, EventRejected(404, "still no"), rule="r")
+    names = [name for name, _value in again.headers]
+    assert names.count("bridge.error.reason") == 1
+    assert read_letter(_as_consumed(again.headers, again.key, again.value)).source == SOURCE
+
+
+@pytest.mark.parametrize(
+    ("drop", "replace", "problem"),
+    [
+        ("bridge.error.reason", None, "bridge.error.reason is missing"),
+        ("bridge.source.topic", None, "bridge.source.topic is missing"),
+        ("bridge.source.offset", None, "bridge.source.offset is missing"),
+        (None, ("bridge.source.partition", b"-1"), "not a non-negative integer"),
+        (None, ("bridge.source.offset", b"\xff"), "not UTF-8"),
+        (None, ("bridge.source.timestamp", b"soon"), "not a non-negative integer"),
+        (None, ("bridge.source.offset", "\u0661".encode()), "not a non-negative integer"),
+    ],
+)
+def test_a_record_that_is_not_a_dead_letter_is_refused_by_name(
+    drop: str | None, replace: tuple[str, bytes] | None, problem: str
+) -> None:
+    letter = dead_letter(SOURCE, DecodeError(DecodeCode.INVALID_JSON, "x"))
+    headers = [(n, v) for n, v in letter.headers if n != drop]
+    if replace is not None:
+        headers = [(n, replace[1] if n == replace[0] else v) for n, v in headers]
+    with pytest.raises(NotADeadLetter, match=problem):
+        read_letter(_as_consumed(headers, letter.key, letter.value))
+
+
+def test_a_plain_record_is_not_a_dead_letter() -> None:
+    with pytest.raises(NotADeadLetter):
+        read_letter(_as_consumed([("traceparent", b"x")], b"k", b"v"))

@@ -1,0 +1,91 @@
+"""A broker restart mid-run: the bridge reconnects by itself and loses nothing.
+
+This test needs a broker of its own (it stops and restarts it), so it starts one
+from the project's Apache Kafka jars instead of using the shared session broker.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from devtools.kafka_broker import (
+    BrokerHandle,
+    pause_local_broker,
+    resume_local_broker,
+    start_local_broker,
+    stop_local_broker,
+)
+from tests.service.conftest import orders
+from tests.sim.conftest import start_sim
+from tests.support.bridge_service import (
+    SimControl,
+    produce,
+    service_config,
+    start_bridge,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+TOTAL = 1500
+
+
+@pytest.fixture
+def own_broker() -> Iterator[BrokerHandle]:
+    handle = start_local_broker()
+    try:
+        yield handle
+    finally:
+        stop_local_broker(handle)
+
+
+def _port_closed(bootstrap: str) -> bool:
+    host, port = bootstrap.rsplit(":", 1)
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((host, int(port))) != 0
+
+
+def test_broker_restart_mid_run_loses_nothing(own_broker: BrokerHandle, tmp_path: Path) -> None:
+    bootstrap = own_broker.bootstrap
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics([NewTopic("orders", 3, 1), NewTopic("orders.dlq", 1, 1)])
+    for future in futures.values():
+        future.result(timeout=30)
+    produce(bootstrap, "orders", orders(TOTAL, keys=30))
+    sim = start_sim(("--latency-ms", "5"), tmp_path / "sim.log")
+    control = SimControl(sim.url)
+    config = service_config(
+        tmp_path / "bridge.yaml",
+        bootstrap=bootstrap,
+        sim_url=sim.url,
+        group="restart-group",
+        dead_letter_topic="orders.dlq",
+        sources=["orders"],
+        rules=(
+            "rules:\n  - name: order-update\n    topic: orders\n    event_type: order_update\n"
+            "    recipient: {external_person_id: customer_id}\n    event_data: {seq: seq}\n"
+        ),
+    )
+    bridge = start_bridge(config, tmp_path / "bridge.log")
+    try:
+        wait_until(lambda: control.stats()["sent"] >= 300, 60, "progress before the restart")
+        pause_local_broker(own_broker)
+        wait_until(lambda: _port_closed(bootstrap), 30, "the broker to be down")
+        assert bridge.running
+        resume_local_broker(own_broker)
+        wait_until(lambda: control.stats()["sent"] == TOTAL, 180, "every event sent")
+        assert bridge.running
+        assert control.stats()["sent"] == TOTAL
+        assert bridge.metric("vibes_bridge_dead_letters_total") == 0
+        assert bridge.stop() == 0
+    finally:
+        if bridge.running:
+            bridge.stop()
+        control.close()
+        sim.stop()
