@@ -133,7 +133,7 @@ class AdaptiveLimiter(RateLimiter):
 
     def rates(self) -> dict[str, KeyRates]:
         """Every key seen so far: share, rate in force, AIMD decreases."""
-        keys = set(self._shares) | set(self._sends) | set(self._aimd)
+        keys = set(self._budgets) | set(self._shares) | set(self._aimd)
         return {
             key: KeyRates(self._share(key), self._effective(key), self._aimd_of(key).decreases)
             for key in sorted(keys)
