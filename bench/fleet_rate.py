@@ -149,10 +149,10 @@ def run_once(
 def _summary(name: str, values: Sequence[float], unit: str) -> str:
     if all(math.isnan(v) for v in values):
         return ""
-    shown = ", ".join(f"{v:.3g}" for v in values)
+    shown = ", ".join(f"{v:.3f}" for v in values)
     return (
-        f"  {name}: median {statistics.median(values):.3g}{unit} "
-        f"(min {min(values):.3g}, max {max(values):.3g}; runs {shown})"
+        f"  {name}: median {statistics.median(values):.3f}{unit} "
+        f"(min {min(values):.3f}, max {max(values):.3f}; runs {shown})"
     )
 
 
