@@ -12,6 +12,7 @@ members the consumer group has.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -88,6 +89,9 @@ class BudgetLink:
         self._writer_settings = {**producer_settings, **_WRITER_SETTINGS}
         self._reader: Consumer | None = None
         self._writer: Producer | None = None
+        # A cancelled read may still be running in its worker thread when close()
+        # comes: the clients are never used and closed at once.
+        self._busy = threading.Lock()
 
     def open(self) -> None:
         """Ensure the topic exists, then read it from the start; BudgetTopicUnavailable if not."""
@@ -114,11 +118,13 @@ class BudgetLink:
 
     def read(self, timeout: float) -> list[BudgetRecord]:
         """Entries that arrived, waiting at most ``timeout`` seconds for the first."""
-        if self._reader is None:
-            return []
+        with self._busy:
+            if self._reader is None:
+                return []
+            messages = self._reader.consume(num_messages=_MAX_BATCH, timeout=timeout)
         now = time.time()
         records = []
-        for message in self._reader.consume(num_messages=_MAX_BATCH, timeout=timeout):
+        for message in messages:
             error = message.error()
             key = message.key()
             if error is not None or not isinstance(key, bytes):
@@ -147,9 +153,10 @@ class BudgetLink:
             self.publish(member, None)
             self._writer.flush(timeout)
             self._writer = None
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
+        with self._busy:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
 
     def _partitions(self, admin: AdminClient) -> int:
         # All topics, not list_topics(topic=...): naming one makes auto-creation create it.
