@@ -39,6 +39,7 @@ class BridgeMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        self._decreases_reported: dict[str, int] = {}
         self.records_consumed = Counter(
             "vibes_bridge_records_consumed", "Records read from Kafka.", ["topic"], registry=r
         )
@@ -126,6 +127,34 @@ class BridgeMetrics:
             "When the consumer loop last completed a turn (Unix time).",
             registry=r,
         )
+        self.rate_share = Gauge(
+            "vibes_bridge_rate_share_per_second",
+            "This process's share of the company key's budget (fleet plan).",
+            ["company_key"],
+            registry=r,
+        )
+        self.rate_effective = Gauge(
+            "vibes_bridge_rate_effective_per_second",
+            "The rate in force for the company key: the share, or AIMD's ceiling below it.",
+            ["company_key"],
+            registry=r,
+        )
+        self.rate_decreases = Counter(
+            "vibes_bridge_rate_decreases",
+            "Multiplicative decreases after 429 answers (AIMD), per company key.",
+            ["company_key"],
+            registry=r,
+        )
+        self.fleet_members = Gauge(
+            "vibes_bridge_fleet_members",
+            "Members of the consumer group whose budget entries are live.",
+            registry=r,
+        )
+        self.fleet_degraded = Gauge(
+            "vibes_bridge_fleet_degraded",
+            "1 while the budget topic is unusable and a static share is in force.",
+            registry=r,
+        )
         self.config_reloads = Counter(
             "vibes_bridge_config_reloads",
             "Configuration reloads (SIGHUP or the file changing), by result: success or failure.",
@@ -183,6 +212,17 @@ class BridgeMetrics:
 
     def credentials_failing(self, failing: bool) -> None:
         self.credentials_gauge.set(1 if failing else 0)
+
+    # ------------------------------------------------------------------ fleet budget
+
+    def key_rates(self, company_key: str, share: float, effective: float, decreases: int) -> None:
+        """The fleet share and the rate in force; ``decreases`` is the running AIMD count."""
+        self.rate_share.labels(company_key).set(share)
+        self.rate_effective.labels(company_key).set(effective)
+        new = decreases - self._decreases_reported.get(company_key, 0)
+        if new > 0:
+            self.rate_decreases.labels(company_key).inc(new)
+            self._decreases_reported[company_key] = decreases
 
     # ------------------------------------------------------------------ pipeline
 

@@ -232,6 +232,25 @@ class CallbackSettings(_Model):
         return self
 
 
+class FleetSettings(_Model):
+    """The budget shared by every process of the group (docs/fleet-budget.md)."""
+
+    # Off: each process plans the whole vibes.requests_per_second on its own.
+    enabled: bool = True
+    topic: str = Field(default="vibes-bridge.budget", min_length=1)
+    publish_interval_seconds: Annotated[float, NotBool] = Field(default=1.0, gt=0, le=60)
+    # A member whose entry is older than this is gone; at least two publish rounds.
+    entry_ttl_seconds: Annotated[float, NotBool] = Field(default=5.0, gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _ttl_outlives_rounds(self) -> FleetSettings:
+        if self.entry_ttl_seconds < 2 * self.publish_interval_seconds:
+            raise ValueError(
+                "fleet.entry_ttl_seconds must be at least twice fleet.publish_interval_seconds"
+            )
+        return self
+
+
 class SourceSettings(_Model):
     topic: str = Field(min_length=1)
     format: SourceFormat = SourceFormat.JSON
@@ -278,5 +297,6 @@ class BridgeConfig(_Model):
     management: ManagementSettings = Field(default_factory=ManagementSettings)
     dead_letter: DeadLetterSettings = Field(default_factory=DeadLetterSettings)
     callbacks: CallbackSettings | None = None
+    fleet: FleetSettings = Field(default_factory=FleetSettings)
     sources: list[SourceSettings] = Field(min_length=1)
     rules: list[RuleSettings] = Field(min_length=1)

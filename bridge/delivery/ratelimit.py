@@ -19,6 +19,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 Clock = Callable[[], float]
+# A caller whose slot is further away wakes this often to see whether the rate
+# changed: a fleet share raised from its 2 % start must not leave callers
+# asleep for the tens of seconds their first slots were planned at.
+_NAP_SECONDS = 0.25
 Sleep = Callable[[float], Awaitable[object]]
 
 
@@ -33,6 +37,7 @@ class KeyBudget:
     next_free: float = float("-inf")
     hold_start: float = float("-inf")
     held_until: float = float("-inf")
+    epoch: int = 0  # changes when a rate change voids the reserved slots
 
     def reserve(self, now: float) -> float:
         """Take the next free slot at or after ``now`` and any hold; the send time."""
@@ -40,15 +45,23 @@ class KeyBudget:
         self.next_free = slot + self.interval
         return slot
 
-    def set_interval(self, interval: float) -> None:
-        """Re-space the schedule: the next slot is ``interval`` after the last one taken.
+    def set_interval(self, interval: float, now: float = float("-inf")) -> None:
+        """Re-space the schedule from ``now``: at once, in both directions.
 
-        Applies at once in both directions, so a lowered rate holds for the very
-        next send and a raised one does not wait out the old, longer spacing.
+        Without slots reserved past ``now``, the next slot is ``interval`` after
+        the last one taken. With some (callers asleep until them), those are
+        void: a lowered rate must not let the old, tighter spacing through, and
+        a raised one must not keep callers asleep until their old, later slots.
+        The epoch changes so they reserve again; the next slot is ``interval``
+        after ``now``, as if a send had just happened.
         """
         last_slot = self.next_free - self.interval
         self.interval = interval
-        self.next_free = last_slot + interval
+        if last_slot > now:
+            self.epoch += 1
+            self.next_free = now + interval
+        else:
+            self.next_free = last_slot + interval
 
     def hold(self, now: float, until: float) -> None:
         """No send in ``[now, until)``: slots handed out in it are void, later ones re-planned.
@@ -96,23 +109,31 @@ class RateLimiter:
         """Wait for this key's next slot; the seconds waited.
 
         A hold (429) that arrives while a caller sleeps voids its slot: the
-        caller reserves again behind the hold instead of sending into it.
+        caller reserves again behind the hold instead of sending into it. So
+        does a rate change: the caller reserves again on the new spacing.
         Cancelled while sleeping, the slot is simply lost: that only ever
         sends less, never more.
         """
         budget = self._budget(company_key)
         started = self._clock()
         while True:
-            now = self._clock()
-            slot = budget.reserve(now)
-            if slot > now:
-                await self._sleep(slot - now)
-            if not budget.voided(slot):
+            epoch = budget.epoch
+            slot = budget.reserve(self._clock())
+            await self._sleep_until(budget, slot, epoch)
+            if budget.epoch == epoch and not budget.voided(slot):
                 return self._clock() - started
+
+    async def _sleep_until(self, budget: KeyBudget, slot: float, epoch: int) -> None:
+        """Sleep until ``slot`` in naps, so that a rate change wakes the caller in time."""
+        while budget.epoch == epoch:
+            now = self._clock()
+            if slot <= now:
+                return
+            await self._sleep(min(slot - now, _NAP_SECONDS))
 
     def set_rate(self, company_key: str, rate_per_second: float) -> None:
         """Change one key's rate from its next slot on."""
-        self._budget(company_key).set_interval(_interval(rate_per_second))
+        self._budget(company_key).set_interval(_interval(rate_per_second), self._clock())
 
     def rate(self, company_key: str) -> float:
         """The key's rate in force, in sends per second."""

@@ -46,6 +46,7 @@ _RESTART_ONLY: Final = (
     ("management", "the management address"),
     ("dead_letter", "the dead-letter topic"),
     ("delivery", "delivery limits and timeouts"),
+    ("fleet", "the fleet budget's topic and timing"),
 )
 # vibes.* may change live only in its rate; the client (URL, credentials, TLS,
 # timeout) is built once. *_file credentials are re-read by the client on 401/403.

@@ -16,8 +16,15 @@ import signal
 import time
 from dataclasses import dataclass
 
-from bridge.delivery import Deliverer, RateLimiter, VibesClient
-from bridge.kafka.config import callback_producer_config, consumer_config, producer_config
+from bridge.delivery import Deliverer, VibesClient
+from bridge.delivery.aimd import AdaptiveLimiter
+from bridge.kafka.budget_topic import BudgetLink
+from bridge.kafka.config import (
+    KafkaClientConfig,
+    callback_producer_config,
+    consumer_config,
+    producer_config,
+)
 from bridge.kafka.consumer import KafkaSource
 from bridge.kafka.producer import AcknowledgedProducer, DeadLetterProducer
 from bridge.loading import LoadedBridge
@@ -25,6 +32,7 @@ from bridge.metrics import BridgeMetrics
 from bridge.service.callback_receiver import CallbackReceiver
 from bridge.service.consumer_loop import ConsumerLoop, LoopSettings
 from bridge.service.dispatch import Dispatcher
+from bridge.service.fleet_budget import FleetBudget
 from bridge.service.health import Health
 from bridge.service.management import ManagementServer
 from bridge.service.offsets import OffsetTracker
@@ -58,7 +66,8 @@ class Service:
     outbox: DeadLetterOutbox
     consumer: ConsumerLoop
     management: ManagementServer
-    limiter: RateLimiter
+    limiter: AdaptiveLimiter
+    fleet: FleetBudget
     callbacks: CallbackService | None = None
 
 
@@ -104,7 +113,7 @@ async def run_service(loaded: LoadedBridge, *, stop: asyncio.Event | None = None
     )
     reloader = ConfigReloader(
         loaded,
-        RulesTarget(service.consumer.use_rules, service.limiter.set_rate),
+        RulesTarget(service.consumer.use_rules, service.fleet.set_budget),
         service.metrics,
     )
     with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -112,6 +121,7 @@ async def run_service(loaded: LoadedBridge, *, stop: asyncio.Event | None = None
     consumer_done = asyncio.ensure_future(asyncio.to_thread(service.consumer.run))
     heartbeat = asyncio.ensure_future(_heartbeat(service))
     reloading = [asyncio.ensure_future(reloader.serve()), asyncio.ensure_future(reloader.watch())]
+    fleet = asyncio.ensure_future(service.fleet.run())
     stopping = asyncio.ensure_future(stop.wait())
     await asyncio.wait((consumer_done, stopping), return_when=asyncio.FIRST_COMPLETED)
     status = EXIT_OK
@@ -124,8 +134,12 @@ async def run_service(loaded: LoadedBridge, *, stop: asyncio.Event | None = None
     timeout = settings.delivery.shutdown_timeout_seconds + _CLOSE_ALLOWANCE_SECONDS
     with contextlib.suppress(Exception):
         await asyncio.wait_for(asyncio.shield(consumer_done), timeout)
-    for task in (heartbeat, stopping, *reloading):
+    for task in (heartbeat, stopping, fleet, *reloading):
         task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await fleet
+    with contextlib.suppress(Exception):
+        await service.fleet.close()
     if service.callbacks is not None:
         await service.callbacks.stop()
     await service.dispatcher.cancel_all()
@@ -146,6 +160,7 @@ def _build(loaded: LoadedBridge, loop: asyncio.AbstractEventLoop) -> Service:
     for warning in (*consumer_settings.warnings, *producer_settings.warnings):
         log.warning(warning)
     client, limiter, deliverer = vibes_delivery(loaded, metrics)
+    fleet = _fleet(loaded, limiter, metrics, consumer_settings, producer_settings)
     outbox = DeadLetterOutbox(
         DeadLetterProducer(producer_settings.settings, settings.dead_letter.topic),
         tracker,
@@ -193,6 +208,7 @@ def _build(loaded: LoadedBridge, loop: asyncio.AbstractEventLoop) -> Service:
         consumer,
         management,
         limiter,
+        fleet,
         _build_callbacks(loaded, metrics, loop),
     )
 
@@ -214,6 +230,38 @@ def _build_callbacks(
         tls=loaded.callback_tls,
     )
     return CallbackService(receiver, producer)
+
+
+def _fleet(
+    loaded: LoadedBridge,
+    limiter: AdaptiveLimiter,
+    metrics: BridgeMetrics,
+    consumer_settings: KafkaClientConfig,
+    producer_settings: KafkaClientConfig,
+) -> FleetBudget:
+    """The task that sets the limiter's shares (docs/fleet-budget.md)."""
+    settings = loaded.settings
+    link = None
+    if settings.fleet.enabled:
+        link = BudgetLink(
+            settings.fleet.topic,
+            consumer_settings=consumer_settings.settings,
+            producer_settings=producer_settings.settings,
+            group_id=settings.kafka.group_id,
+        )
+    budget = settings.vibes.requests_per_second
+    fleet = FleetBudget(
+        limiter,
+        metrics,
+        budget=budget,
+        settings=settings.fleet,
+        group=settings.kafka.group_id,
+        link=link,
+    )
+    # Every key starts at the conservative share until the first plan (the whole budget
+    # when the fleet is off).
+    limiter.set_default_share(fleet.start_share)
+    return fleet
 
 
 async def _heartbeat(service: Service) -> None:

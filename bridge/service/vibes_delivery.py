@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from bridge.delivery import CredentialsSource, Deliverer, DeliveryObserver, RateLimiter, VibesClient
+from bridge.delivery import CredentialsSource, Deliverer, DeliveryObserver, VibesClient
+from bridge.delivery.aimd import AdaptiveLimiter
 from bridge.loading import LoadedBridge
 
 
@@ -16,7 +17,7 @@ class VibesDelivery(NamedTuple):
     """The parts a caller may need to reach: the client to close, the limiter to retune."""
 
     client: VibesClient
-    limiter: RateLimiter
+    limiter: AdaptiveLimiter
     deliverer: Deliverer
 
 
@@ -31,7 +32,8 @@ def vibes_delivery(loaded: LoadedBridge, observer: DeliveryObserver) -> VibesDel
         tls=loaded.vibes_tls,
         max_connections=settings.delivery.max_in_flight,
     )
-    limiter = RateLimiter(settings.vibes.requests_per_second)
+    # AIMD under 429 for run and replay alike; run's fleet budget sets its shares.
+    limiter = AdaptiveLimiter(settings.vibes.requests_per_second)
     deliverer = Deliverer(
         client,
         limiter,

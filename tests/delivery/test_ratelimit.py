@@ -233,3 +233,21 @@ def test_no_one_second_window_holds_more_than_the_rate(operations: list[Op], rat
         for window in windows(key_sends):
             highest_rate = max(1.0 / plans[t] for t in window)
             assert len(window) <= highest_rate + 1 + 1e-9, (window, highest_rate)
+
+
+def test_a_lowered_rate_applies_to_callers_already_waiting() -> None:
+    time, limiter = limited(10.0)
+    sent: list[float] = []
+
+    async def one() -> None:
+        await limiter.acquire("demo")
+        sent.append(time.now - START)
+
+    async def scenario() -> None:
+        waiters = [asyncio.ensure_future(one()) for _ in range(4)]  # slots 0, .1, .2, .3
+        await time.settle()
+        limiter.set_rate("demo", 1.0)
+        await asyncio.gather(*waiters)
+
+    asyncio.run(time.run(scenario()))
+    assert sorted(sent) == pytest.approx([0.0, 1.0, 2.0, 3.0])

@@ -132,7 +132,11 @@ rules:
             for e in events
             if e["company_key"] == key
         )
-        achieved = (len(times) - 1) / (times[-1] - times[0])
+        # The sustained rate: the first events go at the fleet budget's conservative
+        # start (2 % of the rate until the process has read its own budget entry
+        # back; docs/fleet-budget.md), which is not what this test is about.
+        sustained = times[len(times) // 5 :]
+        achieved = (len(sustained) - 1) / (sustained[-1] - sustained[0])
         assert rate * 0.8 <= achieved <= rate * 1.1, (key, achieved)
     assert setup.control.stats()["rate_limited"] <= 0.02 * 2 * per_key
     assert bridge.metric("vibes_bridge_rate_limit_wait_seconds_count", company_key="other") > 0

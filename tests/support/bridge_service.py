@@ -160,9 +160,11 @@ def service_config(
     vibes: str = "",
     delivery: str = "",
     kafka_config: str = "",
+    fleet: str = "",
 ) -> Path:
     """A configuration file for one test: its own group, topics and dead-letter topic."""
     credentials = textwrap.dedent(vibes) or "username: demo\npassword: demo\n"
+    fleet_lines = "fleet:\n" + textwrap.indent(textwrap.dedent(fleet), "  ") if fleet else ""
     source_lines = "".join(f"  - topic: {topic}\n    format: json\n" for topic in sources)
     text = (
         "version: 1\n"
@@ -186,6 +188,7 @@ def service_config(
         "  port: 0\n"
         "dead_letter:\n"
         f"  topic: {dead_letter_topic}\n"
+        f"{fleet_lines}"
         "sources:\n"
         f"{source_lines}"
         f"{textwrap.dedent(rules)}"

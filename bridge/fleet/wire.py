@@ -1,0 +1,79 @@
+"""The budget topic's entries: one JSON object per member, keyed by the member's id.
+
+``{"v": 1, "group": ..., "ttl": seconds, "wants": {company_key: requests/s}}``.
+A tombstone (no value) says the member left. Anything else (another version,
+a wrong type, a negative want) is :class:`MalformedEntry`: the reader skips it
+and counts it, since one bad writer must not stop the fleet from planning.
+Company keys are account identifiers, never person data.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Final, TypeGuard
+
+import orjson
+
+VERSION: Final = 1
+_MAX_KEYS: Final = 10_000
+
+
+class MalformedEntry(ValueError):
+    """An entry this version cannot read; the message names the problem, not the payload."""
+
+
+@dataclass(frozen=True, slots=True)
+class WireEntry:
+    """A member's published wants, as read from the topic."""
+
+    group: str
+    ttl_seconds: float
+    wants: dict[str, float]
+
+
+def encode_entry(entry: WireEntry) -> bytes:
+    """The entry's value bytes."""
+    document = {
+        "v": VERSION,
+        "group": entry.group,
+        "ttl": entry.ttl_seconds,
+        "wants": entry.wants,
+    }
+    return orjson.dumps(document)
+
+
+def decode_entry(value: bytes) -> WireEntry:
+    """Parse and check one entry; :class:`MalformedEntry` when it is not one this version reads."""
+    try:
+        document = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        raise MalformedEntry("not JSON") from None
+    if not isinstance(document, dict) or document.get("v") != VERSION:
+        raise MalformedEntry(f"not a version {VERSION} entry")
+    group, ttl, wants = document.get("group"), document.get("ttl"), document.get("wants")
+    if not isinstance(group, str):
+        raise MalformedEntry("group is not text")
+    if not _positive_number(ttl):
+        raise MalformedEntry("ttl is not a positive number")
+    return WireEntry(group, float(ttl), _wants(wants))
+
+
+def _wants(wants: Any) -> dict[str, float]:
+    if not isinstance(wants, dict) or len(wants) > _MAX_KEYS:
+        raise MalformedEntry("wants is not a map of company keys to rates")
+    checked: dict[str, float] = {}
+    for key, rate in wants.items():
+        if not (_positive_number(rate) or rate == 0) or isinstance(rate, bool):
+            raise MalformedEntry("a want is not a number >= 0")
+        checked[key] = float(rate)
+    return checked
+
+
+def _positive_number(value: Any) -> TypeGuard[int | float]:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )

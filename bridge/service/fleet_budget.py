@@ -1,0 +1,196 @@
+"""Run the fleet budget: publish this process's wants, read everyone's, set the limiter's shares.
+
+An asyncio task beside delivery. Every tick it reads what arrived on the budget
+topic (blocking calls go to a worker thread, so the tick's read timeout is
+also its pause), publishes this member's entry every
+``fleet.publish_interval_seconds``, and hands the planner's share per company
+key to the :class:`AdaptiveLimiter`, which keeps AIMD's ceiling below it when
+Vibes answers 429. Without the topic (it cannot be created or reached) the
+share is static: ``budget / members of the consumer group``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Final
+
+from bridge.config.model import FleetSettings
+from bridge.delivery.aimd import AdaptiveLimiter
+from bridge.fleet import (
+    BudgetTable,
+    KeyUsage,
+    MalformedEntry,
+    SharePlanner,
+    decode_entry,
+    encode_entry,
+    wanted_rate,
+)
+from bridge.fleet.wire import WireEntry
+from bridge.kafka.budget_topic import BudgetLink, BudgetRecord, BudgetTopicUnavailable
+from bridge.metrics import BridgeMetrics
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS: Final = 0.1
+# Longer than members read apart (a tick, a fetch wait, a produce round trip).
+SETTLE_SECONDS: Final = 0.5
+_DEGRADED_RETRY_SECONDS: Final = 15.0
+
+
+class FleetBudget:
+    """This member's part of the group's budget, kept current until cancelled."""
+
+    def __init__(
+        self,
+        limiter: AdaptiveLimiter,
+        metrics: BridgeMetrics,
+        *,
+        budget: float,
+        settings: FleetSettings,
+        group: str,
+        link: BudgetLink | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.member = uuid.uuid4().hex
+        self._limiter = limiter
+        self._metrics = metrics
+        self._budget = budget
+        self._settings = settings
+        self._group = group
+        self._link = link
+        self._clock = clock
+        self._table = BudgetTable(group)
+        self._planner = SharePlanner(
+            self.member, budget, settle=min(SETTLE_SECONDS, settings.publish_interval_seconds / 2)
+        )
+        self._opened = False
+        self._static_members: int | None = None
+        self._malformed_seen: set[str] = set()
+
+    @property
+    def start_share(self) -> float:
+        """The limiter's rate for every key before the plan is known."""
+        return self._planner.start_share if self._link is not None else self._budget
+
+    def set_budget(self, company_key: str, requests_per_second: float) -> None:
+        """A reloaded ``vibes.requests_per_second``: the group's budget, planned from now on.
+
+        The file has one rate for every key, so the key only names the caller's
+        loop; the next tick re-plans every key with it.
+        """
+        del company_key
+        self._budget = requests_per_second
+        self._planner.budget = requests_per_second
+        if self._link is None:
+            for key in self._limiter.rates():
+                self._limiter.set_share(key, requests_per_second)
+
+    async def run(self) -> None:
+        """Plan until cancelled."""
+        if self._link is None:  # fleet.enabled is false: AIMD over the whole budget
+            await self._keep_aimd_going()
+            return
+        next_publish = self._clock()
+        next_open = self._clock()
+        while True:
+            now = self._clock()
+            if not self._opened and now >= next_open:
+                await self._open_or_degrade()
+                next_open = now + _DEGRADED_RETRY_SECONDS
+            if not self._opened:
+                await asyncio.sleep(TICK_SECONDS)
+                self._plan_static()
+                continue
+            if now >= next_publish:
+                await asyncio.to_thread(self._link.publish, self.member, self._entry())
+                next_publish = now + self._settings.publish_interval_seconds
+            records = await asyncio.to_thread(self._link.read, TICK_SECONDS)
+            self._apply(records)
+            self._plan()
+
+    async def close(self) -> None:
+        """Leave: a tombstone lets the others take this member's share without waiting."""
+        if self._link is not None and self._opened:
+            await asyncio.to_thread(self._link.close, self.member)
+
+    async def _keep_aimd_going(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            self._limiter.advance()
+            self._report()
+
+    async def _open_or_degrade(self) -> None:
+        assert self._link is not None
+        try:
+            await asyncio.to_thread(self._link.open)
+        except BudgetTopicUnavailable as problem:
+            self._static_members = await asyncio.to_thread(self._link.group_members)
+            log.error(
+                "the budget topic is unusable; a static share of the rate is in force",
+                extra={
+                    "topic": self._link.topic,
+                    "problem": str(problem),
+                    "group_members": self._static_members,
+                },
+            )
+            self._metrics.fleet_degraded.set(1)
+            return
+        self._opened = True
+        self._metrics.fleet_degraded.set(0)
+        log.info("fleet budget: publishing and reading", extra={"topic": self._link.topic})
+
+    def _entry(self) -> bytes:
+        seconds, usage = self._limiter.take_usage()
+        wants = {
+            key: round(wanted_rate(KeyUsage(sends, waited, seconds), self._budget), 3)
+            for key, (sends, waited) in usage.items()
+        }
+        return encode_entry(WireEntry(self._group, self._settings.entry_ttl_seconds, wants))
+
+    def _apply(self, records: list[BudgetRecord]) -> None:
+        now = self._clock()
+        for record in records:
+            if record.value is None:
+                self._table.remove(record.member)
+                continue
+            try:
+                entry = decode_entry(record.value)
+            except MalformedEntry as problem:
+                if record.member not in self._malformed_seen:
+                    self._malformed_seen.add(record.member)
+                    log.warning("skipped a malformed budget entry", extra={"problem": str(problem)})
+                continue
+            if entry.group == self._group:
+                self._table.put(
+                    record.member,
+                    entry.wants,
+                    ttl=entry.ttl_seconds,
+                    age=record.age_seconds,
+                    now=now,
+                )
+
+    def _plan(self) -> None:
+        now = self._clock()
+        keys = set(self._limiter.rates()) | self._table.company_keys(now)
+        for key in keys:
+            self._limiter.set_share(key, self._planner.share(self._table, key, now))
+        self._limiter.advance()
+        self._metrics.fleet_members.set(len(self._table.live(now)))
+        self._report()
+
+    def _plan_static(self) -> None:
+        members = self._static_members
+        # Unknown membership (the admin call failed too): the floor, not the whole budget.
+        share = self._planner.static_share(members) if members else self._planner.start_share
+        for key in self._limiter.rates():
+            self._limiter.set_share(key, share)
+        self._limiter.advance()
+        self._report()
+
+    def _report(self) -> None:
+        for key, rates in self._limiter.rates().items():
+            self._metrics.key_rates(key, rates.share, rates.effective, rates.decreases)

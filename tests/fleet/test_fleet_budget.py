@@ -1,0 +1,106 @@
+"""The fleet task in-process with a stand-in link: degraded start, and a lone member's plan.
+
+The link's Kafka side is tested against the real broker by tests/service/test_fleet.py;
+here a stand-in lets the service logic's branches be driven deterministically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import pytest
+
+from bridge.config.model import FleetSettings
+from bridge.delivery.aimd import AdaptiveLimiter
+from bridge.kafka.budget_topic import BudgetRecord, BudgetTopicUnavailable
+from bridge.metrics import BridgeMetrics
+from bridge.service.fleet_budget import FleetBudget
+
+BUDGET = 300.0
+
+
+class LoopbackLink:
+    """Reads back what was published; ``open`` fails when told to."""
+
+    topic = "budget"
+
+    def __init__(self, *, fails: bool = False, members: int | None = None) -> None:
+        self.fails = fails
+        self.members = members
+        self.published: list[BudgetRecord] = []
+
+    def open(self) -> None:
+        if self.fails:
+            raise BudgetTopicUnavailable("cannot create it: TOPIC_AUTHORIZATION_FAILED")
+
+    def publish(self, member: str, value: bytes | None) -> None:
+        self.published.append(BudgetRecord(member, value, 0.0))
+
+    def read(self, timeout: float) -> list[BudgetRecord]:
+        time.sleep(min(timeout, 0.01))
+        records, self.published = self.published, []
+        return records
+
+    def group_members(self) -> int | None:
+        return self.members
+
+    def close(self, member: str, timeout: float = 5.0) -> None:
+        self.publish(member, None)
+
+
+async def _run_until(fleet: FleetBudget, condition: Callable[[], bool], timeout: float) -> None:
+    task = asyncio.ensure_future(fleet.run())
+    try:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, "condition not reached"
+            await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+def _fleet(link: LoopbackLink) -> tuple[FleetBudget, AdaptiveLimiter, BridgeMetrics]:
+    limiter, metrics = AdaptiveLimiter(BUDGET), BridgeMetrics()
+    fleet = FleetBudget(
+        limiter,
+        metrics,
+        budget=BUDGET,
+        settings=FleetSettings(),
+        group="g",
+        link=link,  # type: ignore[arg-type]  # the stand-in has BudgetLink's methods
+    )
+    limiter.set_default_share(fleet.start_share)
+    return fleet, limiter, metrics
+
+
+def test_a_lone_member_starts_at_the_floor_then_takes_the_whole_budget() -> None:
+    fleet, limiter, metrics = _fleet(LoopbackLink())
+    assert limiter.rate("demo") == pytest.approx(BUDGET * 0.02)
+    asyncio.run(_run_until(fleet, lambda: limiter.rate("demo") == pytest.approx(BUDGET), 10))
+    assert metrics.registry.get_sample_value("vibes_bridge_fleet_members") == 1
+
+
+def test_without_the_topic_the_share_is_static_over_the_group_members() -> None:
+    fleet, limiter, metrics = _fleet(LoopbackLink(fails=True, members=3))
+    limiter.rate("demo")  # a key the service has seen
+    asyncio.run(_run_until(fleet, lambda: limiter.rate("demo") == pytest.approx(100.0), 10))
+    assert metrics.registry.get_sample_value("vibes_bridge_fleet_degraded") == 1
+
+
+def test_without_the_topic_or_the_group_the_share_is_the_floor() -> None:
+    fleet, limiter, _metrics = _fleet(LoopbackLink(fails=True, members=None))
+    limiter.rate("demo")
+    asyncio.run(_run_until(fleet, lambda: fleet._opened is False, 1))
+    assert limiter.rate("demo") == pytest.approx(BUDGET * 0.02)
+
+
+def test_leaving_publishes_a_tombstone() -> None:
+    link = LoopbackLink()
+    fleet, limiter, _metrics = _fleet(link)
+    asyncio.run(_run_until(fleet, lambda: limiter.rate("demo") == pytest.approx(BUDGET), 10))
+    asyncio.run(fleet.close())
+    assert link.published[-1] == BudgetRecord(fleet.member, None, 0.0)
