@@ -21,7 +21,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 from hypothesis import HealthCheck, settings
 
-from devtools.kafka_broker import kafka_broker
+from devtools.kafka_broker import BrokerHandle, kafka_broker, start_local_broker, stop_local_broker
 
 # =========================================================================== Hypothesis
 #
@@ -122,3 +122,14 @@ def _wait_for_topic(admin: AdminClient, name: str, partitions: int) -> None:
 def unique_group_id(request: pytest.FixtureRequest) -> str:
     """A consumer group id no other test (or earlier run) uses."""
     return f"group-{_name_fragment(request)}-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def own_broker() -> Iterator[BrokerHandle]:
+    """A broker of the test's own, which it may stop and restart (pause_local_broker,
+    resume_local_broker); the shared session broker must never be stopped."""
+    handle = start_local_broker()
+    try:
+        yield handle
+    finally:
+        stop_local_broker(handle)

@@ -12,7 +12,6 @@ check is that every callback id is on the topic, not that each is there once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,8 +22,6 @@ from devtools.kafka_broker import (
     BrokerHandle,
     pause_local_broker,
     resume_local_broker,
-    start_local_broker,
-    stop_local_broker,
 )
 from tests.callbacks.support import (
     SimCallbacks,
@@ -42,13 +39,6 @@ from tests.support.waiting import wait_until
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 EVENTS = 20
-
-
-@pytest.fixture
-def own_broker() -> Iterator[BrokerHandle]:
-    handle = start_local_broker()
-    yield handle
-    stop_local_broker(handle)
 
 
 def test_callbacks_during_a_broker_stop_are_all_stored_after_it_returns(

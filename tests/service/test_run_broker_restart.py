@@ -7,7 +7,6 @@ from the project's Apache Kafka jars instead of using the shared session broker.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,8 +17,6 @@ from devtools.kafka_broker import (
     BrokerHandle,
     pause_local_broker,
     resume_local_broker,
-    start_local_broker,
-    stop_local_broker,
 )
 from tests.service.conftest import orders
 from tests.support.bridge_service import (
@@ -32,15 +29,6 @@ from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 TOTAL = 1500
-
-
-@pytest.fixture
-def own_broker() -> Iterator[BrokerHandle]:
-    handle = start_local_broker()
-    try:
-        yield handle
-    finally:
-        stop_local_broker(handle)
 
 
 def _port_closed(bootstrap: str) -> bool:
