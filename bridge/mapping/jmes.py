@@ -19,6 +19,7 @@ that no walk over a parsed expression (evaluators, the schema check, the
 
 from __future__ import annotations
 
+import difflib
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from typing import Any, Final, cast
 
 import jmespath
 from jmespath import exceptions as jmespath_errors
+from jmespath.functions import Functions
 from jmespath.visitor import TreeInterpreter
 
 from bridge.records import KAFKA_KEY
@@ -77,7 +79,40 @@ def compile_expression(text: str) -> Expression:
         raise ExpressionSyntaxError(_too_deep()) from None
     if _depth(ast) > MAX_DEPTH:
         raise ExpressionSyntaxError(_too_deep())
+    problem = _function_problem(ast)
+    if problem is not None:
+        raise ExpressionSyntaxError(problem)
     return Expression(text=text, ast=ast, evaluate=_build(ast))
+
+
+# jmespath parses any name as a function and only fails when it calls it: checked
+# here so that `lenght(items)` is a FILE:LINE problem, not every record's mapping error.
+_FUNCTION_TABLE: Final[dict[str, dict[str, Any]]] = Functions.FUNCTION_TABLE
+
+
+def _arguments(count: int) -> str:
+    return f"{count} argument" if count == 1 else f"{count} arguments"
+
+
+def _function_problem(ast: Node) -> str | None:
+    """An unknown function or a wrong number of arguments, said plainly; None when fine."""
+    for node in _nodes(ast):
+        if node["type"] != "function_expression":
+            continue
+        name = node["value"]
+        entry = _FUNCTION_TABLE.get(name)
+        if entry is None:
+            close = difflib.get_close_matches(name, _FUNCTION_TABLE, n=1)
+            hint = f" (did you mean {close[0]}()?)" if close else ""
+            return f"unknown function {name}(){hint}"
+        signature = entry["signature"]
+        given = len(node["children"])
+        if signature and signature[-1].get("variadic"):
+            if given < len(signature):
+                return f"{name}() takes at least {_arguments(len(signature))}, got {given}"
+        elif given != len(signature):
+            return f"{name}() takes {_arguments(len(signature))}, got {given}"
+    return None
 
 
 def reads_kafka(expression: Expression) -> bool:

@@ -82,3 +82,21 @@ def test_a_deeply_nested_cases_file_exits_2(write_config: WriteConfig, tmp_path:
     assert result.returncode == 2, result
     assert "Traceback" not in result.stderr
     assert f"{cases}:3: maps and lists are nested more than 64 levels deep" in result.stderr
+
+
+def test_a_misspelt_function_is_reported_by_validate_at_its_line(
+    write_config: WriteConfig,
+) -> None:
+    path = write_config(
+        "rules:\n"
+        "  - name: r\n"
+        "    topic: shop.orders\n"
+        "    event_type: e\n"
+        "    recipient: {external_person_id: id}\n"
+        "    event_data:\n"
+        "      items: {path: 'lenght(items)', default: 0}\n"
+    )
+    result = _bridge("validate", "-c", str(path))
+    assert result.returncode == 2, result
+    assert f"{path}:17: event_data.items: " in result.stdout
+    assert "unknown function lenght() (did you mean length()?)" in result.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import jmespath
@@ -223,3 +224,29 @@ def test_an_expression_just_within_the_depth_limit_compiles() -> None:
 )
 def test_reading_kafka_is_decided_on_the_parsed_expression(expression: str, reads: bool) -> None:
     assert reads_kafka(compile_expression(expression)) is reads
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("lenght(items)", "unknown function lenght() (did you mean length()?)"),
+        ("frobnicate(a)", "unknown function frobnicate()"),
+        ("length(a, b)", "length() takes 1 argument, got 2"),
+        ("max_by(a)", "max_by() takes 2 arguments, got 1"),
+        ("not_null()", "not_null() takes at least 1 argument, got 0"),
+        ("items[?contains(tags)]", "contains() takes 2 arguments, got 1"),
+    ],
+)
+def test_unknown_functions_and_wrong_arity_are_refused_when_compiled(
+    text: str, message: str
+) -> None:
+    """jmespath itself only fails when a record calls them: every record would fail."""
+    with pytest.raises(ExpressionSyntaxError, match=re.escape(message)):
+        compile_expression(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["not_null(a, b, c)", "sort_by(items, &name)", "join(`,`, names)", "length(@)"]
+)
+def test_known_functions_with_the_right_arity_compile(text: str) -> None:
+    compile_expression(text)
