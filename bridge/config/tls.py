@@ -35,17 +35,9 @@ def tls_context(
         except (OSError, ssl.SSLError) as exc:
             return None, [document.problem((*where, "ca_file"), _reason("ca_file", exc))]
     if tls.cert_file is not None and tls.key_file is not None:
-        try:
-            context.load_cert_chain(
-                resolve_path(document.path, tls.cert_file),
-                resolve_path(document.path, tls.key_file),
-                password=_no_passphrase,
-            )
-        except _EncryptedKeyError:
-            message = "tls.key_file is encrypted; give an unencrypted key (a mounted secret)"
-            return None, [document.problem((*where, "key_file"), message)]
-        except (OSError, ssl.SSLError) as exc:
-            return None, [document.problem((*where, "cert_file"), _reason("cert_file", exc))]
+        problems = _load_certificate(context, tls.cert_file, tls.key_file, document, where)
+        if problems:
+            return None, problems
     return context, []
 
 
@@ -55,18 +47,30 @@ def server_tls_context(
     """A server context with the receiver's certificate (TLS 1.2 or later)."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    problems = _load_certificate(context, tls.cert_file, tls.key_file, document, where)
+    return (None, problems) if problems else (context, [])
+
+
+def _load_certificate(
+    context: ssl.SSLContext,
+    cert_file: str,
+    key_file: str,
+    document: SourceDocument,
+    where: KeyPath,
+) -> list[Problem]:
+    """Load a certificate and its key into ``context``; the problems, at their keys."""
     try:
         context.load_cert_chain(
-            resolve_path(document.path, tls.cert_file),
-            resolve_path(document.path, tls.key_file),
+            resolve_path(document.path, cert_file),
+            resolve_path(document.path, key_file),
             password=_no_passphrase,
         )
     except _EncryptedKeyError:
         message = "tls.key_file is encrypted; give an unencrypted key (a mounted secret)"
-        return None, [document.problem((*where, "key_file"), message)]
+        return [document.problem((*where, "key_file"), message)]
     except (OSError, ssl.SSLError) as exc:
-        return None, [document.problem((*where, "cert_file"), _reason("cert_file", exc))]
-    return context, []
+        return [document.problem((*where, "cert_file"), _reason("cert_file", exc))]
+    return []
 
 
 def _reason(name: str, exc: OSError | ssl.SSLError) -> str:
