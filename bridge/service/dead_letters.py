@@ -13,7 +13,7 @@ from typing import Final, NamedTuple
 
 from bridge.errors import EventRejected, RecordError
 from bridge.records import SourceRecord
-from bridge.vibes.api import ERROR_RESPONSE_LIMIT
+from bridge.vibes.api import ERROR_RESPONSE_LIMIT, one_line
 
 REASON: Final = "bridge.error.reason"
 MESSAGE: Final = "bridge.error.message"
@@ -67,7 +67,7 @@ def dead_letter(
     ]
     added: dict[str, str] = {
         REASON: str(error.reason),
-        MESSAGE: _one_line(error.message, _MESSAGE_LIMIT),
+        MESSAGE: one_line(error.message, _MESSAGE_LIMIT),
         CODE: str(error.code),
         SOURCE_TOPIC: record.topic,
         SOURCE_PARTITION: str(record.partition),
@@ -80,14 +80,6 @@ def dead_letter(
         added[RULE] = rule
     if isinstance(error, EventRejected):
         added[HTTP_STATUS] = str(error.status)
-        added[RESPONSE] = _one_line(error.response, ERROR_RESPONSE_LIMIT)
+        added[RESPONSE] = one_line(error.response, ERROR_RESPONSE_LIMIT)
     headers.extend((name, value.encode("utf-8")) for name, value in added.items())
     return DeadLetter(record.key, record.value, headers, str(error.reason))
-
-
-def _one_line(text: str, limit: int) -> str:
-    flat = " ".join(text.split())
-    encoded = flat.encode("utf-8")
-    if len(encoded) <= limit:
-        return flat
-    return encoded[: limit - 3].decode("utf-8", "ignore") + "..."

@@ -70,10 +70,6 @@ class Dispatcher:
         if dropped:
             log.info("dropped work of revoked partitions", extra={"events": dropped})
 
-    @property
-    def busy(self) -> int:
-        return self._lanes.busy
-
     async def cancel_all(self) -> None:
         await self._lanes.cancel_all()
 

@@ -31,7 +31,6 @@ class Health:
     credentials_failing: bool = False
     dead_letter_topic_missing: bool = False
     dead_letters_failing: bool = False
-    fatal: str | None = None
 
     def consumer_alive(self) -> None:
         self.consumer_turn = self.clock()
@@ -43,8 +42,6 @@ class Health:
         """Empty when live."""
         now = self.clock()
         problems = []
-        if self.fatal is not None:
-            problems.append(self.fatal)
         for name, turn in (
             ("consumer loop", self.consumer_turn),
             ("delivery loop", self.loop_turn),

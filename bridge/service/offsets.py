@@ -82,10 +82,6 @@ class OffsetTracker:
             self._records -= len(state.pending)
             self._bytes -= sum(entry.size for entry in state.pending.values())
 
-    def assigned(self) -> list[TopicPartition]:
-        with self._lock:
-            return list(self._partitions)
-
     # ------------------------------------------------------------------ work
 
     def add(self, topic: str, partition: int, offset: int, *, units: int, size: int) -> Ticket:

@@ -57,14 +57,23 @@ def error_messages(body: bytes, limit: int = ERROR_RESPONSE_LIMIT) -> str:
     if not isinstance(errors, list):
         return ""
     messages = [
-        " ".join(entry["message"].split())
+        entry["message"]
         for entry in errors
         if isinstance(entry, dict) and isinstance(entry.get("message"), str)
     ]
-    joined = "; ".join(message for message in messages if message)
-    encoded = joined.encode("utf-8")
+    return one_line("; ".join(message for message in messages if message), limit)
+
+
+def one_line(text: str, limit: int) -> str:
+    """``text`` on one line, cut to ``limit`` UTF-8 bytes on a character boundary.
+
+    Dead-letter headers and log fields take Vibes' messages and the bridge's own
+    error messages through this, so neither can grow without bound.
+    """
+    flat = " ".join(text.split())
+    encoded = flat.encode("utf-8")
     if len(encoded) <= limit:
-        return joined
+        return flat
     return encoded[: limit - 3].decode("utf-8", "ignore") + "..."
 
 

@@ -12,11 +12,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from tests.service.conftest import ServiceSetup, orders
-from tests.support.bridge_service import (
-    committed_offsets,
-    produce,
-    read_all,
-)
+from tests.support.bridge_service import committed_offsets, metric_sum, produce, read_all
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -114,10 +110,10 @@ def test_in_flight_work_is_bounded_and_the_consumer_pauses_instead_of_buffering(
         assert time.monotonic() < deadline, "timed out waiting for 400 events"
         # Scraped in one request: consumed minus finished is what is in flight.
         text = bridge.get("/metrics").text
-        consumed = _sample(text, "vibes_bridge_records_consumed_total")
-        finished = _sample(text, "vibes_bridge_events_delivered_total")
+        consumed = metric_sum(text, "vibes_bridge_records_consumed_total")
+        finished = metric_sum(text, "vibes_bridge_events_delivered_total")
         worst = max(worst, consumed - finished)
-        paused_seen = paused_seen or _sample(text, "vibes_bridge_consumer_paused") > 0
+        paused_seen = paused_seen or metric_sum(text, "vibes_bridge_consumer_paused") > 0
         assert bridge.running
         time.sleep(0.05)  # the polling interval of this sampling loop, not a synchronisation
     assert paused_seen
@@ -125,11 +121,3 @@ def test_in_flight_work_is_bounded_and_the_consumer_pauses_instead_of_buffering(
     # their way to being counted as delivered when scraped.
     assert worst <= bound + 8
     assert bridge.stop() == 0
-
-
-def _sample(text: str, name: str) -> float:
-    return sum(
-        float(line.rpartition(" ")[2])
-        for line in text.splitlines()
-        if line.startswith(name) and not line.startswith("#")
-    )

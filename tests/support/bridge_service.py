@@ -56,17 +56,7 @@ class BridgeProcess:
 
     def metric(self, name: str, **labels: str) -> float:
         """The sum of a metric's samples whose labels include ``labels`` (0 when absent)."""
-        total = 0.0
-        for line in self.get("/metrics").text.splitlines():
-            if line.startswith("#") or not line.startswith(name):
-                continue
-            series, _, value = line.rpartition(" ")
-            metric_name, _, label_text = series.partition("{")
-            if metric_name != name:
-                continue
-            if all(f'{key}="{val}"' in label_text for key, val in labels.items()):
-                total += float(value)
-        return total
+        return metric_sum(self.get("/metrics").text, name, **labels)
 
     def stop(self, signum: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT_S) -> int:
         if self.proc.poll() is None:
@@ -81,6 +71,22 @@ class BridgeProcess:
     @property
     def running(self) -> bool:
         return self.proc.poll() is None
+
+
+def metric_sum(exposition: str, name: str, **labels: str) -> float:
+    """The sum of ``name``'s samples in a Prometheus text exposition whose labels include
+    ``labels`` (0 when absent); one scrape can then be read several times consistently."""
+    total = 0.0
+    for line in exposition.splitlines():
+        if line.startswith("#") or not line.startswith(name):
+            continue
+        series, _, value = line.rpartition(" ")
+        metric_name, _, label_text = series.partition("{")
+        if metric_name != name:
+            continue
+        if all(f'{key}="{val}"' in label_text for key, val in labels.items()):
+            total += float(value)
+    return total
 
 
 def start_bridge(
