@@ -116,7 +116,7 @@ def test_other_times_are_refused_with_the_forms(text: str) -> None:
 def test_forms_outside_the_date_range_are_refused_with_the_forms_and_the_range(
     text: str,
 ) -> None:
-    with pytest.raises(ValueError, match="ISO 8601.*between 1970-01-01") as refused:
+    with pytest.raises(ValueError, match=r"ISO 8601.*between 1970-01-01") as refused:
         parse_time(text, NOW)
     assert len(str(refused.value)) < 200  # the text is cut, not echoed whole
     assert "\n" not in str(refused.value)
