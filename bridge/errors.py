@@ -35,12 +35,18 @@ class BridgeError(Exception):
 
 
 class DeadLetterReason(StrEnum):
-    """``bridge.error.reason`` of a dead letter (spec section 3)."""
+    """``bridge.error.reason`` of a dead letter (spec section 3).
+
+    The first four are source records that failed; ``invalid_callback`` is the
+    callback receiver's: a body Vibes posted that is not a callback. It was never
+    a source record, so replay counts and lists it but never sends it.
+    """
 
     DECODE_ERROR = "decode_error"
     MAPPING_ERROR = "mapping_error"
     REJECTED = "rejected"
     EXPIRED = "expired"
+    INVALID_CALLBACK = "invalid_callback"
 
 
 class RetryReason(StrEnum):

@@ -4,8 +4,10 @@ The registration rule Vibes documents (one per callback type per company with
 overlapping active dates) is checked against the current list before creating,
 so that a conflict is explained with the registration it collides with rather
 than as a bare 4xx; Vibes' own refusal is shown too when it still comes.
-Registered URLs hold the receiver's secret token, so they are shown with the
-last path segment hidden unless ``--show-urls`` asks.
+Registered URLs hold the receiver's secret token (and may hold a
+``user:password@`` part), so they are shown with both hidden unless
+``--show-urls`` asks; a URL to register is checked first
+(``bridge.vibes.callback_urls``).
 """
 
 from __future__ import annotations
@@ -15,13 +17,13 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import click
 
 from bridge.commands.common import EXIT_FAILURES, config_option, load_or_exit
 from bridge.delivery.callback_api import CallbackApi, CallbackApiError
 from bridge.vibes.api import basic_auth_header
+from bridge.vibes.callback_urls import check_destination_url, printable, shown_url
 from bridge.vibes.callbacks import (
     conflicts,
     filtered_event_type,
@@ -55,9 +57,10 @@ def register_command(
     end_date: str | None,
 ) -> None:
     """Create the event_processed registration pointing at URL."""
-    scheme = urlsplit(url).scheme
-    if scheme not in ("http", "https"):
-        raise click.BadParameter("must be an https:// URL", param_hint="--url")
+    try:
+        check_destination_url(url)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--url") from None
     try:
         wanted = registration_body(
             url, event_type=event_type, start_date=start_date, end_date=end_date
@@ -142,7 +145,9 @@ def _or_exit(call: Callable[[], T]) -> T:
 def _describe(entity: Mapping[str, Any], *, show_urls: bool) -> str:
     destination = entity.get("destination")
     url = destination.get("url") if isinstance(destination, Mapping) else None
-    shown = url if show_urls or not isinstance(url, str) else _hide_token(url)
+    shown = "-"
+    if isinstance(url, str):
+        shown = printable(url) if show_urls else shown_url(url)
     parts = [
         str(entity.get("callback_id", "?")),
         registration_type(entity) or "?",
@@ -151,12 +156,4 @@ def _describe(entity: Mapping[str, Any], *, show_urls: bool) -> str:
         f"end={entity.get('end_date') or '-'}",
         f"url={shown}",
     ]
-    return "  ".join(parts)
-
-
-def _hide_token(url: str) -> str:
-    """The URL with its last path segment (the receiver's token) replaced."""
-    parts = urlsplit(url)
-    head, _, last = parts.path.rstrip("/").rpartition("/")
-    path = f"{head}/<token>" if last else parts.path
-    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+    return printable("  ".join(parts))  # Vibes answers with text from anyone who registered

@@ -3,7 +3,8 @@
 The work is in ``bridge.service.replay`` (Kafka and delivery) and ``bridge.replay``
 (the pure filters and report). Exit 0 when everything selected was delivered or
 skipped, 1 when some records failed again (or the replay was interrupted), 2 on
-bad usage or configuration.
+bad usage or configuration. The callback receiver's ``invalid_callback`` letters
+are counted apart and never fail a replay.
 """
 
 from __future__ import annotations
@@ -37,17 +38,24 @@ def _time(_context: click.Context, parameter: click.Parameter, value: str | None
     "reasons",
     multiple=True,
     type=click.Choice([reason.value for reason in DeadLetterReason]),
-    help="Only letters with this bridge.error.reason (repeatable).",
+    help="Only letters with this bridge.error.reason (repeatable). The receiver's "
+    "invalid_callback letters are counted and listed by position, never sent.",
 )
 @click.option("--rule", default=None, help="Only letters of this rule (bridge.rule).")
 @click.option("--source-topic", default=None, help="Only letters from this source topic.")
 @click.option(
     "--since",
     callback=_time,
-    help="Only letters written at or after this time: ISO 8601 (UTC unless given) or 2h ago.",
+    help="Only letters written at or after this time: ISO 8601 (UTC unless given) or 2h ago, "
+    "between 1970-01-01 and 9999-12-31.",
 )
 @click.option("--until", callback=_time, help="Only letters written before this time (same forms).")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N letters.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="At most N letters replayed (invalid callbacks do not count).",
+)
 @click.option(
     "--dry-run",
     is_flag=True,

@@ -20,6 +20,7 @@ from bridge.service.dead_letters import (
 )
 
 FIRST_FAILURES_SHOWN = 5
+INVALID_CALLBACKS_SHOWN = 10
 
 
 class Failure(NamedTuple):
@@ -50,6 +51,10 @@ class ReplayReport:
     events_printed: int = 0
     skipped: int = 0  # selected letters no rule matches any more
     requeued: int = 0
+    # The receiver's invalid_callback letters the filters took: counted and listed
+    # by position, never sent and never failures (they were never source records).
+    invalid_callbacks: int = 0
+    invalid_callback_letters: list[str] = field(default_factory=list)
     failures: Counter[str] = field(default_factory=Counter)
     first_failures: list[Failure] = field(default_factory=list)
     interrupted: bool = False
@@ -66,6 +71,12 @@ class ReplayReport:
         self.failures[failure.reason] += 1
         if len(self.first_failures) < FIRST_FAILURES_SHOWN:
             self.first_failures.append(failure)
+
+    def invalid_callback(self, at: str) -> None:
+        """An invalid-callback letter at ``at`` (topic[partition]@offset) was taken."""
+        self.invalid_callbacks += 1
+        if len(self.invalid_callback_letters) < INVALID_CALLBACKS_SHOWN:
+            self.invalid_callback_letters.append(at)
 
     def fail_letter(self, letter: DeadLetter, at: str) -> None:
         """A record failed again: its new dead letter's headers say why and where from."""
@@ -99,6 +110,12 @@ class ReplayReport:
                 else ""
             ),
         ]
+        if self.invalid_callbacks:
+            out.append(
+                f"invalid callbacks (the receiver's; not source records, never sent): "
+                f"{self.invalid_callbacks}, first {len(self.invalid_callback_letters)} at "
+                + ", ".join(self.invalid_callback_letters)
+            )
         if self.requeued:
             out.append(f"appended to the dead-letter topic again (--requeue): {self.requeued}")
         if self.first_failures:

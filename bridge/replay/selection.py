@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Final
 
 from bridge.config.durations import parse_duration
-from bridge.replay.letters import ReplayLetter
+from bridge.replay.letters import LATEST_TIME_MS, ReplayLetter
 
 _GROUP_HASH_CHARS = 10
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_EARLIEST: Final = "1970-01-01T00:00:00Z"
+_LATEST: Final = "9999-12-31T23:59:59Z"
+_SHOWN_CHARS: Final = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +34,9 @@ class Selection:
     until_ms: int | None = None  # letters written before this time
 
     def __post_init__(self) -> None:
+        for bound in (self.since_ms, self.until_ms):
+            if bound is not None and not 0 <= bound <= LATEST_TIME_MS:
+                raise ValueError(f"--since and --until must lie between {_EARLIEST} and {_LATEST}")
         if (
             self.since_ms is not None
             and self.until_ms is not None
@@ -46,7 +54,7 @@ class Selection:
             return False
         if self.rule is not None and letter.rule != self.rule:
             return False
-        if self.source_topic is not None and letter.source.topic != self.source_topic:
+        if self.source_topic is not None and letter.source_topic != self.source_topic:
             return False
         return self._in_time(letter.written_ms)
 
@@ -95,27 +103,52 @@ class Selection:
 def parse_time(text: str, now: datetime) -> int:
     """``--since``/``--until``: an ISO 8601 time (UTC unless it says) or a duration ago (``2h``).
 
-    Returns milliseconds since the epoch, the unit of Kafka timestamps.
+    Returns milliseconds since the epoch, the unit of Kafka timestamps, within
+    the range a letter's time can have (1970 to 9999): outside it, or in no form
+    at all, a ValueError of one line, never an OverflowError from the arithmetic.
     """
     try:
-        return _ms(now - parse_duration(text))
+        moment = now - parse_duration(text)
     except ValueError:
-        pass
+        moment = _iso_time(text)
+    except OverflowError:  # a duration ago before year 1
+        raise _out_of_range(text) from None
+    return _in_range(text, _ms(moment))
+
+
+def _iso_time(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
         raise ValueError(
-            f"invalid time {text!r}: write an ISO 8601 time (2026-11-27T14:00:00Z) "
-            "or a duration ago (30m, 2h, 1d)"
+            f"invalid time {_shown(text)}: write an ISO 8601 time (2026-11-27T14:00:00Z) "
+            f"or a duration ago (30m, 2h, 1d), between {_EARLIEST} and {_LATEST}"
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return _ms(moment)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _in_range(text: str, ms: int) -> int:
+    if not 0 <= ms <= LATEST_TIME_MS:
+        raise _out_of_range(text)
+    return ms
+
+
+def _out_of_range(text: str) -> ValueError:
+    return ValueError(
+        f"time {_shown(text)} is out of range: Kafka timestamps run from {_EARLIEST} to {_LATEST}"
+    )
+
+
+def _shown(text: str) -> str:
+    """The operator's text, quoted on one line and cut: it is echoed in an error."""
+    quoted = repr(text)
+    return quoted if len(quoted) <= _SHOWN_CHARS else quoted[: _SHOWN_CHARS - 3] + "..."
 
 
 def _ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
+    # Integer arithmetic on the timedelta: float seconds lose milliseconds near 9999.
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
 def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
+    return (_EPOCH + timedelta(milliseconds=ms)).isoformat(timespec="seconds")

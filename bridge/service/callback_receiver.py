@@ -31,6 +31,7 @@ from typing import Final, Protocol
 from aiohttp import hdrs, web
 
 from bridge.config.model import CallbackSettings
+from bridge.errors import DeadLetterReason
 from bridge.metrics import BridgeMetrics
 from bridge.service.dead_letters import (
     MESSAGE,
@@ -55,7 +56,7 @@ from bridge.vibes.callbacks import (
 
 log = logging.getLogger(__name__)
 
-INVALID_CALLBACK: Final = "invalid_callback"
+INVALID_CALLBACK: Final = DeadLetterReason.INVALID_CALLBACK
 CALLBACK_ID: Final = "vibes.callback.id"
 CALLBACK_TYPE: Final = "vibes.callback.type"
 EVENT_TYPE: Final = "vibes.event_type"

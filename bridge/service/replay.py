@@ -9,7 +9,10 @@ offsets, so progress is committed only up to the last letter whose work is
 finished, and an interrupted replay resumes there.
 
 A record that fails again is reported and, without ``--requeue``, not written
-back: the replay's own output must never feed a later replay by accident.
+back: the replay's own output must never feed a later replay by accident. The
+callback receiver's ``invalid_callback`` letters are not source records: a
+replay whose filters take them counts and lists them by position, sends nothing
+for them and moves past them (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -203,10 +206,14 @@ class Replay:
             report.passed_over += 1
             self._pass(item)
             return []
+        if letter.source is None:  # the receiver's invalid callback: nothing to send
+            report.invalid_callback(at)
+            self._pass(item)
+            return []
         report.selected += 1
         if self._options.limit is not None and report.selected >= self._options.limit:
             self._limit_reached = True
-        prepared = self._prepare(letter)
+        prepared = self._prepare(letter, letter.source)
         if not prepared.matched:
             report.skipped += 1
         if self._options.dry_run:
@@ -214,12 +221,12 @@ class Replay:
             return []
         return self._track(item, prepared)
 
-    def _prepare(self, letter: ReplayLetter) -> PreparedRecord:
+    def _prepare(self, letter: ReplayLetter, source: SourceRecord) -> PreparedRecord:
         engine = self._loaded.engine
         try:
             # max_event_age is not applied: replaying old records is the operator's decision.
             prepared = prepare(
-                letter.source,
+                source,
                 self._loaded.decoders,
                 engine,
                 max_event_age_seconds=None,
@@ -229,7 +236,7 @@ class Replay:
             raise RegistryOutage(
                 "the Schema Registry is unavailable: replay stopped; run it again later"
             ) from None
-        current = {rule.name for rule in engine.rules_for(letter.source.topic)}
+        current = {rule.name for rule in engine.rules_for(source.topic)}
         return narrow_to_rule(prepared, letter.rule, current)
 
     def _print(self, prepared: PreparedRecord, at: str) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bridge.vibes.callback_urls import check_destination_url
 from tests.callbacks.support import TOKEN, callbacks_cli
 from tests.support.bridge_service import service_config
 from tests.support.simulator import AUTH, SimProcess, start_sim
@@ -96,3 +97,118 @@ def test_unknown_ids_and_bad_credentials_exit_1(config: Path, tmp_path: Path) ->
 
 def test_a_bad_url_is_a_usage_error(config: Path) -> None:
     assert callbacks_cli("register", "-c", str(config), "--url", "ftp://x/y").returncode == 2
+
+
+# ------------------------------------------------ hostile URLs: refused or hidden, never echoed
+
+HOST = "bridge.example.com"
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("https:///vibes/callbacks/t", "no host"),
+        ("https://:443/vibes/callbacks/t", "no host"),
+        ("https://user:pw@/vibes/callbacks/t", "no host"),
+        (f"https://{HOST}/vibes callbacks/{TOKEN}", "spaces or control characters"),
+        (f"https://{HOST}/vibes/callbacks/{TOKEN}\n", "spaces or control characters"),
+        (f"https://{HOST}/vibes/\r/callbacks/{TOKEN}", "spaces or control characters"),
+        (f"https://{HOST}/vibes/\tcallbacks/{TOKEN}", "spaces or control characters"),
+        (f"https://{HOST}/vibes/callbacks/{TOKEN}\x7f", "spaces or control characters"),
+        (f"https://{HOST}/vibes/callbacks/\u200b{TOKEN}", "spaces or control characters"),
+        (f"ftp://{HOST}/vibes/callbacks/{TOKEN}", "https://"),
+        (f"{HOST}/vibes/callbacks/{TOKEN}", "https://"),
+        ("javascript:alert(1)", "https://"),
+        (f"https://{HOST}:99999/vibes/callbacks/{TOKEN}", "port"),
+        (f"https://{HOST}:https/vibes/callbacks/{TOKEN}", "port"),
+        (f"https://[::1/vibes/callbacks/{TOKEN}", "cannot be read"),
+    ],
+)
+def test_register_refuses_a_url_that_cannot_receive_callbacks_in_one_line(
+    config: Path, url: str, problem: str
+) -> None:
+    result = callbacks_cli("register", "-c", str(config), "--url", url)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert "--url" in error
+    assert problem in error
+    assert TOKEN not in result.stderr  # the URL, token and all, is never repeated
+    listed = callbacks_cli("list", "-c", str(config))
+    assert listed.stdout.strip() == "no callback registrations"  # nothing was sent to Vibes
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://a\x00b.example.com/x",  # NUL cannot travel in argv, so checked here
+        "https://example.com/x\x85",  # C1 "next line"
+        "https://example.com/\u202ex",  # a bidi override: shows text reversed
+        "https://example.com/\u00a0x",  # a no-break space
+    ],
+)
+def test_the_url_check_refuses_every_control_and_invisible_character(url: str) -> None:
+    with pytest.raises(ValueError, match="spaces or control characters"):
+        check_destination_url(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"https://{HOST}/vibes/callbacks/{TOKEN}",
+        f"http://{HOST}:8443/vibes/callbacks/{TOKEN}",
+        f"HTTPS://{HOST}/vibes/callbacks/{TOKEN}",
+        f"https://user:pw@{HOST}/vibes/callbacks/{TOKEN}",
+        f"https://[2001:db8::1]:443/vibes/callbacks/{TOKEN}",
+        "https://bücher.example/vibes/callbacks/t",
+    ],
+)
+def test_the_url_check_takes_urls_that_can_receive_callbacks(url: str) -> None:
+    check_destination_url(url)
+
+
+SECRETS = ("s3cret-Pa55", "cb-user")
+
+
+def _register_directly(sim: SimProcess, url: str, event_type: str) -> None:
+    """As another client (or an older bridge) might have: Vibes keeps whatever it was given."""
+    body = {
+        "callback_type": "event_processed",
+        "destination": {"url": url},
+        "event_processed": {"event_type": event_type},
+    }
+    with httpx.Client(base_url=sim.url, auth=AUTH) as client:
+        answer = client.post("/companies/demo/config/callbacks", json=body)
+    assert answer.status_code == 201, answer.text
+
+
+def test_list_hides_credentials_and_token_in_every_url(config: Path, sim: SimProcess) -> None:
+    with_password = f"https://cb-user:s3cret-Pa55@{HOST}/vibes/callbacks/{TOKEN}?k=v#f"
+    registered = callbacks_cli("register", "-c", str(config), "--url", with_password)
+    assert registered.returncode == 0, registered.stderr
+    assert not any(secret in registered.stdout + registered.stderr for secret in SECRETS)
+    _register_directly(sim, f"https://cb-user@{HOST}:8443/vibes/callbacks/{TOKEN}", "t1")
+    _register_directly(sim, f"https://cb-user:s3cret-Pa55@{HOST}/{TOKEN}/", "t2")
+    _register_directly(sim, f"https://cb-user:s3cret-Pa55@[::1/{TOKEN}", "t3")
+    _register_directly(sim, f"https://{HOST}/\x1b[2J{TOKEN}\r\n/x", "t4")
+
+    listed = callbacks_cli("list", "-c", str(config))
+    assert listed.returncode == 0, listed.stderr
+    text = listed.stdout
+    assert len(text.splitlines()) == 5
+    for secret in (*SECRETS, TOKEN, "k=v", "\x1b", "\r"):
+        assert secret not in text
+    assert f"url=https://<credentials>@{HOST}/vibes/callbacks/<token>" in text
+    assert f"url=https://<credentials>@{HOST}:8443/vibes/callbacks/<token>" in text
+    assert text.count("url=<not a valid URL>") == 2  # where its secrets sit cannot be told
+
+    shown = callbacks_cli("list", "-c", str(config), "--show-urls").stdout
+    assert TOKEN in shown  # the operator asked
+    assert "s3cret-Pa55" in shown
+    assert "\x1b" not in shown
+    assert "\\x1b[2J" in shown  # another client's control characters are escaped, not written
+
+    clash = callbacks_cli("register", "-c", str(config), "--url", with_password)
+    assert clash.returncode == 1
+    assert "<credentials>@" in clash.stderr
+    assert not any(secret in clash.stderr for secret in (*SECRETS, TOKEN))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bridge.errors import (
+    DeadLetterReason,
     DecodeCode,
     DecodeError,
     EventRejected,
@@ -14,6 +15,8 @@ from bridge.errors import (
 )
 from bridge.records import SourceRecord
 from bridge.replay import NotADeadLetter, read_letter
+from bridge.replay.letters import LATEST_TIME_MS
+from bridge.service.callback_receiver import _invalid_headers
 from bridge.service.dead_letters import dead_letter
 
 SOURCE = SourceRecord(
@@ -74,6 +77,7 @@ def test_a_letter_without_timestamp_or_rule_gives_none() -> None:
     source = SourceRecord("t", 0, 5, b"x")
     letter = dead_letter(source, DecodeError(DecodeCode.INVALID_JSON, "x"))
     replayed = read_letter(_as_consumed(letter.headers, None, b"x"))
+    assert replayed.source is not None
     assert replayed.source.timestamp_ms is None
     assert replayed.rule is None
     assert replayed.source.key is None
@@ -81,6 +85,7 @@ def test_a_letter_without_timestamp_or_rule_gives_none() -> None:
 
 def test_a_replayed_and_dead_lettered_again_record_keeps_one_set_of_bridge_headers() -> None:
     first = read_letter(_round_trip(EventRejected(400, "no")))
+    assert first.source is not None
     again = dead_letter(first.source, EventRejected(404, "still no"), rule="r")
     names = [name for name, _value in again.headers]
     assert names.count("bridge.error.reason") == 1
@@ -113,3 +118,87 @@ def test_a_record_that_is_not_a_dead_letter_is_refused_by_name(
 def test_a_plain_record_is_not_a_dead_letter() -> None:
     with pytest.raises(NotADeadLetter):
         read_letter(_as_consumed([("traceparent", b"x")], b"k", b"v"))
+
+
+def _with(name: str, value: bytes) -> SourceRecord:
+    """SOURCE's dead letter with one bridge header's value replaced."""
+    letter = dead_letter(SOURCE, DecodeError(DecodeCode.INVALID_JSON, "x"))
+    headers = [(n, value if n == name else v) for n, v in letter.headers]
+    return _as_consumed(headers, letter.key, letter.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("bridge.source.partition", b"-1"),
+        ("bridge.source.partition", str(2**31).encode()),
+        ("bridge.source.partition", str(2**63).encode()),
+        ("bridge.source.offset", str(2**63).encode()),
+        ("bridge.source.offset", b"9" * 5000),  # past int()'s own digit limit
+        ("bridge.source.offset", b"1e3"),
+        ("bridge.source.offset", b" 7"),
+        ("bridge.source.offset", "\u00b2".encode()),  # a superscript two: isdigit() is True
+        ("bridge.source.timestamp", str(LATEST_TIME_MS + 1).encode()),  # year 10000
+        ("bridge.source.timestamp", str(2**63 - 1).encode()),
+        ("bridge.source.timestamp", b"-1"),
+        ("bridge.source.timestamp", b"nan"),
+        ("bridge.source.topic", b"shop orders"),
+        ("bridge.source.topic", b"t" * 250),
+        ("bridge.source.topic", b"orders\n"),
+    ],
+)
+def test_coordinates_kafka_cannot_hold_are_refused_never_rebuilt(name: str, value: bytes) -> None:
+    with pytest.raises(NotADeadLetter, match=name.replace(".", r"\.")) as refused:
+        read_letter(_with(name, value))
+    assert value.decode("utf-8", "replace")[:20] not in str(refused.value)  # names, never echoes
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("bridge.source.partition", str(2**31 - 1).encode(), 2**31 - 1),
+        ("bridge.source.partition", b"0", 0),
+        ("bridge.source.offset", str(2**63 - 1).encode(), 2**63 - 1),
+        ("bridge.source.offset", b"0000041", 41),
+        ("bridge.source.timestamp", str(LATEST_TIME_MS).encode(), LATEST_TIME_MS),
+        ("bridge.source.timestamp", b"0", 0),
+    ],
+)
+def test_the_edges_of_kafkas_ranges_are_kept(name: str, value: bytes, expected: int) -> None:
+    source = read_letter(_with(name, value)).source
+    assert source is not None
+    attribute = {"partition": "partition", "offset": "offset", "timestamp": "timestamp_ms"}
+    assert getattr(source, attribute[name.rsplit(".", 1)[1]]) == expected
+
+
+def test_the_last_time_is_the_last_millisecond_of_9999() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    last = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=LATEST_TIME_MS)
+    assert last == datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "why", ["the body is not JSON", "callback_type is not event_processed", ""]
+)
+def test_the_receivers_invalid_callback_is_read_without_a_source(why: str) -> None:
+    """The receiver's letter (its own header function) carries no coordinates: no source."""
+    body = b'{"callback_type": "other"}'
+    letter = SourceRecord(
+        "bridge.dlq", 0, 3, body, timestamp_ms=5, headers=tuple(_invalid_headers(why))
+    )
+    replayed = read_letter(letter)
+    assert replayed.reason == DeadLetterReason.INVALID_CALLBACK
+    assert DeadLetterReason.INVALID_CALLBACK.value == "invalid_callback"
+    assert replayed.source is None
+    assert replayed.source_topic is None
+    assert replayed.rule is None
+    assert replayed.written_ms == 5
+
+
+def test_an_invalid_callback_letter_with_stray_coordinates_is_still_not_a_source() -> None:
+    letter = dead_letter(SOURCE, DecodeError(DecodeCode.INVALID_JSON, "x"))
+    headers = [
+        (n, b"invalid_callback" if n == "bridge.error.reason" else v) for n, v in letter.headers
+    ]
+    assert read_letter(_as_consumed(headers, letter.key, letter.value)).source is None

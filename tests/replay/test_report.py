@@ -5,7 +5,7 @@ from __future__ import annotations
 from bridge.errors import EventRejected, MappingCode, MappingError
 from bridge.records import SourceRecord
 from bridge.replay import ReplayReport
-from bridge.replay.report import FIRST_FAILURES_SHOWN, Failure
+from bridge.replay.report import FIRST_FAILURES_SHOWN, INVALID_CALLBACKS_SHOWN, Failure
 from bridge.service.dead_letters import dead_letter
 
 SECRET_KEY = b"+12125550123"
@@ -59,3 +59,29 @@ def test_an_unreadable_letter_is_a_failure() -> None:
     report = ReplayReport("g", "s")
     report.fail(Failure("not_a_dead_letter", "header x is missing", None, "?", "dlq[0]@3"))
     assert report.failed == 1
+
+
+def test_invalid_callbacks_are_counted_apart_and_never_fail_a_replay() -> None:
+    report = ReplayReport("g", "s", read=4, selected=1)
+    report.events_delivered = 1
+    for offset in (3, 4, 9):
+        report.invalid_callback(f"dlq[0]@{offset}")
+    assert report.invalid_callbacks == 3
+    assert report.failed == 0
+    assert not report.exit_failed
+    text = "\n".join(report.lines())
+    assert "failed again: 0" in text
+    assert "never sent): 3, first 3 at dlq[0]@3, dlq[0]@4, dlq[0]@9" in text
+
+
+def test_the_invalid_callbacks_listed_are_bounded() -> None:
+    report = ReplayReport("g", "s")
+    for offset in range(INVALID_CALLBACKS_SHOWN + 7):
+        report.invalid_callback(f"dlq[0]@{offset}")
+    [line] = [line for line in report.lines() if "invalid callbacks" in line]
+    assert f"never sent): {INVALID_CALLBACKS_SHOWN + 7}, first {INVALID_CALLBACKS_SHOWN} at" in line
+    assert line.count("dlq[0]@") == INVALID_CALLBACKS_SHOWN
+
+
+def test_a_report_without_invalid_callbacks_does_not_mention_them() -> None:
+    assert not any("invalid callbacks" in line for line in ReplayReport("g", "s").lines())
