@@ -288,6 +288,8 @@ class BoundedSite(web.TCPSite):
             ),
             backlog=self._backlog,
         )
+        if self._server.sockets:
+            self._bound_port = self._server.sockets[0].getsockname()[1]
 
 
 async def serve(

@@ -16,9 +16,13 @@ import asyncio
 import base64
 import contextlib
 import logging
+import shutil
+import ssl
+import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -115,7 +119,10 @@ class Listener:
 
 @contextlib.asynccontextmanager
 async def running(
-    kind: str, bounds: ListenerBounds = FAST, **settings: Any
+    kind: str,
+    bounds: ListenerBounds = FAST,
+    tls: ssl.SSLContext | None = None,
+    **settings: Any,
 ) -> AsyncIterator[Listener]:
     metrics, sink = BridgeMetrics(), RecordingSink()
     server: CallbackReceiver | ManagementServer
@@ -130,7 +137,7 @@ async def running(
             }
         )
         server = CallbackReceiver(
-            config, TOKEN, sink, metrics, dead_letter_topic="unused", bounds=bounds
+            config, TOKEN, sink, metrics, dead_letter_topic="unused", tls=tls, bounds=bounds
         )
         _host, port = await server.start()
     else:
@@ -364,3 +371,52 @@ def test_with_trusted_proxies_the_allow_list_is_applied_after_the_headers() -> N
         allow_from=["203.0.113.0/24"],
         trusted_proxies=["127.0.0.1/32"],
     )
+
+
+@pytest.fixture
+def server_tls(tmp_path: Path) -> ssl.SSLContext:
+    """A server context with a throw-away self-signed certificate (openssl's command)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("the openssl command is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+@pytest.mark.parametrize("sent", [b"", b"\x16\x03\x01"], ids=["nothing", "a-partial-hello"])
+def test_a_tls_handshake_that_never_completes_is_cut_at_its_bound(
+    server_tls: ssl.SSLContext, sent: bytes
+) -> None:
+    """Before the handshake there is no request handler; asyncio's own bound applies."""
+    bounds = replace(FAST, tls_handshake_timeout_seconds=1.0)
+
+    async def main() -> None:
+        async with running("callbacks", bounds, tls=server_tls) as listener:
+            started = time.monotonic()
+            assert await exchange(listener, sent) == b""
+            assert time.monotonic() - started >= bounds.tls_handshake_timeout_seconds * 0.9
+
+    asyncio.run(main())
