@@ -5,7 +5,10 @@ edge report through the small methods here, so the engine stays free of metrics
 and a test can read a value without scraping text.
 
 Labels never carry a person's data: topics, partitions, rule names, event types,
-HTTP statuses, reasons and company keys only.
+HTTP statuses, reasons and company keys only. Every label comes from a bounded
+set: the configuration's topics, rules, company keys and declared event types, or
+a fixed list of words; nothing a record or a request holds becomes a label value
+unless it is in that set (else ``other``).
 """
 
 from __future__ import annotations
@@ -176,8 +179,22 @@ class BridgeMetrics:
         self.callback_requests = Counter(
             "vibes_bridge_callback_requests",
             "Requests to the callback receiver, by answer (stored, invalid, not_found, "
-            "forbidden, too_large, method_not_allowed, unavailable).",
+            "forbidden, too_large, method_not_allowed, unavailable, malformed, timeout).",
             ["answer"],
+            registry=r,
+        )
+        self.management_requests = Counter(
+            "vibes_bridge_management_requests",
+            "Requests to the management port, by answer (ok, unavailable, not_found, "
+            "method_not_allowed, malformed, other).",
+            ["answer"],
+            registry=r,
+        )
+        self.listener_connections_refused = Counter(
+            "vibes_bridge_listener_connections_refused",
+            "Connections closed at accept, before any byte was read, by listener "
+            "(callbacks, management) and reason (connection_limit, address).",
+            ["listener", "reason"],
             registry=r,
         )
         self.callback_store_duration = Histogram(
@@ -199,7 +216,7 @@ class BridgeMetrics:
     # The methods bridge.delivery.DeliveryObserver asks for.
 
     def attempt_finished(self, event: MappedEvent, status: int | None, seconds: float) -> None:
-        self.delivery_duration.labels(event.event_type).observe(seconds)
+        self.delivery_duration.labels(event.metric_event_type).observe(seconds)
 
     def retry_scheduled(self, reason: RetryReason) -> None:
         self.delivery_retries.labels(reason.value).inc()
@@ -228,12 +245,29 @@ class BridgeMetrics:
 
     def delivered(self, event: MappedEvent, status: int, now: float | None = None) -> None:
         """An event Vibes has; the end-to-end latency needs the record's timestamp."""
-        self.events_delivered.labels(event.rule, event.event_type, str(status)).inc()
+        self.events_delivered.labels(event.rule, event.metric_event_type, str(status)).inc()
         timestamp_ms = event.source.timestamp_ms
         if timestamp_ms is not None:
             now = time.time() if now is None else now
             latency = max(0.0, now - timestamp_ms / 1000)
-            self.end_to_end_latency.labels(event.event_type).observe(latency)
+            self.end_to_end_latency.labels(event.metric_event_type).observe(latency)
+
+    def mapped(self, event: MappedEvent) -> None:
+        """An event a rule made; labelled by the rule's declared type (never a rendered one)."""
+        self.events_mapped.labels(event.rule, event.metric_event_type).inc()
+
+    # ------------------------------------------------------------------ listeners
+
+    def listener_started(self, listener: str, reasons: Iterable[str]) -> None:
+        """Expose the listener's refusal series at zero, so ``increase()`` sees the first."""
+        for reason in reasons:
+            self.listener_connections_refused.labels(listener, reason)
+
+    def listener_refused(self, listener: str, reason: str) -> None:
+        self.listener_connections_refused.labels(listener, reason).inc()
+
+    def management_answered(self, answer: str) -> None:
+        self.management_requests.labels(answer).inc()
 
     # ------------------------------------------------------------------ callbacks
 

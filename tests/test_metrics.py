@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
+from bridge.loading import load_bridge
 from bridge.metrics import BridgeMetrics, exported_names
+from bridge.records import SourceRecord
+from tests.support.configs import WriteConfig
 
 SPEC_METRICS = {
     "vibes_bridge_records_consumed_total": ("counter", {"topic"}),
@@ -69,3 +74,80 @@ def test_the_receiver_exposes_every_answer_at_zero_before_its_first_request() ->
         )
         == 1
     )
+
+
+# ---------------------------------------------------------------------- bounded label sets
+
+TWO_RULES = """\
+rules:
+  - name: templated
+    topic: shop.orders
+    event_type: {template: "order_{status}"}
+    recipient: {external_person_id: id}
+  - name: literal
+    topic: shop.orders
+    event_type: Order_Seen
+    recipient: {external_person_id: id}
+"""
+EVENT_TYPE_METRICS = (
+    "vibes_bridge_events_mapped_total",
+    "vibes_bridge_events_delivered_total",
+    "vibes_bridge_delivery_duration_seconds_count",
+    "vibes_bridge_end_to_end_latency_seconds_count",
+)
+
+
+def series(metrics: BridgeMetrics, name: str) -> list[str]:
+    """The sample lines of ``name`` in the scraped text: one per series."""
+    return [
+        line
+        for line in metrics.render().decode().splitlines()
+        if line.startswith(name + "{") or line.startswith(name + " ")
+    ]
+
+
+def event_type_labels(metrics: BridgeMetrics, name: str) -> set[str]:
+    return {
+        line.split('event_type="', 1)[1].split('"', 1)[0]
+        for line in series(metrics, name)
+        if 'event_type="' in line
+    }
+
+
+@pytest.mark.parametrize("records", [1, 37, 300])
+def test_a_templated_event_type_makes_a_bounded_number_of_series(
+    write_config: WriteConfig, records: int
+) -> None:
+    """Each record renders a new type; the series stay one per rule whatever the count."""
+    engine = load_bridge(write_config(TWO_RULES)).engine
+    metrics = BridgeMetrics()
+    rendered = set()
+    for offset in range(records):
+        record = SourceRecord("shop.orders", 0, offset, b"{}", timestamp_ms=1)
+        result = engine.map({"id": "p", "status": f"s{offset}"}, record)
+        for event in result.events:
+            rendered.add(event.event_type)
+            metrics.mapped(event)
+            metrics.attempt_finished(event, 200, 0.01)
+            metrics.delivered(event, 200)
+    assert len(rendered) == records + 1  # the bodies keep the rendered types
+    for name in EVENT_TYPE_METRICS:
+        assert len(series(metrics, name)) == 2, name
+        assert event_type_labels(metrics, name) == {"other", "Order_Seen"}, name
+
+
+def test_the_declared_event_types_are_the_literal_ones(write_config: WriteConfig) -> None:
+    engine = load_bridge(write_config(TWO_RULES)).engine
+    assert engine.declared_event_types() == frozenset({"Order_Seen"})
+
+
+def test_the_listener_series_exist_at_zero_and_count() -> None:
+    metrics = BridgeMetrics()
+    metrics.listener_started("management", ["connection_limit", "address"])
+    metrics.listener_refused("management", "connection_limit")
+    metrics.management_answered("malformed")
+    sample = metrics.registry.get_sample_value
+    name = "vibes_bridge_listener_connections_refused_total"
+    assert sample(name, {"listener": "management", "reason": "address"}) == 0
+    assert sample(name, {"listener": "management", "reason": "connection_limit"}) == 1
+    assert sample("vibes_bridge_management_requests_total", {"answer": "malformed"}) == 1

@@ -6,9 +6,10 @@ from a checked configuration; per record it only runs what the rules need.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import orjson
 from jmespath import exceptions as jmespath_errors
@@ -20,6 +21,9 @@ from bridge.mapping.templates import Template
 from bridge.mapping.validate import checked_event_type, recipient_value
 from bridge.mapping.values import ValueExpression
 from bridge.records import KAFKA_KEY, SourceRecord, kafka_document
+
+OTHER_EVENT_TYPE: Final = "other"
+"""The metric label of an event whose type a template rendered from the record."""
 
 
 class MappedEvent(NamedTuple):
@@ -35,6 +39,12 @@ class MappedEvent(NamedTuple):
     company_key: str
     body: bytes
     source: SourceRecord
+    metric_event_type: str = OTHER_EVENT_TYPE
+    """The rule's declared (literal) event type, or ``other`` when a template made it.
+
+    What metrics label by: a rendered type comes from the record, an open set,
+    and would make one series per distinct value.
+    """
 
 
 class RuleFailure(NamedTuple):
@@ -75,6 +85,18 @@ class CompiledRule:
     event_data: tuple[ValueExpression, ...]
     recipients: tuple[ValueExpression, ...]
     debug_data: tuple[ValueExpression, ...] | DebugData
+
+    metric_event_type: str = dataclasses.field(init=False)
+    """What its events are labelled by: the literal type, or ``other`` for a template."""
+
+    def __post_init__(self) -> None:
+        declared = self.declared_event_type
+        object.__setattr__(self, "metric_event_type", declared or OTHER_EVENT_TYPE)
+
+    @property
+    def declared_event_type(self) -> str | None:
+        """The literal event type; None when a template renders it per record."""
+        return self.event_type if isinstance(self.event_type, str) else None
 
     def matches(self, document: Any) -> bool:
         if self.when is None:
@@ -134,7 +156,15 @@ class CompiledRule:
             }
         elif isinstance(self.debug_data, tuple):
             body["debug_data"] = _fields(self.debug_data, document)
-        return MappedEvent(self.name, event_type, event_id, self.company_key, _encode(body), record)
+        return MappedEvent(
+            self.name,
+            event_type,
+            event_id,
+            self.company_key,
+            _encode(body),
+            record,
+            self.metric_event_type,
+        )
 
 
 class Engine:
@@ -153,6 +183,15 @@ class Engine:
 
     def rules_for(self, topic: str) -> tuple[CompiledRule, ...]:
         return self._rules_by_topic.get(topic, ())
+
+    def declared_event_types(self) -> frozenset[str]:
+        """Every rule's literal event type: the bounded set metric labels are drawn from."""
+        return frozenset(
+            declared
+            for rules in self._rules_by_topic.values()
+            for rule in rules
+            if (declared := rule.declared_event_type) is not None
+        )
 
     def map(self, value: dict[str, Any], record: SourceRecord) -> MappingResult:
         """Map one decoded value. ``value`` is taken over: ``_kafka`` may be added to it.

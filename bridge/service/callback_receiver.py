@@ -14,7 +14,11 @@ its record is acknowledged by the broker (idempotent producer, ``acks=all``):
   Vibes retries and nothing is lost.
 
 Checks run cheapest and least revealing first: a stranger learns nothing about the
-path, and no body is read before the path and size are right.
+path, and no body is read before the path and size are right. Without trusted
+proxies the allow-list is applied at accept, so a stranger's connection is closed
+before a byte of it is read; connections, request heads and bodies are bounded in
+time and number, and a request too broken to reach a route gets a fixed answer
+(``bridge.service.listener``; docs/running.md, "Listener bounds and label sets").
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from enum import StrEnum
 from typing import Final, Protocol
 
 from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from bridge.config.model import CallbackSettings
 from bridge.errors import DeadLetterReason
@@ -42,6 +47,13 @@ from bridge.service.dead_letters import (
     SOURCE_TOPIC,
     Headers,
 )
+from bridge.service.listener import (
+    CALLBACK_BOUNDS,
+    GuardedAppRunner,
+    ListenerBounds,
+    Refusal,
+    serve,
+)
 from bridge.vibes.callbacks import (
     VIBES_RANGES,
     InvalidCallback,
@@ -49,6 +61,7 @@ from bridge.vibes.callbacks import (
     ProcessedCallback,
     bounded_labels,
     is_allowed_address,
+    label_event_types,
     parse_callback,
     record_timestamp_ms,
     source_coordinates,
@@ -72,6 +85,10 @@ _COORDINATE_HEADERS: Final = {
     "timestamp": SOURCE_TIMESTAMP,
 }
 _HEADER_VALUE_LIMIT: Final = 256
+LISTENER: Final = "callbacks"
+# How a body can break off mid-way: broken framing (chunked, Content-Length), or
+# the client closing before the last byte.
+_BODY_ERRORS: Final = (web.RequestPayloadError, HttpProcessingError, ConnectionError)
 
 
 class Answer(StrEnum):
@@ -84,6 +101,8 @@ class Answer(StrEnum):
     TOO_LARGE = "too_large"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     UNAVAILABLE = "unavailable"
+    MALFORMED = "malformed"
+    TIMEOUT = "timeout"
 
 
 class RecordSink(Protocol):
@@ -106,6 +125,8 @@ class CallbackReceiver:
         *,
         dead_letter_topic: str,
         tls: ssl.SSLContext | None = None,
+        event_types: frozenset[str] = frozenset(),
+        bounds: ListenerBounds = CALLBACK_BOUNDS,
     ) -> None:
         self._settings = settings
         self._path = f"{settings.path.rstrip('/')}/{token}"
@@ -115,21 +136,27 @@ class CallbackReceiver:
         self._tls = tls
         self._allowed = _parse_networks(settings.allow_from or VIBES_RANGES)
         self._proxies = _parse_networks(settings.trusted_proxies)
+        self._event_types = label_event_types(event_types)
+        self._body_timeout = bounds.body_timeout_seconds
         # aiohttp refuses a larger body itself; the Content-Length check answers first.
         app = web.Application(client_max_size=settings.max_body_bytes)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # Behind trusted proxies the peer is the proxy: the client's address is
+        # only known from X-Forwarded-For, after the headers (see _refusal).
+        peer_allowed = None if self._proxies else self._peer_allowed
+        self._runner = GuardedAppRunner(
+            app, bounds, _ReceiverEvents(metrics), peer_allowed=peer_allowed
+        )
+
+    def use_event_types(self, event_types: frozenset[str]) -> None:
+        """The rules' declared event types after a reload: the ``event_type`` label's set."""
+        self._event_types = label_event_types(event_types)
 
     async def start(self) -> tuple[str, int]:
         """Bind and serve; the bound ``(host, port)`` (the token is never logged)."""
-        await self._runner.setup()
-        site = web.TCPSite(
-            self._runner, self._settings.host, self._settings.port, ssl_context=self._tls
-        )
-        await site.start()
+        host, port = await serve(self._runner, self._settings.host, self._settings.port, self._tls)
         self._metrics.callback_receiver_started(Answer)
-        addresses = self._runner.addresses
-        host, port = addresses[0][:2] if addresses else (self._settings.host, self._settings.port)
+        self._metrics.listener_started(LISTENER, Refusal)
         scheme = "https" if self._tls is not None else "http"
         log.info(
             "callback receiver listening",
@@ -152,13 +179,28 @@ class CallbackReceiver:
             self._metrics.callback_answered(answer)
             return web.Response(status=status)
         try:
-            body = await request.read()
+            async with asyncio.timeout(self._body_timeout):
+                body = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            self._metrics.callback_answered(Answer.TOO_LARGE)
-            return web.Response(status=413)
+            return self._cut(Answer.TOO_LARGE, 413)
+        except TimeoutError:
+            return self._cut(Answer.TIMEOUT, 408)
+        except _BODY_ERRORS:
+            log.warning("refused a callback whose body is not valid HTTP")
+            return self._cut(Answer.MALFORMED, 400)
         answer = await self._store(body, started)
         self._metrics.callback_answered(answer, time.monotonic() - started)
         return web.Response(status=503 if answer is Answer.UNAVAILABLE else 200)
+
+    def _cut(self, answer: Answer, status: int) -> web.Response:
+        """A fixed empty answer, and the connection closed: the rest of its bytes are unread."""
+        self._metrics.callback_answered(answer)
+        response = web.Response(status=status)
+        response.force_close()
+        return response
+
+    def _peer_allowed(self, peer: str) -> bool:
+        return is_allowed_address(peer, self._allowed)
 
     def _refusal(self, request: web.Request) -> tuple[Answer, int] | None:
         """What is decided before reading the body: source, path, method, declared size."""
@@ -210,7 +252,8 @@ class CallbackReceiver:
         )
         if not await self._acknowledged(future, started):
             return Answer.UNAVAILABLE
-        self._metrics.callback_counted(bounded_labels(callback), record_timestamp_ms(callback))
+        labels = bounded_labels(callback, self._event_types)
+        self._metrics.callback_counted(labels, record_timestamp_ms(callback))
         return Answer.STORED
 
     async def _acknowledged(self, future: asyncio.Future[None], started: float) -> bool:
@@ -224,6 +267,19 @@ class CallbackReceiver:
             log.warning("callback not stored; answered 503", extra={"kafka_error": str(exc)})
             return False
         return True
+
+
+class _ReceiverEvents:
+    """What the listener reports, as this receiver's metrics."""
+
+    def __init__(self, metrics: BridgeMetrics) -> None:
+        self._metrics = metrics
+
+    def malformed(self) -> None:
+        self._metrics.callback_answered(Answer.MALFORMED)
+
+    def refused(self, reason: Refusal) -> None:
+        self._metrics.listener_refused(LISTENER, reason)
 
 
 def callback_headers(callback: ProcessedCallback) -> Headers:

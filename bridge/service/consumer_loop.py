@@ -215,7 +215,7 @@ class ConsumerLoop:
         if not prepared.matched:
             self._metrics.records_unmatched.labels(record.topic).inc()
         for event in prepared.events:
-            self._metrics.events_mapped.labels(event.rule, event.event_type).inc()
+            self._metrics.mapped(event)
         for letter in prepared.dead_letters:
             self._outbox.write(letter, ticket)
         return [Delivery(event, ticket) for event in prepared.events]

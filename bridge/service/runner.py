@@ -14,8 +14,10 @@ import contextlib
 import logging
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from bridge.codecs import Decoder
 from bridge.delivery import Deliverer, VibesClient
 from bridge.delivery.aimd import AdaptiveLimiter
 from bridge.kafka.budget_topic import BudgetLink
@@ -28,6 +30,7 @@ from bridge.kafka.config import (
 from bridge.kafka.consumer import KafkaSource
 from bridge.kafka.producer import AcknowledgedProducer, DeadLetterProducer
 from bridge.loading import LoadedBridge
+from bridge.mapping.engine import Engine
 from bridge.metrics import BridgeMetrics
 from bridge.service.callback_receiver import CallbackReceiver
 from bridge.service.consumer_loop import ConsumerLoop, LoopSettings
@@ -113,7 +116,7 @@ async def run_service(loaded: LoadedBridge, *, stop: asyncio.Event | None = None
     )
     reloader = ConfigReloader(
         loaded,
-        RulesTarget(service.consumer.use_rules, service.fleet.set_budget),
+        RulesTarget(_rules_user(service), service.fleet.set_budget),
         service.metrics,
     )
     with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -228,8 +231,22 @@ def _build_callbacks(
         metrics,
         dead_letter_topic=loaded.settings.dead_letter.topic,
         tls=loaded.callback_tls,
+        event_types=loaded.engine.declared_event_types(),
     )
     return CallbackService(receiver, producer)
+
+
+def _rules_user(
+    service: Service,
+) -> Callable[[dict[str, Decoder], Engine, Callable[[], None]], None]:
+    """A reload's new rules: to the consumer loop, and their event types to the receiver."""
+
+    def use_rules(decoders: dict[str, Decoder], engine: Engine, retire: Callable[[], None]) -> None:
+        service.consumer.use_rules(decoders, engine, retire)
+        if service.callbacks is not None:
+            service.callbacks.receiver.use_event_types(engine.declared_event_types())
+
+    return use_rules
 
 
 def _fleet(

@@ -6,14 +6,15 @@ No I/O library is imported here.
 
 Metric labels come from :func:`bounded_labels`: the callback's strings are an open
 set written by whoever reaches the receiver, so each label is held to a known set
-(or ``other``) to keep the series count bounded whatever arrives.
+(or ``other``) to keep the series count bounded whatever arrives; for the event
+type that set is the configured rules' declared types.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -46,8 +47,6 @@ KNOWN_REASONS: Final = frozenset(
 )
 OTHER: Final = "other"
 NONE: Final = "none"
-# Longer event types are legal for Vibes but not as a label of ours.
-_MAX_LABEL_EVENT_TYPE: Final = 64
 
 # Vibes' published source addresses for callbacks (each a /32).
 VIBES_US_RANGES: Final = (
@@ -136,24 +135,31 @@ def normalised_reason(reason: str | None) -> str:
     return _REASON_SEPARATORS.sub("_", reason.strip().lower())
 
 
-def bounded_labels(callback: ProcessedCallback) -> tuple[str, str, str, str]:
+def bounded_labels(
+    callback: ProcessedCallback, event_types: frozenset[str]
+) -> tuple[str, str, str, str]:
     """``(event_type, action_type, status, status_reason)`` from bounded sets.
 
-    Event types are Vibes' case-insensitive identifiers, so they are lowercased;
-    the configured rules bound them in practice, and the length cap bounds a forgery.
+    ``event_types`` are the configured rules' declared types, lowercased (see
+    :func:`label_event_types`): anyone who reaches the receiver can write any
+    valid type, so one outside that set is ``other``. Event types are Vibes'
+    case-insensitive identifiers, so they are compared lowercased.
     """
     event_type = callback.event_type.lower()
-    if len(event_type) > _MAX_LABEL_EVENT_TYPE:
-        event_type = OTHER
     action_type = callback.action_type.lower()
     status = callback.status.lower()
     reason = normalised_reason(callback.status_reason)
     return (
-        event_type,
+        event_type if event_type in event_types else OTHER,
         action_type if action_type in ACTION_TYPES else OTHER,
         status if status in KNOWN_STATUSES else OTHER,
         reason if reason in KNOWN_REASONS or reason == NONE else OTHER,
     )
+
+
+def label_event_types(declared: Iterable[str]) -> frozenset[str]:
+    """The set :func:`bounded_labels` accepts: the rules' declared types, lowercased."""
+    return frozenset(event_type.lower() for event_type in declared)
 
 
 def record_timestamp_ms(callback: ProcessedCallback) -> int | None:

@@ -89,6 +89,9 @@ def test_every_acknowledged_callback_is_on_the_topic_once_and_counted(
                 )
             )
         assert bridge_counts == counts
+        # Labelled by the rule's declared type, which the runner handed the receiver.
+        declared = bridge.metric("vibes_bridge_callbacks_total", event_type="order_update")
+        assert declared == len(answered)
         assert TOKEN not in bridge.log_path.read_text()  # the path's secret is never logged
     finally:
         sim.close()

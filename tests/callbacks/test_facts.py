@@ -15,6 +15,7 @@ from bridge.vibes.callbacks import (
     bounded_labels,
     conflicts,
     is_allowed_address,
+    label_event_types,
     parse_callback,
     record_timestamp_ms,
     registration_body,
@@ -22,6 +23,8 @@ from bridge.vibes.callbacks import (
 )
 
 NOW = datetime(2026, 1, 10, tzinfo=UTC)
+# The configured rules' declared event types, as the receiver is given them.
+DECLARED = label_event_types(["order_shipped", "Cart_Abandoned"])
 
 
 def callback(**action: Any) -> dict[str, Any]:
@@ -43,7 +46,12 @@ def test_a_callback_is_parsed_and_its_labels_are_bounded() -> None:
     parsed = parse_callback(orjson.dumps(callback(status_reason="Person Not Subscribed")))
     assert parsed.event_id == "e" * 40
     assert parsed.callback_id == "cb-1"
-    assert bounded_labels(parsed) == ("order_shipped", "routing", "failed", "person_not_subscribed")
+    assert bounded_labels(parsed, DECLARED) == (
+        "order_shipped",
+        "routing",
+        "failed",
+        "person_not_subscribed",
+    )
     assert source_coordinates(parsed) == {
         "rule": "r",
         "topic": "t",
@@ -64,13 +72,50 @@ def test_a_callback_is_parsed_and_its_labels_are_bounded() -> None:
 )
 def test_an_unknown_reason_is_other(reason: str | None, label: str) -> None:
     parsed = parse_callback(orjson.dumps(callback(status_reason=reason)))
-    assert bounded_labels(parsed)[3] == label
+    assert bounded_labels(parsed, DECLARED)[3] == label
+
+
+def with_event_type(event_type: str) -> dict[str, Any]:
+    body = callback()
+    body["event_processed"]["event_type"] = event_type
+    return body
+
+
+@pytest.mark.parametrize(
+    ("event_type", "label"),
+    [
+        ("order_shipped", "order_shipped"),
+        ("ORDER_SHIPPED", "order_shipped"),
+        ("cart_abandoned", "cart_abandoned"),  # declared in another case
+        ("order_shipped_x", "other"),
+        ("forged-1", "other"),
+        ("x" * 64, "other"),
+        ("x" * 200, "other"),
+    ],
+)
+def test_the_event_type_label_is_a_declared_type_or_other(event_type: str, label: str) -> None:
+    parsed = parse_callback(orjson.dumps(with_event_type(event_type)))
+    assert bounded_labels(parsed, DECLARED)[0] == label
+
+
+def test_forged_event_types_make_at_most_the_declared_labels_and_other() -> None:
+    forged = [f"forged_{n}" for n in range(300)] + ["Order_Shipped", "cart_ABANDONED"]
+    labels = {
+        bounded_labels(parse_callback(orjson.dumps(with_event_type(t))), DECLARED)[0]
+        for t in forged
+    }
+    assert labels == {"order_shipped", "cart_abandoned", "other"}
+
+
+def test_without_declared_types_every_event_type_is_other() -> None:
+    parsed = parse_callback(orjson.dumps(callback()))
+    assert bounded_labels(parsed, frozenset())[0] == "other"
 
 
 def test_unknown_action_types_and_statuses_are_other() -> None:
     body = callback()
     body["event_processed"]["action"] = {"type": "teleport", "status": "vanished"}
-    labels = bounded_labels(parse_callback(orjson.dumps(body)))
+    labels = bounded_labels(parse_callback(orjson.dumps(body)), DECLARED)
     assert labels[1:3] == ("other", "other")
 
 

@@ -52,6 +52,8 @@ def run_receiver(
 ) -> None:
     async def main() -> None:
         dead_letter_topic = settings.pop("_dlq")
+        event_types = settings.pop("_event_types", frozenset())
+        started: list[CallbackReceiver] = settings.pop("_started", [])
         config = CallbackSettings.model_validate(
             {"host": "127.0.0.1", "port": 0, "token": TOKEN, **settings}
         )
@@ -61,9 +63,15 @@ def run_receiver(
             asyncio.get_running_loop(),
         )
         receiver = CallbackReceiver(
-            config, TOKEN, producer, metrics, dead_letter_topic=dead_letter_topic
+            config,
+            TOKEN,
+            producer,
+            metrics,
+            dead_letter_topic=dead_letter_topic,
+            event_types=event_types,
         )
         _host, port = await receiver.start()
+        started.append(receiver)
         try:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
                 await scenario(client)
@@ -104,7 +112,13 @@ def test_a_valid_callback_is_stored_keyed_with_headers_and_counted(
         assert answer.status_code == 200
 
     run_receiver(
-        kafka_bootstrap, scenario, metrics, topic=topic, _dlq=dlq, allow_from=["127.0.0.0/8"]
+        kafka_bootstrap,
+        scenario,
+        metrics,
+        topic=topic,
+        _dlq=dlq,
+        _event_types=frozenset({"order_shipped"}),  # the rules' declared types
+        allow_from=["127.0.0.0/8"],
     )
     [message] = read_all(kafka_bootstrap, topic, 1)
     assert message.key() == b"evt-1"
@@ -211,16 +225,23 @@ def test_the_allow_list_and_the_forwarded_for_opt_in(
     )
 
     async def without_opt_in(client: httpx.AsyncClient) -> None:
+        # 127.0.0.1 is not Vibes, and without trusted proxies the header cannot
+        # help: the connection is closed at accept, before the header is read.
         body = orjson.dumps(callback("ignored-header"))
-        headers = {"X-Forwarded-For": "203.0.113.9"}
-        assert (await client.post(PATH, content=body, headers=headers)).status_code == 403
-        assert (await client.post(PATH, content=body)).status_code == 403  # 127.0.0.1 is not Vibes
+        for headers in ({"X-Forwarded-For": "203.0.113.9"}, {}):
+            with pytest.raises(httpx.TransportError):
+                await client.post(PATH, content=body, headers=headers)
 
     run_receiver(kafka_bootstrap, without_opt_in, outside, topic=topic, _dlq=dlq)
     [stored] = read_all(kafka_bootstrap, topic, 1)
     assert stored.key() == b"via-proxy"
     assert answers(metrics, "forbidden") == 2
-    assert answers(outside, "forbidden") == 2
+    assert answers(outside, "forbidden") == 0
+    refused = outside.registry.get_sample_value(
+        "vibes_bridge_listener_connections_refused_total",
+        {"listener": "callbacks", "reason": "address"},
+    )
+    assert refused == 2
 
 
 def test_no_broker_means_503_within_the_deadline(new_topic: Callable[..., str]) -> None:
@@ -256,3 +277,62 @@ def test_no_broker_means_503_within_the_deadline(new_topic: Callable[..., str]) 
         )
         is None
     )
+
+
+def event_type_labels(metrics: BridgeMetrics) -> set[str]:
+    """The event_type values of the callbacks counter's series, from the scraped text."""
+    return {
+        line.split('event_type="', 1)[1].split('"', 1)[0]
+        for line in metrics.render().decode().splitlines()
+        if line.startswith("vibes_bridge_callbacks_total{")
+    }
+
+
+def typed(event_id: str, event_type: str) -> bytes:
+    body = callback(event_id)
+    body["event_processed"]["event_type"] = event_type
+    return orjson.dumps(body)
+
+
+def test_forged_event_types_are_labelled_other_and_a_reload_widens_the_set(
+    kafka_bootstrap: str, new_topic: Callable[..., str]
+) -> None:
+    """300 types nobody configured make one ``other`` series; the declared ones keep theirs."""
+    topic, dlq = new_topic(1), new_topic(1)
+    metrics = BridgeMetrics()
+    started: list[CallbackReceiver] = []
+    forged = [f"forged_{n}" for n in range(300)]
+
+    async def scenario(client: httpx.AsyncClient) -> None:
+        for n, event_type in enumerate([*forged, "Order_Shipped", "cart_abandoned"]):
+            answer = await client.post(PATH, content=typed(f"e{n}", event_type), timeout=10)
+            assert answer.status_code == 200
+        assert event_type_labels(metrics) == {"order_shipped", "cart_abandoned", "other"}
+        [receiver] = started
+        receiver.use_event_types(frozenset({"forged_7"}))  # what a reload hands it
+        for event_type in ("forged_7", "order_shipped"):
+            answer = await client.post(PATH, content=typed("again", event_type), timeout=10)
+            assert answer.status_code == 200
+
+    run_receiver(
+        kafka_bootstrap,
+        scenario,
+        metrics,
+        topic=topic,
+        _dlq=dlq,
+        _event_types=frozenset({"order_shipped", "Cart_Abandoned"}),
+        _started=started,
+        allow_from=["127.0.0.1/32"],
+    )
+    assert event_type_labels(metrics) == {"order_shipped", "cart_abandoned", "other", "forged_7"}
+    other = metrics.registry.get_sample_value(
+        "vibes_bridge_callbacks_total",
+        {
+            "event_type": "other",
+            "action_type": "routing",
+            "status": "failed",
+            "status_reason": "person_not_subscribed",
+        },
+    )
+    assert other == 301  # 300 forged, then order_shipped after the reload dropped it
+    assert len(read_all(kafka_bootstrap, topic, 304)) == 304  # every one stored verbatim

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
@@ -21,6 +23,7 @@ from bridge.service.reload import (
     live_decoders,
     restart_needed,
 )
+from bridge.service.runner import Service, _rules_user
 from tests.support.configs import HEADER, WriteConfig
 
 RULE = """\
@@ -178,3 +181,49 @@ def test_a_restart_only_change_is_reported_and_the_rules_still_apply(
     needs = [r for r in caplog.records if "needs a restart" in r.getMessage()]
     assert [r.__dict__["setting"].split(" ")[0] for r in needs] == ["kafka"]
     assert reloader.current.settings.kafka.group_id == "vibes-bridge"  # still the running one
+
+
+class _Consumer:
+    def __init__(self) -> None:
+        self.engines: list[Engine] = []
+
+    def use_rules(
+        self, decoders: dict[str, Decoder], engine: Engine, retire: Callable[[], None]
+    ) -> None:
+        self.engines.append(engine)
+
+
+class _Receiver:
+    def __init__(self) -> None:
+        self.event_types: frozenset[str] | None = None
+
+    def use_event_types(self, event_types: frozenset[str]) -> None:
+        self.event_types = event_types
+
+
+@pytest.mark.parametrize("with_receiver", [True, False])
+def test_a_reload_hands_the_receiver_the_new_rules_declared_event_types(
+    write_config: WriteConfig, with_receiver: bool
+) -> None:
+    """The callbacks counter's event_type set follows the rules in force."""
+    engine = load_bridge(
+        write_config(
+            """\
+            rules:
+              - name: literal
+                topic: shop.orders
+                event_type: Order_Paid
+                recipient: {external_person_id: id}
+              - name: templated
+                topic: shop.orders
+                event_type: {template: "order_{status}"}
+                recipient: {external_person_id: id}
+            """
+        )
+    ).engine
+    consumer, receiver = _Consumer(), _Receiver()
+    callbacks = SimpleNamespace(receiver=receiver) if with_receiver else None
+    service = cast(Service, SimpleNamespace(consumer=consumer, callbacks=callbacks))
+    _rules_user(service)({}, engine, lambda: None)
+    assert consumer.engines == [engine]
+    assert receiver.event_types == (frozenset({"Order_Paid"}) if with_receiver else None)
