@@ -113,7 +113,11 @@ async def run_service(loaded: LoadedBridge, *, stop: asyncio.Event | None = None
     )
     reloader = ConfigReloader(
         loaded,
-        RulesTarget(service.consumer.use_rules, service.fleet.set_budget),
+        RulesTarget(
+            service.consumer.use_rules,
+            service.fleet.set_budget,
+            None if service.callbacks is None else service.callbacks.receiver.apply,
+        ),
         service.metrics,
     )
     with contextlib.suppress(NotImplementedError, RuntimeError):
