@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.bridge_service import start_bridge
 from tests.support.configs import HEADER
+from tests.support.waiting import wait_until
 
 REPO = Path(__file__).parents[2]
 BOUND_S = 60
@@ -160,3 +162,41 @@ def test_validate_refuses_callbacks_on_the_management_port_at_its_line(tmp_path:
         f"{config}:{line}: callbacks.port: 9464 is also management.port; "
         "the two listeners need different ports"
     ]
+
+
+def test_an_unreachable_broker_is_logged_once_per_kind_not_per_attempt(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nobody listens on: every connect is refused
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    config = _service_file(tmp_path, 0, None)
+    config.write_text(
+        config.read_text().replace(
+            os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"), f"127.0.0.1:{closed}"
+        )
+    )
+    log_path = tmp_path / "bridge.log"
+    bridge = start_bridge(config, log_path)  # up after the dead-letter topic check gave up
+    try:
+        wait_until(
+            lambda: len(_client_lines(log_path)) >= 2, 30, "the first refused connects logged"
+        )
+        # The window the failures repeat in (librdkafka retries every 100 ms to 1 s):
+        # not a synchronisation, what is measured over it.
+        with pytest.raises(subprocess.TimeoutExpired):
+            bridge.proc.wait(timeout=3)
+    finally:
+        assert bridge.stop() == 0
+    lines = _client_lines(log_path)
+    # About 20 a second before; now the first of each kind (client type x failure).
+    assert 2 <= len(lines) <= 8, [line["message"] for line in lines]
+    assert not (log_path.read_text().count("%3|"))  # nothing bypasses the JSON log
+
+
+def _client_lines(log_path: Path) -> list[dict[str, str]]:
+    lines = []
+    for raw in log_path.read_text().splitlines():
+        if raw.startswith("{"):
+            line = json.loads(raw)
+            if line["logger"] == "bridge.kafka.librdkafka":
+                lines.append(line)
+    return lines
