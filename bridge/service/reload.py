@@ -221,6 +221,7 @@ class ConfigReloader:
         self._loader = loader
         self._requested = asyncio.Event()
         self._rewatch = asyncio.Event()
+        self._watching: frozenset[Path] = frozenset()
         self._forced = False
         self._last: _Attempt | None = None
         self._sha256 = _hash_or_empty(loaded.path)
@@ -254,6 +255,7 @@ class ConfigReloader:
             while True:
                 self._rewatch.clear()
                 paths = self.watched()
+                self._watching = paths.files
                 directories = [d for d in paths.directories if d.is_dir()]
                 async for changes in awatch(
                     *directories,
@@ -326,9 +328,8 @@ class ConfigReloader:
             self._target.set_rate(company_key, new.settings.vibes.requests_per_second)
         adopted = _adopt(running, new, decoders, registries)
         self._use_callbacks(adopted.settings.callbacks)
-        files_before = referenced_files(running.path, running.settings)
         self.current = adopted
-        if referenced_files(adopted.path, adopted.settings) != files_before:
+        if self.watched().files != self._watching:  # a new secret file, a ConfigMap swap
             self._rewatch.set()
         with contextlib.suppress(KeyError):
             self._metrics.config_info.remove(self._sha256)

@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 import re
+import shutil
 import threading
 from pathlib import Path
 from typing import Any
@@ -385,3 +386,44 @@ def test_the_receiver_applies_a_narrowed_allow_list_and_proxies_to_the_next_requ
         return statuses
 
     assert _bounded_run(scenario()) == [404, 403, 403, 404]
+
+
+def test_a_configmap_symlink_swap_still_reloads(tmp_path: Path) -> None:
+    mounted = tmp_path / "configmap"
+    mounted.mkdir()
+    versions = iter(range(1, 10_000))
+
+    def publish(text: str) -> None:
+        """As the kubelet does: a new timestamped directory, then ``..data`` renamed over."""
+        data = mounted / f"..v{next(versions)}"
+        data.mkdir()
+        (data / "bridge.yaml").write_text(text)
+        previous = (mounted / "..data").resolve() if (mounted / "..data").exists() else None
+        (mounted / "..data_tmp").symlink_to(data.name)
+        os.replace(mounted / "..data_tmp", mounted / "..data")
+        if previous is not None:
+            shutil.rmtree(previous)
+
+    publish(HEADER + RULE.format(event_type="a"))
+    visible = mounted / "bridge.yaml"
+    visible.symlink_to("..data/bridge.yaml")
+    reloader, target = _reloader(visible)
+    (mounted / "unrelated.log").write_text("x")
+
+    event_types: list[str] = []
+
+    def reloaded(count: int) -> bool:
+        if len(target.engines) < count:
+            return False
+        event_types.append(str(reloader.current.settings.rules[0].event_type))
+        return True
+
+    _bounded_run(
+        _watching(
+            reloader,
+            (lambda: publish(HEADER + RULE.format(event_type="b")), lambda: reloaded(1)),
+            # The next swap, after the directory of the first was deleted, is seen too.
+            (lambda: publish(HEADER + RULE.format(event_type="c")), lambda: reloaded(2)),
+        )
+    )
+    assert event_types == ["b", "c"]
