@@ -26,7 +26,9 @@ def config_option(function: F) -> F:
         "config_path",
         envvar=CONFIG_ENV,
         required=True,
-        type=click.Path(path_type=Path, dir_okay=False),
+        # Not dir_okay=False: the loader refuses every non-regular path (a directory,
+        # a FIFO, /dev/zero) with the same one line, without opening it for reading.
+        type=click.Path(path_type=Path),
         help=f"The configuration file (default: ${CONFIG_ENV}).",
     )
     return decorate(function)

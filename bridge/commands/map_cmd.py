@@ -6,6 +6,7 @@ so it works in a pipeline on inputs of any size.
 
 from __future__ import annotations
 
+import codecs
 import os
 import sys
 import time
@@ -132,7 +133,10 @@ def _map_stream(engine: Engine, lines: IO[bytes], template: SourceRecord, out: I
     decoder = JsonDecoder()
     failed = False
     record_number = 0
-    for line_number, line in enumerate(lines, start=1):
+    for line_number, raw in enumerate(lines, start=1):
+        # A byte-order mark opens files that Windows tools save as "UTF-8"; the
+        # configuration loader ignores it there, and so does map (only there).
+        line = raw.removeprefix(codecs.BOM_UTF8) if line_number == 1 else raw
         if not line.strip():
             continue
         offset = template.offset + record_number

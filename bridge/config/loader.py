@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
+from bridge.config.files import read_regular_text
 from bridge.config.model import BridgeConfig, SchemaRegistrySettings, VibesSettings
 from bridge.config.yaml_source import KeyPath, SourceDocument
 from bridge.errors import Problem
@@ -34,10 +35,42 @@ def check_settings(document: SourceDocument) -> tuple[BridgeConfig | None, list[
     # Top-level "x-..." keys are ignored, as in Compose files: a home for YAML anchors.
     data = {key: value for key, value in document.data.items() if not key.startswith("x-")}
     try:
-        return BridgeConfig.model_validate(data), []
+        settings = BridgeConfig.model_validate(data)
     except ValidationError as exc:
         problems = [_pydantic_problem(document, error) for error in exc.errors()]
         return None, list(dict.fromkeys(problems))
+    return settings, _listener_clash(settings, document)
+
+
+# Addresses that listen on every interface, so they overlap any other host.
+_WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "*"})
+# "localhost" binds both loopback addresses.
+_LOCALHOST = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _listener_clash(settings: BridgeConfig, document: SourceDocument) -> list[Problem]:
+    """``callbacks.port`` equal to ``management.port`` on overlapping hosts: one cannot bind.
+
+    Refused here, at its line, rather than as a bind error when ``run`` starts.
+    Port 0 (any free port) never clashes.
+    """
+    callbacks, management = settings.callbacks, settings.management
+    if callbacks is None or callbacks.port == 0 or callbacks.port != management.port:
+        return []
+    if not _hosts_overlap(callbacks.host, management.host):
+        return []
+    message = (
+        f"callbacks.port: {callbacks.port} is also management.port; "
+        "the two listeners need different ports"
+    )
+    return [document.problem(("callbacks", "port"), message)]
+
+
+def _hosts_overlap(first: str, second: str) -> bool:
+    a, b = first.strip().lower(), second.strip().lower()
+    if a == b or a in _WILDCARD_HOSTS or b in _WILDCARD_HOSTS:
+        return True
+    return "localhost" in (a, b) and a in _LOCALHOST and b in _LOCALHOST
 
 
 def read_credentials(
@@ -107,7 +140,7 @@ def _read_secret_file(
     document: SourceDocument, key: KeyPath, file_name: str, problems: list[Problem]
 ) -> SecretStr | None:
     try:
-        text = resolve_path(document.path, file_name).read_text(encoding="utf-8")
+        text = read_regular_text(resolve_path(document.path, file_name))
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         problems.append(document.problem(key, f"cannot read {key[-1]}: {reason}"))

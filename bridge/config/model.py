@@ -11,6 +11,7 @@ Every model forbids unknown keys: a typo must not silently disable a rule.
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -88,6 +89,22 @@ def _debug_data_form(value: Any) -> Any:
 
 
 NotBool = BeforeValidator(_not_bool)
+
+# Kafka's own rule (kafka.common.internals.Topic): a name it refuses would be
+# accepted here and then consumed or produced to nowhere.
+_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+
+
+def _kafka_topic(value: str) -> str:
+    if not _TOPIC_NAME.fullmatch(value) or value in (".", ".."):
+        raise ValueError(
+            f"{value!r} is not a Kafka topic name: 1 to 249 of the characters "
+            "a-z A-Z 0-9 . _ - (and not '.' or '..')"
+        )
+    return value
+
+
+TopicName = Annotated[str, AfterValidator(_kafka_topic)]
 
 
 class _Model(BaseModel):
@@ -182,7 +199,7 @@ class ManagementSettings(_Model):
 
 
 class DeadLetterSettings(_Model):
-    topic: str = Field(default="vibes-bridge.dlq", min_length=1)
+    topic: TopicName = "vibes-bridge.dlq"
 
 
 def _networks(values: list[str]) -> list[str]:
@@ -215,7 +232,7 @@ class CallbackSettings(_Model):
     path: str = Field(default="/vibes/callbacks", pattern=r"^/[A-Za-z0-9._~/-]*$")
     token: SecretStr | None = None
     token_file: str | None = None
-    topic: str = Field(default="vibes-bridge.callbacks", min_length=1)
+    topic: TopicName = "vibes-bridge.callbacks"
     # None: Vibes' published callback addresses (bridge.vibes.callbacks.VIBES_RANGES).
     allow_from: Networks | None = None
     # Proxies whose X-Forwarded-For is believed; empty: the header is ignored.
@@ -237,7 +254,7 @@ class FleetSettings(_Model):
 
     # Off: each process plans the whole vibes.requests_per_second on its own.
     enabled: bool = True
-    topic: str = Field(default="vibes-bridge.budget", min_length=1)
+    topic: TopicName = "vibes-bridge.budget"
     publish_interval_seconds: Annotated[float, NotBool] = Field(default=1.0, gt=0, le=60)
     # A member whose entry is older than this is gone; at least two publish rounds.
     entry_ttl_seconds: Annotated[float, NotBool] = Field(default=5.0, gt=0, le=600)
@@ -252,7 +269,7 @@ class FleetSettings(_Model):
 
 
 class SourceSettings(_Model):
-    topic: str = Field(min_length=1)
+    topic: TopicName
     format: SourceFormat = SourceFormat.JSON
     # "schema" would shadow a BaseModel attribute, hence the alias.
     schema_file: str | None = Field(default=None, alias="schema")
@@ -275,7 +292,10 @@ class SourceSettings(_Model):
 class RuleSettings(_Model):
     name: str = Field(min_length=1)
     topic: Annotated[
-        list[str], BeforeValidator(_one_or_many), AfterValidator(_distinct), Field(min_length=1)
+        list[TopicName],
+        BeforeValidator(_one_or_many),
+        AfterValidator(_distinct),
+        Field(min_length=1),
     ]
     when: str | None = None
     event_type: ValueSpec

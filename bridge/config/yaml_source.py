@@ -30,6 +30,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq, CommentedSet
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
 
+from bridge.config.files import read_regular_text
 from bridge.config.interpolation import EnvValue, interpolate
 from bridge.config.redaction import redact
 from bridge.errors import ConfigError, Problem
@@ -118,7 +119,7 @@ def load_yaml(
 
 def _read_text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return read_regular_text(path)
     except OSError as exc:
         raise ConfigError(
             [Problem(str(path), None, f"cannot read the file: {exc.strerror}")]

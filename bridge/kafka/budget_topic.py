@@ -29,6 +29,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from bridge.kafka.client_logs import client_logging
 from bridge.kafka.config import ConfigValue
 
 log = logging.getLogger(__name__)
@@ -95,13 +96,13 @@ class BudgetLink:
 
     def open(self) -> None:
         """Ensure the topic exists, then read it from the start; BudgetTopicUnavailable if not."""
-        admin = AdminClient(self._admin_settings)
+        admin = AdminClient(self._admin_settings, **client_logging())
         partitions = self._partitions(admin)
         if partitions == 0:
             self._create(admin)
             partitions = 1
-        self._writer = Producer(self._writer_settings, logger=log)
-        self._reader = Consumer(self._reader_settings, logger=log)
+        self._writer = Producer(self._writer_settings, **client_logging())
+        self._reader = Consumer(self._reader_settings, **client_logging())
         self._reader.assign(
             [TopicPartition(self.topic, number, OFFSET_BEGINNING) for number in range(partitions)]
         )
@@ -139,7 +140,7 @@ class BudgetLink:
 
     def group_members(self) -> int | None:
         """Members of the consumer group now, for the static share; None when unknown."""
-        admin = AdminClient(self._admin_settings)
+        admin = AdminClient(self._admin_settings, **client_logging())
         try:
             futures = admin.describe_consumer_groups([self._group_id], request_timeout=5.0)
             description = futures[self._group_id].result(timeout=_ADMIN_TIMEOUT)

@@ -16,6 +16,7 @@ from typing import Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from bridge.kafka.client_logs import client_logging
 from bridge.kafka.config import ConfigValue
 from bridge.kafka.messages import MalformedMessage, to_source_record
 from bridge.records import SourceRecord
@@ -53,7 +54,7 @@ class KafkaSource:
         listener: RebalanceListener,
     ) -> None:
         self._listener = listener
-        self._consumer = Consumer(dict(settings), logger=log)
+        self._consumer = Consumer(dict(settings), **client_logging())
         self._consumer.subscribe(
             list(topics),
             on_assign=self._on_assign,

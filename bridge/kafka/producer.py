@@ -17,6 +17,7 @@ from typing import Final
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
 
+from bridge.kafka.client_logs import client_logging
 from bridge.kafka.config import ConfigValue
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ class DeadLetterProducer:
     def __init__(self, settings: Mapping[str, ConfigValue], topic: str) -> None:
         self.topic = topic
         self._settings = dict(settings)
-        self._producer = Producer(self._settings, logger=log)
+        self._producer = Producer(self._settings, **client_logging())
 
     def send(
         self,
@@ -68,7 +69,8 @@ class DeadLetterProducer:
     def topic_exists(self, timeout: float = 5.0) -> bool:
         """Whether the broker knows the dead-letter topic (readiness checks this once)."""
         admin = AdminClient(
-            {key: value for key, value in self._settings.items() if not _producer_only(key)}
+            {key: value for key, value in self._settings.items() if not _producer_only(key)},
+            **client_logging(),
         )
         try:
             # All topics, not list_topics(topic=...): asking for one topic by name
@@ -95,7 +97,7 @@ class AcknowledgedProducer:
     def __init__(
         self, settings: Mapping[str, ConfigValue], loop: asyncio.AbstractEventLoop
     ) -> None:
-        self._producer = Producer(dict(settings), logger=log)
+        self._producer = Producer(dict(settings), **client_logging())
         self._loop = loop
         self._stopped = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="callback-producer", daemon=True)

@@ -171,6 +171,15 @@ class CallbackReceiver:
     async def stop(self) -> None:
         await self._runner.cleanup()
 
+    def apply(self, settings: CallbackSettings) -> None:
+        """Take a reloaded file's allow-list and trusted proxies, for the next request.
+
+        Who may call is what an operator narrows in a hurry, so it applies live;
+        the rest of ``callbacks:`` is built into the listener and needs a restart.
+        """
+        self._allowed = _parse_networks(settings.allow_from or VIBES_RANGES)
+        self._proxies = _parse_networks(settings.trusted_proxies)
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         started = time.monotonic()
         refusal = self._refusal(request)

@@ -5,14 +5,22 @@ next to, so a new mapping must apply without one. A reload loads and checks the
 whole file exactly as start-up does (``load_bridge``); a file with problems
 changes nothing, logs each problem once and is counted. A valid file's rules
 and decoders are handed to the consumer thread, which switches between records:
-events already mapped finish as they are. Settings that a running process
-cannot take (see :func:`restart_needed`) are logged as needing a restart, and
-the rest applies.
+events already mapped finish as they are.
 
-The file is watched through its directory, not the file itself: a Kubernetes
-ConfigMap volume updates by swapping a ``..data`` symlink, which never touches
-the file's own inode; any change in the directory triggers a compare of the
-file's hash, so unrelated changes cost one read.
+Every top-level section is classified in :data:`LIVE_KEYS`: what it lists applies
+live, every other change is named in ONE "needs a restart" line (names only,
+never values) and the running value stays in force. docs/operations.md holds the
+same table; a test keeps them equal.
+
+The watcher watches the file and the files it names (secrets, TLS files, schemas)
+through their directories, because a Kubernetes ConfigMap volume updates by
+swapping a ``..data`` symlink, which never touches the file's own inode; events
+for anything else in those directories (a log file written next to the
+configuration) are dropped before they cost a read or a log line.
+
+Loading runs on a daemon thread of its own, not the event loop's executor: the
+executor is joined when the loop ends, so a load stuck on a slow disk would hold
+up the shutdown. A load that finishes after nobody waits for it is closed.
 """
 
 from __future__ import annotations
@@ -21,15 +29,19 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
-from watchfiles import awatch
+from watchfiles import Change, awatch
 
 from bridge.codecs import Decoder
-from bridge.config import BridgeConfig
+from bridge.codecs.registry import SchemaRegistryClient
+from bridge.config import BridgeConfig, resolve_path
+from bridge.config.files import read_regular
+from bridge.config.model import CallbackSettings, TlsSettings
 from bridge.errors import ConfigError
 from bridge.loading import LoadedBridge, load_bridge
 from bridge.mapping.engine import Engine
@@ -37,44 +49,66 @@ from bridge.metrics import BridgeMetrics
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 SUCCESS: Final = "success"
 FAILURE: Final = "failure"
-# Settings a running process keeps: they shape connections, the group, the
-# listening port and the subscription, each built once at start-up.
-_RESTART_ONLY: Final = (
-    ("kafka", "the Kafka connection and group"),
-    ("management", "the management address"),
-    ("dead_letter", "the dead-letter topic"),
-    ("delivery", "delivery limits and timeouts"),
-    ("fleet", "the fleet budget's topic and timing"),
-)
-# vibes.* may change live only in its rate; the client (URL, credentials, TLS,
-# timeout) is built once. *_file credentials are re-read by the client on 401/403.
-_VIBES_LIVE: Final = frozenset({"requests_per_second"})
+EVERY_KEY: Final = frozenset({"*"})
+NO_KEY: Final = frozenset[str]()
+# Each top-level section and the keys of it that apply live; any other change needs
+# a restart. Restart-only settings shape what is built once at start-up: the Kafka
+# clients and group, the listeners, the HTTP client to Vibes (URL, credentials, TLS,
+# timeout; *_file credentials are re-read on 401/403 anyway), delivery's limits, the
+# fleet link, and the subscription (the set of source topics).
+LIVE_KEYS: Final[Mapping[str, frozenset[str]]] = {
+    "version": EVERY_KEY,
+    "kafka": NO_KEY,
+    "vibes": frozenset({"requests_per_second"}),
+    "delivery": NO_KEY,
+    "management": NO_KEY,
+    "dead_letter": NO_KEY,
+    # Who may call the receiver: a narrowed allow-list must take effect at once.
+    "callbacks": frozenset({"allow_from", "trusted_proxies"}),
+    "fleet": NO_KEY,
+    # Each source's decoding; "topic" (the set of topics subscribed to) needs a restart.
+    "sources": frozenset({"format", "schema", "schema_registry"}),
+    "rules": EVERY_KEY,
+}
+# The one thing of the ConfigMap volume that changes on an update.
+_CONFIGMAP_LINK: Final = "..data"
 
 
 def file_sha256(path: Path) -> str:
-    """The hash of the file's bytes (what ``vibes_bridge_config_info`` shows, never the content)."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """The hash of the file's bytes (what ``vibes_bridge_config_info`` shows, never the content).
+
+    Refuses a path that is not a regular file, without blocking on it (a FIFO).
+    """
+    return hashlib.sha256(read_regular(path)).hexdigest()
 
 
 def restart_needed(running: BridgeConfig, new: BridgeConfig) -> list[str]:
-    """Which changed settings only a restart applies (pure: compared on the parsed models)."""
-    found = [
-        f"{key} ({what})"
-        for key, what in _RESTART_ONLY
-        if _dump(getattr(running, key)) != _dump(getattr(new, key))
-    ]
-    old_vibes, new_vibes = _dump(running.vibes), _dump(new.vibes)
-    changed_vibes = sorted(
-        key
-        for key in old_vibes.keys() | new_vibes.keys()
-        if key not in _VIBES_LIVE and old_vibes.get(key) != new_vibes.get(key)
-    )
-    found.extend(f"vibes.{key}" for key in changed_vibes)
-    if _topics(running) != _topics(new):
-        found.append("sources (the set of source topics the bridge subscribes to)")
+    """The names of changed settings only a restart applies (pure: compared on the models)."""
+    found: list[str] = []
+    for section, live in LIVE_KEYS.items():
+        if live is EVERY_KEY:
+            continue
+        if section == "sources":
+            if _topics(running) != _topics(new):
+                found.append("sources[].topic")
+            continue
+        old_value, new_value = getattr(running, section), getattr(new, section)
+        if (old_value is None) != (new_value is None):
+            found.append(section)  # a section added or removed (callbacks:)
+        elif old_value is not None:
+            found.extend(
+                f"{section}.{key}" for key in _changed_keys(old_value, new_value) if key not in live
+            )
     return found
+
+
+def _changed_keys(old: Any, new: Any) -> list[str]:
+    before, after = _dump(old), _dump(new)
+    return sorted(key for key in before.keys() | after.keys() if before.get(key) != after.get(key))
 
 
 def _dump(model: Any) -> dict[str, Any]:
@@ -97,6 +131,55 @@ def live_decoders(running: Mapping[str, Decoder], new: Mapping[str, Decoder]) ->
     return {**kept, **new}
 
 
+def referenced_files(path: Path, settings: BridgeConfig) -> set[Path]:
+    """Every file the configuration names (secrets, TLS files, schemas), as absolute paths."""
+    names: list[str | None] = [settings.vibes.username_file, settings.vibes.password_file]
+    names += _tls_files(settings.vibes.tls)
+    for source in settings.sources:
+        names.append(source.schema_file)
+        registry = source.schema_registry
+        if registry is not None:
+            names += [registry.username_file, registry.password_file, *_tls_files(registry.tls)]
+    callbacks = settings.callbacks
+    if callbacks is not None:
+        names.append(callbacks.token_file)
+        if callbacks.tls is not None:
+            names += [callbacks.tls.cert_file, callbacks.tls.key_file]
+    return {resolve_path(path, name).absolute() for name in names if name}
+
+
+def _tls_files(tls: TlsSettings | None) -> list[str | None]:
+    return [] if tls is None else [tls.ca_file, tls.cert_file, tls.key_file]
+
+
+class WatchedPaths:
+    """Which change events matter: the watched files (as linked and as resolved) and ``..data``.
+
+    A ``watch_filter`` for watchfiles: it runs before watchfiles logs a change, so
+    other files in the same directories cause neither a reload nor a log line.
+    """
+
+    def __init__(self, files: Iterable[Path]) -> None:
+        self.files = frozenset(
+            variant for file in files for variant in (file.absolute(), file.resolve())
+        )
+        self.directories = frozenset(file.parent for file in self.files)
+
+    def __call__(self, _change: Change, name: str) -> bool:
+        path = Path(name)
+        if path in self.files:
+            return True
+        # The kubelet's swap renames a new ..data link over the old one.
+        return path.name == _CONFIGMAP_LINK and path.parent in self.directories
+
+    def config_changed(self, config: Path, changes: Iterable[tuple[Change, str]]) -> bool:
+        """Whether an event is the configuration file's own (or a ConfigMap swap)."""
+        own = {config.absolute(), config.resolve()}
+        return any(
+            Path(name) in own or Path(name).name == _CONFIGMAP_LINK for _change, name in changes
+        )
+
+
 class RulesTarget:
     """What a reload changes in the running service (the runner provides it)."""
 
@@ -104,9 +187,11 @@ class RulesTarget:
         self,
         use_rules: Callable[[dict[str, Decoder], Engine, Callable[[], None]], None],
         set_rate: Callable[[str, float], None],
+        use_callbacks: Callable[[CallbackSettings], None] | None = None,
     ) -> None:
         self.use_rules = use_rules
         self.set_rate = set_rate
+        self.use_callbacks = use_callbacks
 
 
 @dataclass(slots=True)
@@ -116,7 +201,11 @@ class _Attempt:
 
 
 class ConfigReloader:
-    """Reloads on request (SIGHUP, the watcher) one at a time; keeps the running LoadedBridge."""
+    """Reloads on request (SIGHUP, the watcher) one at a time; keeps the running LoadedBridge.
+
+    ``current`` holds every resource in force (its registries include those the
+    decoders of dropped topics still use); the runner closes it at the end.
+    """
 
     def __init__(
         self,
@@ -131,9 +220,10 @@ class ConfigReloader:
         self._metrics = metrics
         self._loader = loader
         self._requested = asyncio.Event()
+        self._rewatch = asyncio.Event()
+        self._watching: frozenset[Path] = frozenset()
         self._forced = False
         self._last: _Attempt | None = None
-        self._retired: list[LoadedBridge] = []
         self._sha256 = _hash_or_empty(loaded.path)
         metrics.config_info.labels(self._sha256).set(1)
 
@@ -150,14 +240,33 @@ class ConfigReloader:
             forced, self._forced = self._forced, False
             await self.reload(force=forced)
 
+    def watched(self) -> WatchedPaths:
+        """The files a change of which reloads: the configuration and what it names."""
+        config = self.current.path
+        return WatchedPaths({config, *referenced_files(config, self.current.settings)})
+
     async def watch(self) -> None:
-        """Ask for a reload when anything in the file's directory changes, until cancelled."""
-        path = self.current.path
-        # The link's directory sees a ConfigMap swap; the target's sees an edit in place.
-        directories = {path.absolute().parent, path.resolve().parent}
+        """Ask for a reload when a watched file changes, until cancelled.
+
+        A change to a file the configuration names (not the file itself) forces the
+        reload: the file's own hash has not changed, what it reads has.
+        """
         try:
-            async for _changes in awatch(*directories, recursive=False, debounce=200, step=50):
-                self.request(force=False)
+            while True:
+                self._rewatch.clear()
+                paths = self.watched()
+                self._watching = paths.files
+                directories = [d for d in paths.directories if d.is_dir()]
+                async for changes in awatch(
+                    *directories,
+                    watch_filter=paths,
+                    recursive=False,
+                    debounce=200,
+                    step=50,
+                    stop_event=self._rewatch,
+                ):
+                    config_only = paths.config_changed(self.current.path, changes)
+                    self.request(force=not config_only)
         except (OSError, RuntimeError) as exc:  # inotify limits, a directory gone
             log.warning(
                 "cannot watch the configuration file; SIGHUP still reloads it",
@@ -168,13 +277,13 @@ class ConfigReloader:
         """Load the file and apply it; True when it was applied (or already running)."""
         path = self.current.path
         try:
-            sha256 = await asyncio.to_thread(file_sha256, path)
+            sha256 = await _off_loop(lambda: file_sha256(path), _ignore)
         except OSError as exc:
             return self._failed("", [f"{path}: cannot read the file ({exc.strerror})"])
         if not force and (sha256 == self._sha256 or self._same_as_last(sha256)):
             return sha256 == self._sha256
         try:
-            new = await asyncio.to_thread(self._loader, path)
+            new = await _off_loop(lambda: self._loader(path), _close_loaded)
         except ConfigError as exc:
             return self._failed(sha256, [str(problem) for problem in exc.problems])
         self._apply(new, sha256)
@@ -202,18 +311,26 @@ class ConfigReloader:
 
     def _apply(self, new: LoadedBridge, sha256: str) -> None:
         running = self.current
-        for setting in restart_needed(running.settings, new.settings):
+        needs_restart = restart_needed(running.settings, new.settings)
+        if needs_restart:
             log.warning(
-                "configuration change needs a restart to apply; the rest is applied",
-                extra={"setting": setting},
+                "configuration change needs a restart to apply; the rest is applied: %s",
+                ", ".join(needs_restart),
+                extra={"settings": needs_restart},
             )
         decoders = live_decoders(running.decoders, new.decoders)
-        kept = set(map(id, decoders.values()))
-        retired = [d for d in running.decoders.values() if id(d) not in kept]
+        registries = _registries_in_use(decoders, new.registries)
+        retired = [r for r in running.registries if r not in registries]
+        # Unused new clients (a shared one replaced) close with the old ones.
+        retired += [r for r in new.registries if r not in registries]
         self._target.use_rules(decoders, new.engine, lambda: _close(retired))
         for company_key in _company_keys(new.settings):
             self._target.set_rate(company_key, new.settings.vibes.requests_per_second)
-        self.current = _adopt(running, new, decoders)
+        adopted = _adopt(running, new, decoders, registries)
+        self._use_callbacks(adopted.settings.callbacks)
+        self.current = adopted
+        if self.watched().files != self._watching:  # a new secret file, a ConfigMap swap
+            self._rewatch.set()
         with contextlib.suppress(KeyError):
             self._metrics.config_info.remove(self._sha256)
         self._sha256 = sha256
@@ -225,22 +342,33 @@ class ConfigReloader:
             extra={"sha256": sha256, "rules": len(new.settings.rules)},
         )
 
+    def _use_callbacks(self, settings: CallbackSettings | None) -> None:
+        if settings is not None and self._target.use_callbacks is not None:
+            self._target.use_callbacks(settings)
 
-def _adopt(running: LoadedBridge, new: LoadedBridge, decoders: dict[str, Decoder]) -> LoadedBridge:
-    """The settings now in force: the new rules and rate, the running restart-only settings.
+
+def _adopt(
+    running: LoadedBridge,
+    new: LoadedBridge,
+    decoders: dict[str, Decoder],
+    registries: tuple[SchemaRegistryClient, ...],
+) -> LoadedBridge:
+    """The settings now in force: the live keys of the new file, the running rest.
 
     Keeping the running settings means a later reload compares against what runs,
-    so a restart-only change is reported again until a restart applies it.
+    so a restart-only change is reported again until a restart applies it. What a
+    restart-only setting built (TLS contexts, the callback token) stays the running one.
     """
     old, fresh = running.settings, new.settings
-    update: dict[str, Any] = {
-        "rules": fresh.rules,
-        "vibes": old.vibes.model_copy(
-            update={"requests_per_second": fresh.vibes.requests_per_second}
-        ),
-    }
-    if _topics(old) == _topics(fresh):
-        update["sources"] = fresh.sources
+    update: dict[str, Any] = {}
+    for section, live in LIVE_KEYS.items():
+        if live is EVERY_KEY:
+            update[section] = getattr(fresh, section)
+        elif section == "sources":
+            if _topics(old) == _topics(fresh):
+                update[section] = fresh.sources
+        elif live:
+            update[section] = _live_part(getattr(old, section), getattr(fresh, section), live)
     return LoadedBridge(
         running.path,
         old.model_copy(update=update),
@@ -248,7 +376,27 @@ def _adopt(running: LoadedBridge, new: LoadedBridge, decoders: dict[str, Decoder
         decoders,
         new.engine,
         new.warnings,
+        registries,
+        running.vibes_tls,
+        running.callback_token,
+        running.callback_tls,
     )
+
+
+def _live_part(old: Any, fresh: Any, live: frozenset[str]) -> Any:
+    """``old`` with the live keys of ``fresh``; ``old`` when either is absent."""
+    if old is None or fresh is None:
+        return old
+    return old.model_copy(update={key: getattr(fresh, key) for key in live})
+
+
+def _registries_in_use(
+    decoders: Mapping[str, Decoder], new: tuple[SchemaRegistryClient, ...]
+) -> tuple[SchemaRegistryClient, ...]:
+    """The registry clients the decoders in force use, new ones first."""
+    used = [getattr(decoder, "registry", None) for decoder in decoders.values()]
+    in_use = [client for client in used if isinstance(client, SchemaRegistryClient)]
+    return tuple(dict.fromkeys([*(c for c in new if c in in_use), *in_use]))
 
 
 def _company_keys(config: BridgeConfig) -> set[str]:
@@ -257,11 +405,52 @@ def _company_keys(config: BridgeConfig) -> set[str]:
     return keys
 
 
-def _close(decoders: list[Decoder]) -> None:
-    for decoder in decoders:
-        close = getattr(decoder, "close", None)
-        if callable(close):
-            close()
+def _close(registries: list[SchemaRegistryClient]) -> None:
+    for registry in registries:
+        registry.close()
+
+
+def _close_loaded(loaded: LoadedBridge) -> None:
+    loaded.close()
+
+
+def _ignore(_result: object) -> None:
+    return None
+
+
+async def _off_loop(call: Callable[[], T], discard: Callable[[T], None]) -> T:
+    """``call()`` on a daemon thread; a result that arrives when nobody waits is discarded.
+
+    Hand-written rather than ``asyncio.to_thread``: the default executor is joined
+    when the loop closes, so a stuck call there would hold up the process's exit.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if future.cancelled():
+            if error is None:
+                discard(result)  # type: ignore[arg-type]
+        elif error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def work() -> None:
+        result: T | None = None
+        error: BaseException | None = None
+        try:
+            result = call()
+        except BaseException as exc:  # handed to the waiting coroutine
+            error = exc
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:  # the loop is closed: nobody will take it
+            if error is None:
+                discard(result)  # type: ignore[arg-type]
+
+    threading.Thread(target=work, name="config-reload", daemon=True).start()
+    return await future
 
 
 def _hash_or_empty(path: Path) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -96,9 +97,10 @@ async def run_service(loaded: LoadedBridge, *, stop: asyncio.Event | None = None
             loop.add_signal_handler(signum, stop.set)
     service = _build(loaded, loop)
     settings = loaded.settings
-    host, port = await service.management.start(settings.management.host, settings.management.port)
-    if service.callbacks is not None:
-        await service.callbacks.receiver.start()
+    bound = await _start_listeners(service)
+    if bound is None:
+        return EXIT_FAILED
+    host, port = bound
     producer_ok = await asyncio.to_thread(service.outbox.topic_exists)
     service.health.dead_letter_topic_missing = not producer_ok
     if not producer_ok:
@@ -116,7 +118,11 @@ async def run_service(loaded: LoadedBridge, *, stop: asyncio.Event | None = None
     )
     reloader = ConfigReloader(
         loaded,
-        RulesTarget(_rules_user(service), service.fleet.set_budget),
+        RulesTarget(
+            _rules_user(service),
+            service.fleet.set_budget,
+            None if service.callbacks is None else service.callbacks.receiver.apply,
+        ),
         service.metrics,
     )
     with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -151,6 +157,53 @@ async def run_service(loaded: LoadedBridge, *, stop: asyncio.Event | None = None
     reloader.current.close()
     log.info("stopped", extra={"exit_status": status})
     return status
+
+
+async def _start_listeners(service: Service) -> tuple[str, int] | None:
+    """Bind the management port, then the callback receiver; the management address.
+
+    A port in use (or a host that is not this machine's, a port below 1024 without
+    the right) is one error line naming the key, and None; what started is closed.
+    """
+    settings = service.loaded.settings
+    management = settings.management
+    try:
+        bound = await service.management.start(management.host, management.port)
+    except OSError as exc:
+        _cannot_listen("management.port", management.host, management.port, exc)
+        await _close_unstarted(service)
+        return None
+    callbacks = settings.callbacks
+    if service.callbacks is not None and callbacks is not None:
+        try:
+            await service.callbacks.receiver.start()
+        except OSError as exc:
+            _cannot_listen("callbacks.port", callbacks.host, callbacks.port, exc)
+            await _close_unstarted(service)
+            return None
+    return bound
+
+
+def _cannot_listen(key: str, host: str, port: int, exc: OSError) -> None:
+    # errno's text, not aiohttp's message: one short reason, the same on every platform.
+    reason = os.strerror(exc.errno) if exc.errno else type(exc).__name__
+    log.error(
+        "cannot listen on %s (%s:%d): %s; the bridge did not start",
+        key,
+        host,
+        port,
+        reason.lower(),
+        extra={"setting": key, "port": port},
+    )
+
+
+async def _close_unstarted(service: Service) -> None:
+    """Close what ``_build`` opened when the service cannot start (nothing consumed yet)."""
+    if service.callbacks is not None:
+        await service.callbacks.stop()
+    await service.client.aclose()
+    await service.management.stop()  # safe when it never bound
+    service.loaded.close()
 
 
 def _build(loaded: LoadedBridge, loop: asyncio.AbstractEventLoop) -> Service:
