@@ -202,13 +202,49 @@ def test_stop_spares_a_process_that_reused_the_pid(
     assert not state_file.exists()
 
 
-@pytest.mark.parametrize("content", ["{not json", '{"kind": "martian", "bootstrap": "x:1"}', "{}"])
+def _local(**fields: Any) -> str:
+    return json.dumps({"kind": "local", "bootstrap": "127.0.0.1:9", "run_dir": None} | fields)
+
+
+UNREADABLE_STATES = [
+    pytest.param("{not json", id="not-json"),
+    pytest.param("{}", id="no-kind"),
+    pytest.param('{"kind": "martian", "bootstrap": "x:1"}', id="unknown-kind"),
+    pytest.param("[]", id="list"),
+    pytest.param('"local"', id="string"),
+    pytest.param("null", id="null"),
+    pytest.param(_local(pid="123"), id="pid-string"),
+    pytest.param(_local(pid=-1), id="pid-minus-one"),
+    pytest.param(_local(pid=0), id="pid-zero"),
+    pytest.param(_local(pid=True), id="pid-true"),
+    pytest.param(_local(pid=12.5), id="pid-float"),
+    pytest.param(_local(pid=None, controller_port="x"), id="controller-port-string"),
+]
+
+
+@pytest.mark.parametrize("content", UNREADABLE_STATES)
 def test_status_ignores_an_unreadable_state_file(tmp_path: Path, content: str) -> None:
+    """A damaged record is one line on stderr and "not running", never a traceback."""
     state_file = tmp_path / "local.json"
     state_file.write_text(content)
 
     result = _cli("status", state_file)
 
-    assert result.returncode == 1
+    assert result.returncode == 1, result.stderr
     assert result.stdout.strip() == "kafka: not running"
     assert "ignoring unreadable state file" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("content", UNREADABLE_STATES)
+def test_stop_signals_nothing_for_an_unreadable_state_file(tmp_path: Path, content: str) -> None:
+    """``stop`` on a damaged record stops nothing (a pid of -1 would be every process)."""
+    state_file = tmp_path / "local.json"
+    state_file.write_text(content)
+
+    result = _cli("stop", state_file)
+
+    assert result.returncode == 0, result.stderr
+    assert "ignoring unreadable state file" in result.stderr
+    assert "no local broker recorded; nothing to stop" in result.stderr
+    assert "Traceback" not in result.stderr

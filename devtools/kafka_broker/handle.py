@@ -65,6 +65,14 @@ class BrokerHandle:
 
     @classmethod
     def from_state(cls, data: dict[str, Any]) -> BrokerHandle:
+        """The handle a state file records; ValueError or TypeError if it is not one.
+
+        The file is edited by hand, half-written or left by another version: its
+        content is checked here so that the CLI refuses it in one line instead of
+        failing later with a traceback, or signalling a pid that is not a broker's.
+        """
+        if not isinstance(data, dict):
+            raise TypeError(f"expected a JSON object, not {type(data).__name__}")
         kind = data.get("kind")
         if kind not in ("external", "docker", "local"):
             raise ValueError(f"unknown broker kind {kind!r}")
@@ -72,12 +80,26 @@ class BrokerHandle:
             kind=kind,
             bootstrap=str(data["bootstrap"]),
             version=data.get("version"),
-            pid=data.get("pid"),
+            pid=_positive_int(data, "pid"),
             run_dir=Path(data["run_dir"]) if data.get("run_dir") else None,
-            controller_port=data.get("controller_port"),
+            controller_port=_positive_int(data, "controller_port"),
             container_id=data.get("container_id"),
             started_at=float(data.get("started_at") or 0.0),
         )
+
+
+def _positive_int(data: dict[str, Any], key: str) -> int | None:
+    """``data[key]`` if it is a positive integer, None if absent; else ValueError.
+
+    A pid of 0 or -1 handed to ``kill()`` signals the whole process group or every
+    process the user may signal, and JSON's ``true`` is an int to Python.
+    """
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{key} must be a positive integer, not {value!r}")
+    return value
 
 
 def _split_bootstrap(bootstrap: str) -> tuple[str, int]:
