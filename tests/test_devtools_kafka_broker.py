@@ -222,29 +222,25 @@ UNREADABLE_STATES = [
 ]
 
 
+@pytest.mark.parametrize(
+    ("command", "returncode", "says"),
+    [
+        ("status", 1, "kafka: not running"),
+        ("stop", 0, "no local broker recorded; nothing to stop"),
+    ],
+)
 @pytest.mark.parametrize("content", UNREADABLE_STATES)
-def test_status_ignores_an_unreadable_state_file(tmp_path: Path, content: str) -> None:
-    """A damaged record is one line on stderr and "not running", never a traceback."""
+def test_cli_ignores_an_unreadable_state_file(
+    tmp_path: Path, content: str, command: str, returncode: int, says: str
+) -> None:
+    """A damaged record is one line on stderr, never a traceback, and ``stop`` signals
+    nothing (a pid of -1 or 0 given to kill() would reach every process or the group)."""
     state_file = tmp_path / "local.json"
     state_file.write_text(content)
 
-    result = _cli("status", state_file)
+    result = _cli(command, state_file)
 
-    assert result.returncode == 1, result.stderr
-    assert result.stdout.strip() == "kafka: not running"
+    assert result.returncode == returncode, result.stderr
+    assert says in result.stdout + result.stderr
     assert "ignoring unreadable state file" in result.stderr
-    assert "Traceback" not in result.stderr
-
-
-@pytest.mark.parametrize("content", UNREADABLE_STATES)
-def test_stop_signals_nothing_for_an_unreadable_state_file(tmp_path: Path, content: str) -> None:
-    """``stop`` on a damaged record stops nothing (a pid of -1 would be every process)."""
-    state_file = tmp_path / "local.json"
-    state_file.write_text(content)
-
-    result = _cli("stop", state_file)
-
-    assert result.returncode == 0, result.stderr
-    assert "ignoring unreadable state file" in result.stderr
-    assert "no local broker recorded; nothing to stop" in result.stderr
     assert "Traceback" not in result.stderr
