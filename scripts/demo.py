@@ -1,7 +1,7 @@
 """`make demo`: the whole path on this machine, from a bare checkout to messages "sent".
 
 1. a real Kafka broker (KAFKA_BOOTSTRAP_SERVERS if set, else the project's own
-   Apache Kafka from Maven Central: see devtools/kafka_broker.py);
+   Apache Kafka from Maven Central: see devtools/kafka_broker/);
 2. the Vibes API simulator (`vibes-bridge sim`) on a free loopback port;
 3. a handful of sample order (JSON) and shipment (Avro) events produced to Kafka,
    plus one undecodable record;

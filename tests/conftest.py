@@ -3,7 +3,7 @@
 Sections:
 - Hypothesis: one profile for every property test.
 - Configuration files: ``write_config`` (tests/support/configs.py).
-- Kafka: a real broker (see devtools/kafka_broker.py), per-test topics and groups.
+- Kafka: a real broker (see devtools/kafka_broker/), per-test topics and groups.
 
 Add further shared fixtures in their own section below; keep test-specific ones
 next to the tests that use them.
