@@ -89,8 +89,8 @@ class Dispatcher:
                 self._report_unexpected(event, error)
                 self._dead_letter(delivery, DeliveryFailed(type(error).__name__))
                 return
+        self._tracker.finish(ticket)  # first: a failure recording metrics must not hold it
         self._metrics.delivered(event, delivered.status)
-        self._tracker.finish(ticket)
 
     def _dead_letter(self, delivery: Delivery, error: RecordError) -> None:
         event, ticket = delivery

@@ -91,11 +91,16 @@ def test_a_full_local_queue_neither_blocks_nor_loses_a_letter(
     settings = {**base(kafka_bootstrap).settings, "queue.buffering.max.messages": 2}
     producer = DeadLetterProducer(settings, topic)
     outcomes: list[str | None] = []
+    served_on: set[str] = set()
     sent = threading.Event()
+
+    def acknowledged(error: str | None) -> None:
+        served_on.add(threading.current_thread().name)
+        outcomes.append(error)
 
     def send_all() -> None:  # as the asyncio loop would: nobody polls meanwhile
         for number in range(50):
-            producer.send(None, str(number).encode(), [], outcomes.append)
+            producer.send(None, str(number).encode(), [], acknowledged)
         sent.set()
 
     sender = threading.Thread(target=send_all)
@@ -103,6 +108,7 @@ def test_a_full_local_queue_neither_blocks_nor_loses_a_letter(
     # Returns although the queue holds 2 and no one serves acknowledgements.
     wait_until(sent.is_set, 10, "every send to return without polling")
     sender.join()
+    assert outcomes == []  # send served nothing itself: it never polled on the caller's thread
 
     def all_acknowledged() -> bool:
         producer.poll(0.05)  # the consumer thread's serve() drains the backlog
@@ -110,6 +116,7 @@ def test_a_full_local_queue_neither_blocks_nor_loses_a_letter(
 
     wait_until(all_acknowledged, 60, "every letter acknowledged")
     assert outcomes == [None] * 50
+    assert served_on == {threading.current_thread().name}  # only the polling thread served
     values = sorted(int(message.value()) for message in read_all(kafka_bootstrap, topic, 50))
     assert values == list(range(50))
     assert producer.flush(10) == 0
