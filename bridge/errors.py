@@ -9,7 +9,8 @@ decide by type instead of by message::
     │   ├── DecodeError          bytes that are not a valid value   (reason decode_error)
     │   ├── MappingError         a value the rules cannot map       (reason mapping_error)
     │   ├── EventRejected        Vibes refused the event with a 4xx (reason rejected)
-    │   └── EventExpired         too old to send, or retried too long (reason expired)
+    │   ├── EventExpired         too old to send, or retried too long (reason expired)
+    │   └── DeliveryFailed       delivery ended in an unclassified exception (reason delivery_error)
     ├── TransientError           the world is briefly unavailable: retry, never dead-letter
     │   ├── SchemaRegistryUnavailable
     │   └── DeliveryUnavailable  429, 5xx, timeout, connection: retry with backoff
@@ -47,6 +48,7 @@ class DeadLetterReason(StrEnum):
     REJECTED = "rejected"
     EXPIRED = "expired"
     INVALID_CALLBACK = "invalid_callback"
+    DELIVERY_ERROR = "delivery_error"
 
 
 class RetryReason(StrEnum):
@@ -184,6 +186,25 @@ class EventExpired(RecordError):
     (``max_retry_duration``); ``code`` says which."""
 
     reason: ClassVar[DeadLetterReason] = DeadLetterReason.EXPIRED
+
+
+class DeliveryFailed(RecordError):
+    """Delivering the event ended in an exception the deliverer did not classify: a bug.
+
+    Dead-lettered rather than retried: the deliverer already retries every failure
+    it knows to be transient, so the same code on the same event most likely fails
+    the same way, and retrying would hold the key's lane and the partition's
+    commits for ever. The letter keeps the record for ``replay`` once fixed.
+    ``code`` is the exception's class name; its message is never kept (it may
+    hold the event's values).
+    """
+
+    reason: ClassVar[DeadLetterReason] = DeadLetterReason.DELIVERY_ERROR
+
+    def __init__(self, exception_type: str) -> None:
+        super().__init__(
+            exception_type[:64], f"delivery ended in an unexpected {exception_type[:64]}"
+        )
 
 
 class TransientError(BridgeError):

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
+from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Final
+from typing import Final, NamedTuple
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
@@ -29,12 +31,25 @@ _POLL_SECONDS: Final = 0.1
 
 
 class DeadLetterProducer:
-    """Writes dead letters to one topic and reports each one's acknowledgement."""
+    """Writes dead letters to one topic and reports each one's acknowledgement.
+
+    :meth:`send` never blocks and never raises: it is called from the asyncio
+    loop as well as the consumer thread. A letter librdkafka's local queue has no
+    room for waits in a backlog that :meth:`poll` (the consumer thread) retries
+    after serving acknowledgements; the backlog is bounded by the records in
+    flight, since every letter is one unfinished record. A letter librdkafka
+    refuses outright (too large, an unknown topic ...) is reported to its
+    ``on_done`` with the error's name from the next :meth:`poll`, like a refusal
+    by the broker.
+    """
 
     def __init__(self, settings: Mapping[str, ConfigValue], topic: str) -> None:
         self.topic = topic
         self._settings = dict(settings)
         self._producer = Producer(self._settings, **client_logging())
+        self._lock = threading.Lock()
+        self._backlog: deque[_Letter] = deque()
+        self._refused: list[tuple[Acknowledgement, str]] = []
 
     def send(
         self,
@@ -44,27 +59,54 @@ class DeadLetterProducer:
         on_done: Acknowledgement,
     ) -> None:
         """Queue one dead letter; ``on_done`` runs from a later :meth:`poll` or :meth:`flush`."""
+        letter = _Letter(key, value, list(headers), on_done)
+        with self._lock:
+            if self._backlog or not self._offer(letter):  # keep the backlog's order
+                self._backlog.append(letter)
+
+    def poll(self, timeout: float = 0.0) -> int:
+        """Serve acknowledgements and refusals, then retry the backlog; the number served."""
+        served = self._producer.poll(timeout)
+        with self._lock:
+            while self._backlog and self._offer(self._backlog[0]):
+                self._backlog.popleft()
+            refused, self._refused = self._refused, []
+        for on_done, error in refused:
+            on_done(error)
+        return served + len(refused)
+
+    def flush(self, timeout: float) -> int:
+        """Wait for every queued letter's acknowledgement; the number still outstanding."""
+        deadline = time.monotonic() + timeout
+        self.poll()
+        while self._backlog and time.monotonic() < deadline:
+            self._producer.flush(min(_QUEUE_FULL_WAIT, max(0.0, deadline - time.monotonic())))
+            self.poll()
+        outstanding = self._producer.flush(max(0.0, deadline - time.monotonic()))
+        self.poll()
+        return outstanding + len(self._backlog)
+
+    def _offer(self, letter: _Letter) -> bool:
+        """Hand ``letter`` to librdkafka; False when its local queue is full (under the lock)."""
+        on_done = letter.on_done
 
         def report(error: KafkaError | None, _message: Message) -> None:
             on_done(None if error is None else error.name())
 
-        wire_headers: list[tuple[str, str | bytes | None]] = list(headers)
-        while True:
-            try:
-                self._producer.produce(
-                    self.topic, value=value, key=key, headers=wire_headers, on_delivery=report
-                )
-                return
-            except BufferError:  # the local queue is full: let acknowledgements drain it
-                self._producer.poll(_QUEUE_FULL_WAIT)
-
-    def poll(self, timeout: float = 0.0) -> int:
-        """Serve acknowledgements; the number served."""
-        return self._producer.poll(timeout)
-
-    def flush(self, timeout: float) -> int:
-        """Wait for every queued letter's acknowledgement; the number still outstanding."""
-        return self._producer.flush(timeout)
+        wire_headers: list[tuple[str, str | bytes | None]] = list(letter.headers)
+        try:
+            self._producer.produce(
+                self.topic,
+                value=letter.value,
+                key=letter.key,
+                headers=wire_headers,
+                on_delivery=report,
+            )
+        except BufferError:
+            return False
+        except KafkaException as exc:  # MSG_SIZE_TOO_LARGE and the like: never out of send
+            self._refused.append((on_done, kafka_error_name(exc)))
+        return True
 
     def topic_exists(self, timeout: float = 5.0) -> bool:
         """Whether the broker knows the dead-letter topic (readiness checks this once)."""
@@ -127,7 +169,7 @@ class AcknowledgedProducer:
         except BufferError:  # the local queue is full: the broker is far behind
             future.set_exception(ProduceFailed("local queue full"))
         except KafkaException as exc:
-            future.set_exception(ProduceFailed(exc.args[0].name() if exc.args else "kafka"))
+            future.set_exception(ProduceFailed(kafka_error_name(exc)))
         return future
 
     def close(self, timeout: float) -> int:
@@ -140,6 +182,19 @@ class AcknowledgedProducer:
     def _poll(self) -> None:
         while not self._stopped.is_set():
             self._producer.poll(_POLL_SECONDS)
+
+
+class _Letter(NamedTuple):
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes | None]]
+    on_done: Acknowledgement
+
+
+def kafka_error_name(exc: KafkaException) -> str:
+    """librdkafka's name for the error ``exc`` carries (``MSG_SIZE_TOO_LARGE`` ...)."""
+    error = exc.args[0] if exc.args else None
+    return error.name() if isinstance(error, KafkaError) else "kafka"
 
 
 class ProduceFailed(Exception):

@@ -14,6 +14,7 @@ from typing import Final
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
+from bridge.kafka.client_logs import client_logging
 from bridge.kafka.config import ConfigValue
 from bridge.kafka.consumer import ConsumerTrouble, Partition, record_or_trouble
 from bridge.records import SourceRecord
@@ -30,7 +31,7 @@ class BoundedReader:
 
     def __init__(self, settings: Mapping[str, ConfigValue], topic: str) -> None:
         self.topic = topic
-        self._consumer = Consumer(dict(settings))
+        self._consumer = Consumer(dict(settings), **client_logging())
         self._partitions = self._list_partitions()
         self._ends: dict[Partition, int] = {}
         self._starts: dict[Partition, int] = {}

@@ -37,6 +37,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from bridge.config.model import CallbackSettings
 from bridge.errors import DeadLetterReason
+from bridge.kafka.sizes import headers_size
 from bridge.metrics import BridgeMetrics
 from bridge.service.dead_letters import (
     MESSAGE,
@@ -66,6 +67,7 @@ from bridge.vibes.callbacks import (
     record_timestamp_ms,
     source_coordinates,
 )
+from bridge.vibes.entity import MAX_EVENT_ID_LENGTH
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +129,9 @@ class CallbackReceiver:
         tls: ssl.SSLContext | None = None,
         event_types: frozenset[str] = frozenset(),
         bounds: ListenerBounds = CALLBACK_BOUNDS,
+        storable_body_bytes: int | None = None,
     ) -> None:
-        self._settings = settings
+        self._settings = _within_storable(settings, storable_body_bytes)
         self._path = f"{settings.path.rstrip('/')}/{token}"
         self._sink = sink
         self._metrics = metrics
@@ -139,7 +142,7 @@ class CallbackReceiver:
         self._event_types = label_event_types(event_types)
         self._body_timeout = bounds.body_timeout_seconds
         # aiohttp refuses a larger body itself; the Content-Length check answers first.
-        app = web.Application(client_max_size=settings.max_body_bytes)
+        app = web.Application(client_max_size=self._settings.max_body_bytes)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         # Behind trusted proxies the peer is the proxy: the client's address is
         # only known from X-Forwarded-For, after the headers (see _refusal).
@@ -306,6 +309,29 @@ def callback_headers(callback: ProcessedCallback) -> Headers:
     for name, value in source_coordinates(callback).items():
         values[_COORDINATE_HEADERS[name]] = value
     return [(name, value[:_HEADER_VALUE_LIMIT].encode()) for name, value in values.items()]
+
+
+def largest_callback_headers() -> int:
+    """An upper bound of the key and header bytes of one stored callback (see
+    :func:`callback_headers`): what the topic's limit must leave beside the body."""
+    names = (CALLBACK_TYPE, EVENT_TYPE, ACTION_TYPE, ACTION_STATUS, ACTION_REASON, CALLBACK_ID)
+    longest = [
+        (name, b"x" * _HEADER_VALUE_LIMIT) for name in (*names, *_COORDINATE_HEADERS.values())
+    ]
+    return MAX_EVENT_ID_LENGTH + headers_size(longest)
+
+
+def _within_storable(settings: CallbackSettings, storable: int | None) -> CallbackSettings:
+    """``settings`` with ``max_body_bytes`` lowered to what the topics can store, with a
+    warning: a larger body is then answered 413 at once instead of failing to store."""
+    if storable is None or storable >= settings.max_body_bytes:
+        return settings
+    log.warning(
+        "callbacks.max_body_bytes is above what the callback and dead-letter topics can store; "
+        "larger bodies are refused with 413",
+        extra={"max_body_bytes": settings.max_body_bytes, "storable_bytes": storable},
+    )
+    return settings.model_copy(update={"max_body_bytes": storable})
 
 
 def _invalid_headers(why: str) -> Headers:

@@ -5,17 +5,20 @@ lane (per-key order), takes one of ``max_in_flight`` slots, and is delivered by
 the :class:`~bridge.delivery.Deliverer` (rate budget, retries, credentials).
 The outcome finishes a unit of the record's work in the offset tracker, or,
 for an event that can never succeed, becomes a dead letter whose broker
-acknowledgement finishes it.
+acknowledgement finishes it. Every delivery task ends its ticket: an exception
+the deliverer did not classify (a bug) is logged once per kind and place and the
+event dead-lettered as ``delivery_error`` (``bridge.errors.DeliveryFailed`` says why).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import traceback
 from typing import NamedTuple, Protocol
 
 from bridge.delivery import Deliverer
-from bridge.errors import EventExpired, EventRejected
+from bridge.errors import DeliveryFailed, EventExpired, EventRejected, RecordError
 from bridge.mapping.engine import MappedEvent
 from bridge.metrics import BridgeMetrics
 from bridge.service.dead_letters import DeadLetter, dead_letter
@@ -56,6 +59,7 @@ class Dispatcher:
         self._metrics = metrics
         self._slots = asyncio.Semaphore(max_in_flight)
         self._lanes: KeyLanes[Delivery] = KeyLanes(self._deliver)
+        self._unexpected_seen: set[tuple[str, str]] = set()
 
     def submit(self, deliveries: list[Delivery]) -> None:
         """Queue events (called through ``loop.call_soon_threadsafe`` by the consumer thread)."""
@@ -79,8 +83,30 @@ class Dispatcher:
             try:
                 delivered = await self._deliverer.deliver(event)
             except (EventRejected, EventExpired) as error:
-                letter = dead_letter(event.source, error, rule=event.rule, attempts=error.attempts)
-                self._dead_letters.write(letter, ticket)
+                self._dead_letter(delivery, error)
                 return
+            except Exception as error:  # a bug must not leave the ticket unfinished
+                self._report_unexpected(event, error)
+                self._dead_letter(delivery, DeliveryFailed(type(error).__name__))
+                return
+        self._tracker.finish(ticket)  # first: a failure recording metrics must not hold it
         self._metrics.delivered(event, delivered.status)
-        self._tracker.finish(ticket)
+
+    def _dead_letter(self, delivery: Delivery, error: RecordError) -> None:
+        event, ticket = delivery
+        letter = dead_letter(event.source, error, rule=event.rule, attempts=error.attempts)
+        self._dead_letters.write(letter, ticket)
+
+    def _report_unexpected(self, event: MappedEvent, error: Exception) -> None:
+        """Log an unclassified exception once per kind and place: its class and where it was
+        raised, never its message or the traceback's text (either may hold the event's values)."""
+        frames = traceback.extract_tb(error.__traceback__)
+        where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "unknown"
+        kind = type(error).__name__
+        if (kind, where) in self._unexpected_seen:
+            return
+        self._unexpected_seen.add((kind, where))
+        log.error(
+            "unexpected exception delivering an event; it is dead-lettered as delivery_error",
+            extra={"exception": kind, "where": where, "rule": event.rule},
+        )

@@ -5,6 +5,10 @@ the delivery loop writes rejected and expired events; acknowledgements arrive on
 the consumer thread, which serves the producer. A letter the broker refused is
 never dropped: its record stays unfinished (so its offset is not committed), it
 is sent again after a pause, and readiness reports the failure meanwhile.
+
+A letter larger than the dead-letter topic takes is cut to fit
+(``dead_letters.fit_letter``) before it is sent, so a large record never makes
+the producer refuse it (docs/running.md, "Size bounds").
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ import time
 from collections.abc import Callable
 
 from bridge.kafka.producer import DeadLetterProducer
+from bridge.kafka.sizes import LIBRDKAFKA_DEFAULT_MESSAGE_MAX_BYTES, record_budget
 from bridge.metrics import BridgeMetrics
-from bridge.service.dead_letters import DeadLetter
+from bridge.service.dead_letters import VALUE_TRUNCATED, DeadLetter, fit_letter
 from bridge.service.health import Health
 from bridge.service.offsets import OffsetTracker, Ticket
 
@@ -35,6 +40,7 @@ class DeadLetterOutbox:
         *,
         retry_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        max_record_bytes: int = LIBRDKAFKA_DEFAULT_MESSAGE_MAX_BYTES,
     ) -> None:
         self._producer = producer
         self._tracker = tracker
@@ -44,10 +50,43 @@ class DeadLetterOutbox:
         self._clock = clock
         self._lock = threading.Lock()
         self._retry: list[tuple[float, DeadLetter, Ticket]] = []
+        self._budget = record_budget(max_record_bytes)
+        self._unfit_reported = False
 
     def write(self, letter: DeadLetter, ticket: Ticket) -> None:
-        """Send ``letter``; its acknowledgement finishes one unit of ``ticket`` (any thread)."""
+        """Send ``letter``, cut to fit the topic; its acknowledgement finishes one unit
+        of ``ticket`` (any thread; never blocks, never raises)."""
+        fitted = fit_letter(letter, self._budget)
+        if fitted is None:
+            self._unfit(letter, ticket)
+            return
+        if fitted is not letter:
+            log.warning(
+                "dead letter cut to fit the dead-letter topic",
+                extra={
+                    "reason": letter.reason,
+                    "value_bytes": len(letter.value or b""),
+                    "value_truncated": any(name == VALUE_TRUNCATED for name, _ in fitted.headers),
+                    "budget_bytes": self._budget,
+                },
+            )
+        self._send(fitted, ticket)
 
+    def _unfit(self, letter: DeadLetter, ticket: Ticket) -> None:
+        """Not even the bridge's own headers fit: the start-up check makes this unreachable
+        unless the topic's limit was lowered since; keep the record unfinished, say so once."""
+        self._health.dead_letters_failing = True
+        if not self._unfit_reported:
+            self._unfit_reported = True
+            log.error(
+                "dead letters do not fit the dead-letter topic's max.message.bytes; "
+                "records that need one wait (raise the limit and restart)",
+                extra={"topic": self._producer.topic, "budget_bytes": self._budget},
+            )
+        with self._lock:
+            self._retry.append((self._clock() + self._retry_seconds, letter, ticket))
+
+    def _send(self, letter: DeadLetter, ticket: Ticket) -> None:
         def acknowledged(error: str | None) -> None:
             if error is None:
                 self._metrics.dead_letters.labels(letter.reason).inc()

@@ -22,12 +22,7 @@ from bridge.codecs import Decoder
 from bridge.delivery import Deliverer, VibesClient
 from bridge.delivery.aimd import AdaptiveLimiter
 from bridge.kafka.budget_topic import BudgetLink
-from bridge.kafka.config import (
-    KafkaClientConfig,
-    callback_producer_config,
-    consumer_config,
-    producer_config,
-)
+from bridge.kafka.config import KafkaClientConfig, consumer_config
 from bridge.kafka.consumer import KafkaSource
 from bridge.kafka.producer import AcknowledgedProducer, DeadLetterProducer
 from bridge.loading import LoadedBridge
@@ -42,6 +37,7 @@ from bridge.service.management import ManagementServer
 from bridge.service.offsets import OffsetTracker
 from bridge.service.outbox import DeadLetterOutbox
 from bridge.service.reload import ConfigReloader, RulesTarget
+from bridge.service.sizing import SizeLimits, learn_size_limits
 from bridge.service.vibes_delivery import vibes_delivery
 
 log = logging.getLogger(__name__)
@@ -95,7 +91,9 @@ async def run_service(loaded: LoadedBridge, *, stop: asyncio.Event | None = None
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(signum, stop.set)
-    service = _build(loaded, loop)
+    # Before anything is consumed: a dead letter that cannot fit is a ConfigError (exit 2).
+    limits = await asyncio.to_thread(learn_size_limits, loaded)
+    service = _build(loaded, loop, limits)
     settings = loaded.settings
     bound = await _start_listeners(service)
     if bound is None:
@@ -206,14 +204,16 @@ async def _close_unstarted(service: Service) -> None:
     service.loaded.close()
 
 
-def _build(loaded: LoadedBridge, loop: asyncio.AbstractEventLoop) -> Service:
+def _build(loaded: LoadedBridge, loop: asyncio.AbstractEventLoop, limits: SizeLimits) -> Service:
     settings = loaded.settings
     metrics = BridgeMetrics()
     health = Health()
     tracker = OffsetTracker()
     consumer_settings = consumer_config(settings.kafka)
-    producer_settings = producer_config(settings.kafka)
-    for warning in (*consumer_settings.warnings, *producer_settings.warnings):
+    producer_settings = limits.dead_letter_config
+    callback_warnings = limits.callback_config.warnings if limits.callback_config else ()
+    warnings = (*consumer_settings.warnings, *producer_settings.warnings, *callback_warnings)
+    for warning in dict.fromkeys(warnings):  # the producers share most of theirs
         log.warning(warning)
     client, limiter, deliverer = vibes_delivery(loaded, metrics)
     fleet = _fleet(loaded, limiter, metrics, consumer_settings, producer_settings)
@@ -222,6 +222,7 @@ def _build(loaded: LoadedBridge, loop: asyncio.AbstractEventLoop) -> Service:
         tracker,
         metrics,
         health,
+        max_record_bytes=limits.dead_letter_record_bytes,
     )
     dispatcher = Dispatcher(
         deliverer,
@@ -265,17 +266,20 @@ def _build(loaded: LoadedBridge, loop: asyncio.AbstractEventLoop) -> Service:
         management,
         limiter,
         fleet,
-        _build_callbacks(loaded, metrics, loop),
+        _build_callbacks(loaded, metrics, loop, limits),
     )
 
 
 def _build_callbacks(
-    loaded: LoadedBridge, metrics: BridgeMetrics, loop: asyncio.AbstractEventLoop
+    loaded: LoadedBridge,
+    metrics: BridgeMetrics,
+    loop: asyncio.AbstractEventLoop,
+    limits: SizeLimits,
 ) -> CallbackService | None:
     settings = loaded.settings.callbacks
-    if settings is None or loaded.callback_token is None:
+    config = limits.callback_config
+    if settings is None or loaded.callback_token is None or config is None:
         return None
-    config = callback_producer_config(loaded.settings.kafka, settings.store_timeout_seconds)
     producer = AcknowledgedProducer(config.settings, loop)
     receiver = CallbackReceiver(
         settings,
@@ -285,6 +289,7 @@ def _build_callbacks(
         dead_letter_topic=loaded.settings.dead_letter.topic,
         tls=loaded.callback_tls,
         event_types=loaded.engine.declared_event_types(),
+        storable_body_bytes=limits.callback_body_bytes,
     )
     return CallbackService(receiver, producer)
 
