@@ -23,6 +23,7 @@ from bridge.records import MAX_OFFSET, MAX_PARTITION, SourceRecord
 from bridge.service.dead_letters import (
     BRIDGE_HEADERS,
     CODE,
+    CUT_MARKS,
     REASON,
     RULE,
     SOURCE_OFFSET,
@@ -59,6 +60,9 @@ class ReplayLetter:
     code: str | None
     rule: str | None
     source: SourceRecord | None  # the original record, rebuilt
+    cut: tuple[str, ...] = ()
+    """The cut marks the letter carries (``bridge.error.value_truncated`` ...): the
+    bytes are not the record's any more, so replay must not send them."""
 
     @property
     def written_ms(self) -> int | None:
@@ -90,7 +94,8 @@ def read_letter(letter: SourceRecord) -> ReplayLetter:
             (name, value) for name, value in letter.headers if name not in BRIDGE_HEADERS
         ),
     )
-    return ReplayLetter(letter, reason, bridge.get(CODE), bridge.get(RULE), source)
+    cut = tuple(name for name in CUT_MARKS if name in bridge)
+    return ReplayLetter(letter, reason, bridge.get(CODE), bridge.get(RULE), source, cut)
 
 
 def _bridge_headers(letter: SourceRecord) -> dict[str, str]:

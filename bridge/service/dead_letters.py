@@ -34,6 +34,8 @@ ATTEMPTS: Final = "bridge.attempts"
 VALUE_TRUNCATED: Final = "bridge.error.value_truncated"
 KEY_TRUNCATED: Final = "bridge.error.key_truncated"
 HEADERS_DROPPED: Final = "bridge.error.headers_dropped"
+# A letter with any of these is not the whole record: replay refuses to send it.
+CUT_MARKS: Final = (VALUE_TRUNCATED, KEY_TRUNCATED, HEADERS_DROPPED)
 
 BRIDGE_HEADERS: Final = frozenset(
     {

@@ -54,6 +54,10 @@ _FETCH_TIMEOUT: Final = 0.2
 _COMMIT_INTERVAL: Final = 1.0
 _ROOM_WAIT: Final = 0.05  # polling for in-flight room: the tracker has no wake-up of its own
 
+# A letter cut to fit the dead-letter topic: the original is fetched from its
+# source coordinates while retained, and sent with `vibes-bridge map` or re-produced.
+CUT_LETTER: Final = "cut_letter"
+
 Output = Callable[[bytes], None]
 
 
@@ -208,6 +212,11 @@ class Replay:
             return []
         if letter.source is None:  # the receiver's invalid callback: nothing to send
             report.invalid_callback(at)
+            self._pass(item)
+            return []
+        if letter.cut:  # cut to fit the topic: sending the cut bytes would be wrong
+            source = position(letter.source.topic, letter.source.partition, letter.source.offset)
+            report.fail(Failure(CUT_LETTER, ", ".join(letter.cut), letter.rule, source, at))
             self._pass(item)
             return []
         report.selected += 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from bridge.errors import (
@@ -13,11 +15,12 @@ from bridge.errors import (
     MappingError,
     RecordError,
 )
+from bridge.kafka.sizes import record_size
 from bridge.records import SourceRecord
 from bridge.replay import NotADeadLetter, read_letter
 from bridge.replay.letters import LATEST_TIME_MS
 from bridge.service.callback_receiver import _invalid_headers
-from bridge.service.dead_letters import dead_letter
+from bridge.service.dead_letters import VALUE_TRUNCATED, dead_letter, fit_letter
 
 SOURCE = SourceRecord(
     topic="shop.orders",
@@ -202,3 +205,19 @@ def test_an_invalid_callback_letter_with_stray_coordinates_is_still_not_a_source
         (n, b"invalid_callback" if n == "bridge.error.reason" else v) for n, v in letter.headers
     ]
     assert read_letter(_as_consumed(headers, letter.key, letter.value)).source is None
+
+
+@pytest.mark.parametrize("budget_over_headers", [0, 10, 500])
+def test_a_letter_cut_to_fit_says_so(budget_over_headers: int) -> None:
+    big = dataclasses.replace(SOURCE, value=b"v" * 5000, key=b"k" * 3000)
+    written = dead_letter(big, EventRejected(404, "no such account"), rule="order-update")
+    budget = record_size(None, None, written.headers) + budget_over_headers + 200
+    cut = fit_letter(written, budget)
+    assert cut is not None
+    read = read_letter(_as_consumed(cut.headers, cut.key, cut.value))
+    assert VALUE_TRUNCATED in read.cut
+
+
+def test_a_whole_letter_has_no_cut_marks() -> None:
+    written = dead_letter(SOURCE, EventRejected(404, "no such account"), rule="order-update")
+    assert read_letter(_as_consumed(written.headers, written.key, written.value)).cut == ()

@@ -17,8 +17,9 @@ import pytest
 from confluent_kafka import Producer
 
 from bridge.errors import EventRejected
+from bridge.kafka.sizes import record_size
 from bridge.records import SourceRecord
-from bridge.service.dead_letters import dead_letter
+from bridge.service.dead_letters import VALUE_TRUNCATED, dead_letter, fit_letter
 from tests.callbacks.support import receiver_url, with_callbacks
 from tests.service.conftest import ORDER_RULES, ServiceSetup, orders
 from tests.support.bridge_service import default_event_id, produce, read_all, run_replay
@@ -179,3 +180,27 @@ def test_since_and_until_out_of_range_or_malformed_are_one_usage_line(
     assert option[0] in errors[0]
     assert "1970-01-01" in errors[0]  # the message says the range
     assert len(errors[0]) < 300  # the operator's text is cut, not echoed whole
+
+
+def test_a_letter_cut_to_fit_is_a_failure_and_never_sent(
+    service: Callable[..., ServiceSetup],
+) -> None:
+    """A cut letter's bytes are not the record's: sending them would text from a fragment."""
+    setup = service(partitions=1)
+    config = setup.config()
+    value = b'{"order_id": "o-1", "customer_id": "c-1", "seq": 1}'
+    good = SourceRecord(setup.topic, 0, 5, value, b"c-1", 1_700_000_000_000)
+    big = SourceRecord(setup.topic, 0, 6, value + b" " * 4000, b"c-1", 1_700_000_000_000)
+    written = dead_letter(big, EventRejected(404, "no such account"), rule="order-update")
+    cut = fit_letter(written, record_size(written.key, None, written.headers) + 1000)
+    assert cut is not None
+    assert any(name == VALUE_TRUNCATED for name, _ in cut.headers)
+    cut_record = SourceRecord("dlq", 0, 0, cut.value, cut.key, None, tuple(cut.headers))
+    _produce_letters(setup.bootstrap, setup.dead_letter_topic, [_letter(good), cut_record])
+
+    result = run_replay(config)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "failed again: 1 (cut_letter: 1)" in result.stdout
+    assert f"source {setup.topic}[0]@6" in result.stdout
+    sent = [e["event_id"] for e in setup.control.events()]
+    assert sent == [default_event_id("order-update", setup.topic, 0, 5)]
