@@ -38,7 +38,8 @@ def _package_rows() -> dict[str, str]:
 
 
 def _bridge_parts() -> set[str]:
-    packages = {f"bridge/{path.parent.name}/" for path in BRIDGE.glob("*/__init__.py")}
+    # Folders of modules, with or without an __init__.py (bridge/service has none).
+    packages = {f"bridge/{path.parent.name}/" for path in BRIDGE.glob("*/*.py")}
     modules = {
         f"bridge/{path.name}"
         for path in BRIDGE.glob("*.py")

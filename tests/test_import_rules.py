@@ -44,9 +44,14 @@ BANNED = [
     ("bridge/loading.py", "from bridge.sim import Simulator"),
     ("bridge/cli.py", "import bridge.sim.app"),
     ("bridge/mapping/engine.py", "from devtools.avro_encode import encode_avro"),
+    ("bridge/replay/letters.py", "from bridge.service.stages import prepare"),
+    ("bridge/replay/scope.py", "from bridge.kafka.reader import BoundedReader"),
+    ("bridge/replay/report.py", "import httpx"),
 ]
 
 ALLOWED = [
+    ("bridge/replay/letters.py", "from bridge.dead_letters import REASON"),
+    ("bridge/service/replay.py", "from bridge.replay import read_letter"),
     ("bridge/codecs/registry.py", "import httpx"),
     ("bridge/kafka/consumer.py", "import confluent_kafka"),
     ("bridge/delivery/client.py", "import httpx"),

@@ -18,9 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from bridge.errors import DeadLetterReason
-from bridge.records import MAX_OFFSET, MAX_PARTITION, SourceRecord
-from bridge.service.dead_letters import (
+from bridge.dead_letters import (
     BRIDGE_HEADERS,
     CODE,
     CUT_MARKS,
@@ -31,6 +29,8 @@ from bridge.service.dead_letters import (
     SOURCE_TIMESTAMP,
     SOURCE_TOPIC,
 )
+from bridge.errors import DeadLetterReason
+from bridge.records import MAX_OFFSET, MAX_PARTITION, SourceRecord
 
 # 9999-12-31T23:59:59.999Z: the last millisecond Python's datetime (and ISO 8601's
 # four-digit years) can show. Later "times" are corrupt headers, not records.

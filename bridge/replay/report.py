@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from bridge.service.dead_letters import (
+from bridge.dead_letters import (
     CODE,
     RULE,
     SOURCE_OFFSET,

@@ -11,25 +11,31 @@ every rule of the record's topic.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from typing import NamedTuple
 
-from bridge.service.dead_letters import RULE, DeadLetter
-from bridge.service.stages import PreparedRecord
+from bridge.dead_letters import DeadLetter
+from bridge.mapping.engine import MappedEvent
+
+
+class Scoped(NamedTuple):
+    """The events and dead letters of a record that belong to the replayed rule."""
+
+    events: tuple[MappedEvent, ...]
+    dead_letters: tuple[DeadLetter, ...]
 
 
 def narrow_to_rule(
-    prepared: PreparedRecord, rule: str | None, current_rules: Collection[str]
-) -> PreparedRecord:
-    """``prepared`` with only ``rule``'s events and failures, when that rule still exists."""
+    events: Sequence[MappedEvent],
+    dead_letters: Sequence[DeadLetter],
+    rule: str | None,
+    current_rules: Collection[str],
+) -> Scoped | None:
+    """Only ``rule``'s events and failures; None when the whole record replays (no
+    rule named, or the rule no longer exists)."""
     if rule is None or rule not in current_rules:
-        return prepared
-    events = tuple(event for event in prepared.events if event.rule == rule)
-    letters = tuple(letter for letter in prepared.dead_letters if _rule_of(letter) in (rule, None))
-    return PreparedRecord(prepared.record, events, letters, bool(events or letters))
-
-
-def _rule_of(letter: DeadLetter) -> str | None:
-    for name, value in letter.headers:
-        if name == RULE and value is not None:
-            return value.decode("utf-8", "replace")
-    return None
+        return None
+    return Scoped(
+        tuple(event for event in events if event.rule == rule),
+        tuple(letter for letter in dead_letters if letter.rule in (rule, None)),
+    )

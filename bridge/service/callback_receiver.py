@@ -36,10 +36,7 @@ from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from bridge.config.model import CallbackSettings
-from bridge.errors import DeadLetterReason
-from bridge.kafka.sizes import headers_size
-from bridge.metrics import BridgeMetrics
-from bridge.service.dead_letters import (
+from bridge.dead_letters import (
     MESSAGE,
     REASON,
     RULE,
@@ -48,6 +45,9 @@ from bridge.service.dead_letters import (
     SOURCE_TOPIC,
     Headers,
 )
+from bridge.errors import DeadLetterReason
+from bridge.kafka.sizes import headers_size
+from bridge.metrics import BridgeMetrics
 from bridge.service.listener import (
     CALLBACK_BOUNDS,
     GuardedAppRunner,

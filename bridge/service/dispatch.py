@@ -17,11 +17,11 @@ import logging
 import traceback
 from typing import NamedTuple, Protocol
 
+from bridge.dead_letters import DeadLetter, dead_letter
 from bridge.delivery import Deliverer
 from bridge.errors import DeliveryFailed, EventExpired, EventRejected, RecordError
 from bridge.mapping.engine import MappedEvent
 from bridge.metrics import BridgeMetrics
-from bridge.service.dead_letters import DeadLetter, dead_letter
 from bridge.service.lanes import KeyLanes
 from bridge.service.offsets import OffsetTracker, Ticket
 

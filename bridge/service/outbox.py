@@ -18,10 +18,10 @@ import threading
 import time
 from collections.abc import Callable
 
+from bridge.dead_letters import VALUE_TRUNCATED, DeadLetter, fit_letter
 from bridge.kafka.producer import DeadLetterProducer
 from bridge.kafka.sizes import LIBRDKAFKA_DEFAULT_MESSAGE_MAX_BYTES, record_budget
 from bridge.metrics import BridgeMetrics
-from bridge.service.dead_letters import VALUE_TRUNCATED, DeadLetter, fit_letter
 from bridge.service.health import Health
 from bridge.service.offsets import OffsetTracker, Ticket
 

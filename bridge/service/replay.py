@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from bridge.dead_letters import DeadLetter
 from bridge.delivery import VibesClient
 from bridge.errors import SchemaRegistryUnavailable
 from bridge.kafka.config import consumer_config, producer_config
@@ -39,7 +40,6 @@ from bridge.records import SourceRecord
 from bridge.replay import NotADeadLetter, ReplayLetter, ReplayReport, Selection, read_letter
 from bridge.replay.report import Failure, position
 from bridge.replay.scope import narrow_to_rule
-from bridge.service.dead_letters import DeadLetter
 from bridge.service.dispatch import Delivery, Dispatcher
 from bridge.service.health import Health
 from bridge.service.offsets import OffsetTracker, Ticket
@@ -246,7 +246,8 @@ class Replay:
                 "the Schema Registry is unavailable: replay stopped; run it again later"
             ) from None
         current = {rule.name for rule in engine.rules_for(source.topic)}
-        return narrow_to_rule(prepared, letter.rule, current)
+        scoped = narrow_to_rule(prepared.events, prepared.dead_letters, letter.rule, current)
+        return prepared if scoped is None else prepared.only(*scoped)
 
     def _print(self, prepared: PreparedRecord, at: str) -> None:
         for event in prepared.events:

@@ -17,13 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from bridge.dead_letters import largest_own_headers
 from bridge.errors import ConfigError, Problem
 from bridge.kafka.config import KafkaClientConfig, callback_producer_config, producer_config
 from bridge.kafka.sizes import record_budget, sized_producer_config
 from bridge.kafka.topic_limits import read_topic_limits
 from bridge.loading import LoadedBridge
 from bridge.service.callback_receiver import largest_callback_headers
-from bridge.service.dead_letters import largest_own_headers
 
 # The smallest callbacks.max_body_bytes the file accepts: a real callback needs about this.
 MIN_CALLBACK_BODY_BYTES: Final = 1024

@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 from bridge.codecs import Decoder
+from bridge.dead_letters import DeadLetter, dead_letter
 from bridge.errors import DecodeCode, DecodeError, EventExpired, RecordError
 from bridge.mapping.engine import Engine, MappedEvent
 from bridge.records import SourceRecord
-from bridge.service.dead_letters import DeadLetter, dead_letter
 
 
 class PreparedRecord(NamedTuple):
@@ -32,6 +32,12 @@ class PreparedRecord(NamedTuple):
     def units(self) -> int:
         """Pieces of work that must finish before the record's offset can be committed."""
         return len(self.events) + len(self.dead_letters)
+
+    def only(
+        self, events: tuple[MappedEvent, ...], dead_letters: tuple[DeadLetter, ...]
+    ) -> PreparedRecord:
+        """The same record asking only for ``events`` and ``dead_letters`` (replay's scope)."""
+        return PreparedRecord(self.record, events, dead_letters, bool(events or dead_letters))
 
 
 def prepare(

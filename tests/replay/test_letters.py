@@ -1,4 +1,4 @@
-"""Dead letters read back as their source records: the reverse of service/dead_letters.py."""
+"""Dead letters read back as their source records: the reverse of bridge/dead_letters.py."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from bridge.dead_letters import VALUE_TRUNCATED, dead_letter, fit_letter
 from bridge.errors import (
     DeadLetterReason,
     DecodeCode,
@@ -20,7 +21,6 @@ from bridge.records import SourceRecord
 from bridge.replay import NotADeadLetter, read_letter
 from bridge.replay.letters import LATEST_TIME_MS
 from bridge.service.callback_receiver import _invalid_headers
-from bridge.service.dead_letters import VALUE_TRUNCATED, dead_letter, fit_letter
 
 SOURCE = SourceRecord(
     topic="shop.orders",

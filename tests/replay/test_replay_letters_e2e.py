@@ -16,10 +16,10 @@ import httpx
 import pytest
 from confluent_kafka import Producer
 
+from bridge.dead_letters import VALUE_TRUNCATED, dead_letter, fit_letter
 from bridge.errors import EventRejected
 from bridge.kafka.sizes import record_size
 from bridge.records import SourceRecord
-from bridge.service.dead_letters import VALUE_TRUNCATED, dead_letter, fit_letter
 from tests.callbacks.support import receiver_url, with_callbacks
 from tests.service.conftest import ORDER_RULES, ServiceSetup, orders
 from tests.support.bridge_service import default_event_id, produce, read_all, run_replay

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from bridge.dead_letters import dead_letter
 from bridge.errors import EventRejected, MappingCode, MappingError
 from bridge.records import SourceRecord
 from bridge.replay import ReplayReport
 from bridge.replay.report import FIRST_FAILURES_SHOWN, INVALID_CALLBACKS_SHOWN, Failure
-from bridge.service.dead_letters import dead_letter
 
 SECRET_KEY = b"+12125550123"
 SECRET_VALUE = b'{"phone": "+12125550123", "name": "Ada"}'

@@ -31,17 +31,23 @@ def _prepared(write_config: WriteConfig, value: dict[str, str]) -> PreparedRecor
     return prepare(record, loaded.decoders, loaded.engine, max_event_age_seconds=None, now_ms=0)
 
 
+def _narrow(prepared: PreparedRecord, rule: str | None, current: set[str]) -> PreparedRecord:
+    """As replay narrows a record: the pure scope, applied to the prepared work."""
+    scoped = narrow_to_rule(prepared.events, prepared.dead_letters, rule, current)
+    return prepared if scoped is None else prepared.only(*scoped)
+
+
 def test_only_the_named_rule_is_replayed(write_config: WriteConfig) -> None:
     prepared = _prepared(write_config, {"id": "a", "other_id": "b"})
-    narrowed = narrow_to_rule(prepared, "second", {"first", "second"})
+    narrowed = _narrow(prepared, "second", {"first", "second"})
     assert [event.rule for event in narrowed.events] == ["second"]
     assert narrowed.matched
 
 
 def test_the_named_rules_failure_stays_and_others_go(write_config: WriteConfig) -> None:
     prepared = _prepared(write_config, {"other_id": "b"})  # "first" has no recipient
-    assert narrow_to_rule(prepared, "first", {"first", "second"}).units == 1
-    narrowed = narrow_to_rule(prepared, "second", {"first", "second"})
+    assert _narrow(prepared, "first", {"first", "second"}).units == 1
+    narrowed = _narrow(prepared, "second", {"first", "second"})
     assert (len(narrowed.events), len(narrowed.dead_letters)) == (1, 0)
 
 
@@ -49,13 +55,13 @@ def test_a_letter_without_a_rule_or_with_a_gone_rule_replays_every_rule(
     write_config: WriteConfig,
 ) -> None:
     prepared = _prepared(write_config, {"id": "a", "other_id": "b"})
-    assert narrow_to_rule(prepared, None, {"first", "second"}) == prepared
-    assert narrow_to_rule(prepared, "renamed", {"first", "second"}) == prepared
+    assert _narrow(prepared, None, {"first", "second"}) == prepared
+    assert _narrow(prepared, "renamed", {"first", "second"}) == prepared
 
 
 def test_a_named_rule_that_no_longer_matches_skips_the_record(write_config: WriteConfig) -> None:
     prepared = _prepared(write_config, {"id": "a"})  # "second" fails, "first" delivers
-    narrowed = narrow_to_rule(prepared, "first", {"first", "second"})
+    narrowed = _narrow(prepared, "first", {"first", "second"})
     assert narrowed.units == 1
     empty = PreparedRecord(prepared.record, (), (), True)
-    assert not narrow_to_rule(empty, "first", {"first"}).matched
+    assert not _narrow(empty, "first", {"first"}).matched

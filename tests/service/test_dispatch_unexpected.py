@@ -13,13 +13,13 @@ from typing import cast
 
 import pytest
 
+from bridge.dead_letters import CODE, MESSAGE, REASON, DeadLetter
 from bridge.delivery import Deliverer
 from bridge.delivery.outcomes import Delivered
 from bridge.errors import DeadLetterReason
 from bridge.mapping.engine import MappedEvent
 from bridge.metrics import BridgeMetrics
 from bridge.records import SourceRecord
-from bridge.service.dead_letters import CODE, MESSAGE, REASON, DeadLetter
 from bridge.service.dispatch import Delivery, Dispatcher
 from bridge.service.offsets import OffsetTracker, Ticket
 

@@ -28,9 +28,9 @@ from typing import Any
 import pytest
 
 from bridge.config.model import CallbackSettings
+from bridge.dead_letters import Headers
 from bridge.metrics import BridgeMetrics
 from bridge.service.callback_receiver import CallbackReceiver
-from bridge.service.dead_letters import Headers
 from bridge.service.health import Health
 from bridge.service.listener import ListenerBounds
 from bridge.service.management import ManagementServer

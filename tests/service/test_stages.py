@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import orjson
 
+from bridge.dead_letters import dead_letter
 from bridge.errors import DeadLetterReason, EventRejected
 from bridge.loading import load_bridge
 from bridge.records import SourceRecord
-from bridge.service.dead_letters import dead_letter
 from bridge.service.stages import PreparedRecord, prepare
 from tests.support.configs import WriteConfig
 

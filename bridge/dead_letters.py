@@ -71,6 +71,7 @@ class DeadLetter(NamedTuple):
     value: bytes | None
     headers: Headers
     reason: str
+    rule: str | None = None
 
 
 def dead_letter(
@@ -99,7 +100,7 @@ def dead_letter(
         added[HTTP_STATUS] = str(error.status)
         added[RESPONSE] = one_line(error.response, ERROR_RESPONSE_LIMIT)
     headers.extend((name, value.encode("utf-8")) for name, value in added.items())
-    return DeadLetter(record.key, record.value, headers, str(error.reason))
+    return DeadLetter(record.key, record.value, headers, str(error.reason), rule)
 
 
 def fit_letter(letter: DeadLetter, budget: int) -> DeadLetter | None:
@@ -142,6 +143,7 @@ def fit_letter(letter: DeadLetter, budget: int) -> DeadLetter | None:
         None if letter.value is None else value[:value_share],
         [*kept, *own, *cut_marks],
         letter.reason,
+        letter.rule,
     )
 
 
