@@ -86,6 +86,8 @@ DEFAULT_HEAP_OPTS = "-Xms256m -Xmx512m"
 LOG_TAIL_LINES = 40
 BROKER_LOG_NAME = "broker.log"
 PID_FILE_NAME = "broker.pid"
+# Names the live process that paused the broker and will resume it: its run dir is not stale.
+PAUSED_FILE_NAME = "broker.paused"
 LIBS_MARKER_NAME = ".complete"
 BIND_RETRIES = 3
 
@@ -514,6 +516,8 @@ def _sweep_stale_run_dirs(max_age: float = 60.0) -> None:
         try:
             if now - run_dir.stat().st_mtime < max_age:
                 continue  # possibly a broker being set up right now
+            if _paused_by_live_process(run_dir):
+                continue  # stopped on purpose; its owner starts it again on the same data
             pid_file = run_dir / PID_FILE_NAME
             if pid_file.is_file():
                 pid = int(pid_file.read_text().strip() or "0")
@@ -524,6 +528,14 @@ def _sweep_stale_run_dirs(max_age: float = 60.0) -> None:
             shutil.rmtree(run_dir, ignore_errors=True)
         except (OSError, ValueError):
             continue
+
+
+def _paused_by_live_process(run_dir: Path) -> bool:
+    try:
+        owner = int((run_dir / PAUSED_FILE_NAME).read_text().strip() or "0")
+    except (OSError, ValueError):
+        return False
+    return owner > 0 and pid_alive(owner)
 
 
 def _jvm_command(java: str, libs: Path, run_dir: Path, main: str, heap: str) -> list[str]:
@@ -679,7 +691,14 @@ def _launch_broker(
 
 def pause_local_broker(handle: BrokerHandle, timeout: float = STOP_TIMEOUT) -> None:
     """Stop the broker's JVM but keep its data, for :func:`resume_local_broker` (tests of
-    clients riding out a broker restart)."""
+    clients riding out a broker restart).
+
+    The run dir is marked as paused by this process first: while the JVM is down its
+    pid file names a dead process, and another process starting a broker would
+    otherwise sweep the data away as stale (seen with parallel test sessions).
+    """
+    if handle.run_dir is not None:
+        (handle.run_dir / PAUSED_FILE_NAME).write_text(f"{os.getpid()}\n")
     if handle.pid is not None:
         _signal_and_wait(handle.pid, handle.process, handle.run_dir, timeout)
     handle.pid = None
@@ -695,6 +714,8 @@ def resume_local_broker(handle: BrokerHandle, timeout: float | None = None) -> N
     heap = os.environ.get(ENV_HEAP_OPTS) or DEFAULT_HEAP_OPTS
     process = _launch_broker(java, libs, handle.run_dir, heap, detach=False)
     handle.pid, handle.process = process.pid, process
+    # The pid file names the new JVM now: the sweep recognises it as alive.
+    (handle.run_dir / PAUSED_FILE_NAME).unlink(missing_ok=True)
     log_path = handle.run_dir / BROKER_LOG_NAME
     wait_until_answers(
         handle.bootstrap,

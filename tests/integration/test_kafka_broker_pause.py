@@ -1,0 +1,93 @@
+"""A paused local broker's data survives another process's sweep of stale run dirs.
+
+While a broker is paused (bench/soak.py, the broker-restart tests) its pid file
+names a dead JVM; a second session starting a broker swept such a run dir as
+stale, and the resume then failed with "no broker log was written". The dir now
+says which live process paused it. No JVM is needed: the sweep reads files.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from devtools import kafka_broker
+from devtools.kafka_broker import (
+    PAUSED_FILE_NAME,
+    PID_FILE_NAME,
+    BrokerHandle,
+    pause_local_broker,
+)
+
+OLD_S = 3600.0  # older than every age the sweep waits for
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait(timeout=30)
+    return child.pid
+
+
+def _run_dir(cache: Path, *, broker_pid: int) -> Path:
+    """A run dir as a broker leaves it, its pid file naming a JVM that is gone, not touched
+    for longer than the sweep waits."""
+    run_dir = cache / f"run-{broker_pid}-test"
+    (run_dir / "data").mkdir(parents=True)
+    (run_dir / PID_FILE_NAME).write_text(f"{broker_pid}\n")
+    old = time.time() - OLD_S
+    os.utime(run_dir, (old, old))
+    return run_dir
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(kafka_broker, "CACHE_DIR", tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("paused_by", "kept"),
+    [
+        ("this process", True),  # paused, its owner alive: it will be resumed
+        ("a dead process", False),  # paused by a process that died: stale after all
+        (None, False),  # not paused, broker dead: stale, as before
+        ("garbage", False),  # an unreadable marker protects nothing
+    ],
+)
+def test_sweep_keeps_only_run_dirs_paused_by_a_live_process(
+    cache: Path, paused_by: str | None, kept: bool
+) -> None:
+    owners = {"this process": str(os.getpid()), "a dead process": str(_dead_pid())}
+    run_dir = _run_dir(cache, broker_pid=_dead_pid())
+    if paused_by is not None:
+        (run_dir / PAUSED_FILE_NAME).write_text(owners.get(paused_by, "not a pid"))
+        old = time.time() - OLD_S
+        os.utime(run_dir, (old, old))
+    kafka_broker._sweep_stale_run_dirs()
+    assert run_dir.exists() is kept
+
+
+def test_pause_marks_the_run_dir_as_paused_by_this_process(cache: Path) -> None:
+    run_dir = _run_dir(cache, broker_pid=_dead_pid())
+    handle = BrokerHandle(kind="local", bootstrap="127.0.0.1:1", version="4", run_dir=run_dir)
+    pause_local_broker(handle)  # no JVM to stop (pid None): only the marker
+    assert (run_dir / PAUSED_FILE_NAME).read_text().strip() == str(os.getpid())
+    old = time.time() - OLD_S
+    os.utime(run_dir, (old, old))
+    kafka_broker._sweep_stale_run_dirs()
+    assert run_dir.exists()
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_resume_removes_the_mark(own_broker: BrokerHandle) -> None:
+    assert own_broker.run_dir is not None
+    kafka_broker.pause_local_broker(own_broker)
+    assert (own_broker.run_dir / PAUSED_FILE_NAME).exists()
+    kafka_broker.resume_local_broker(own_broker)
+    assert not (own_broker.run_dir / PAUSED_FILE_NAME).exists()
