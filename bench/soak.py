@@ -615,8 +615,11 @@ class SoakResult:
     def passed(self) -> bool:
         return not self.problems
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, *, with_samples: bool = False) -> dict[str, Any]:
+        """Everything but the raw samples (hundreds of them) unless asked for."""
         document = asdict(self)
+        if not with_samples:
+            del document["samples"]
         document["passed"] = self.passed
         return document
 
@@ -1009,6 +1012,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"machine at end: {machine()}")
     print(report(result))
     print(json.dumps(result.as_json(), default=str))
+    if keep_logs is not None:  # the raw samples too, for a plot or a second look
+        full = json.dumps(result.as_json(with_samples=True), default=str, indent=1)
+        (keep_logs / "result.json").write_text(full, encoding="utf-8")
     return 0 if result.passed else 1
 
 

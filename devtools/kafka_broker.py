@@ -280,7 +280,11 @@ def _is_our_broker(pid: int, run_dir: Path | None) -> bool:
     cmdline = _read_cmdline(pid)
     if cmdline is None:
         return True  # cannot verify on this platform
-    return b"kafka.Kafka" in cmdline and (run_dir is None or os.fsencode(run_dir) in cmdline)
+    # The run dir's name (run-<pid>-<random>) is unique; its full path is not a safe
+    # test: the same directory has other spellings (a symlinked .cache, a git
+    # worktree sharing the cache), and a sweep that misjudged a live broker as stale
+    # would delete its data from under it.
+    return b"kafka.Kafka" in cmdline and (run_dir is None or os.fsencode(run_dir.name) in cmdline)
 
 
 def _signal_and_wait(

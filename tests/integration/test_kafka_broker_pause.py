@@ -1,9 +1,12 @@
-"""A paused local broker's data survives another process's sweep of stale run dirs.
+"""A local broker's data survives another process's sweep of stale run dirs.
 
-While a broker is paused (bench/soak.py, the broker-restart tests) its pid file
-names a dead JVM; a second session starting a broker swept such a run dir as
-stale, and the resume then failed with "no broker log was written". The dir now
-says which live process paused it. No JVM is needed: the sweep reads files.
+Every broker start sweeps run dirs it judges stale, and sessions share the cache.
+Two ways a live broker's data was swept from under it (bench/soak.py's resume then
+failed with "no broker log was written"): while paused (bench/soak.py, the
+broker-restart tests) its pid file names a dead JVM, so the dir now says which live
+process paused it; and a running JVM was not recognised when its command line spelt
+the run dir by another path (a worktree's symlinked .cache), so the dir's unique
+name is compared. No JVM is needed: the sweep reads files and command lines.
 """
 
 from __future__ import annotations
@@ -91,3 +94,24 @@ def test_resume_removes_the_mark(own_broker: BrokerHandle) -> None:
     assert (own_broker.run_dir / PAUSED_FILE_NAME).exists()
     kafka_broker.resume_local_broker(own_broker)
     assert not (own_broker.run_dir / PAUSED_FILE_NAME).exists()
+
+
+def test_sweep_keeps_a_live_broker_whose_run_dir_is_spelled_another_way(cache: Path) -> None:
+    # Worktrees share .cache through a symlink: the JVM's command line names the run dir
+    # by one path, a sweep in another worktree finds it by another.
+    run_dir = _run_dir(cache, broker_pid=0)
+    elsewhere = f"/elsewhere/.cache/kafka/{run_dir.name}/server.properties"
+    stand_in = subprocess.Popen(  # blocks on stdin until closed: a JVM's command line
+        [sys.executable, "-c", "import sys; sys.stdin.read()", "kafka.Kafka", elsewhere],
+        stdin=subprocess.PIPE,
+    )
+    try:
+        (run_dir / PID_FILE_NAME).write_text(f"{stand_in.pid}\n")
+        old = time.time() - OLD_S
+        os.utime(run_dir, (old, old))
+        kafka_broker._sweep_stale_run_dirs()
+        assert run_dir.exists()
+    finally:
+        assert stand_in.stdin is not None
+        stand_in.stdin.close()
+        stand_in.wait(timeout=30)
