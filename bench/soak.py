@@ -373,6 +373,8 @@ def file_logger(name: str, path: Path) -> logging.Logger:
     """A logger writing only to ``path`` (librdkafka's connection errors are expected here)."""
     logger = logging.getLogger(name)
     logger.propagate = False
+    for handler in logger.handlers:  # a previous run's file, in the same process (tests)
+        handler.close()
     logger.handlers = [logging.FileHandler(path, encoding="utf-8")]
     return logger
 
