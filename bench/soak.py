@@ -427,32 +427,43 @@ def _link(path: str) -> str:
 
 
 class Sampler(threading.Thread):
-    """Samples whichever bridge process runs now; a new process starts a new segment."""
+    """Samples whichever bridge process runs now; a new process starts a new segment.
+
+    A process being stopped or killed is let go first (:meth:`let_go`): while it
+    shuts down its threads and descriptors fall, which is no figure of its life.
+    """
 
     def __init__(self, every: float) -> None:
         super().__init__(name="soak-sampler", daemon=True)
         self._every = every
         self._lock = threading.Lock()
+        self._segments = 0
         self._current: tuple[int, int, float] | None = None  # segment, pid, began
         self.samples: list[Sample] = []
+        self.rounds = 0
         self.stopping = threading.Event()
 
     def follow(self, pid: int) -> None:
         with self._lock:
-            segment = 0 if self._current is None else self._current[0] + 1
-            self._current = (segment, pid, time.monotonic())
+            self._current = (self._segments, pid, time.monotonic())
+            self._segments += 1
+
+    def let_go(self) -> None:
+        """Sample the current process no more; a look already under way is dropped."""
+        with self._lock:
+            self._current = None
 
     def run(self) -> None:
         while not self.stopping.wait(self._every):
             with self._lock:
                 current = self._current
-            if current is None:
-                continue
-            segment, pid, began = current
-            figures = read_process(pid)
-            if figures is not None:
+            if current is not None:
+                figures = read_process(current[1])
                 with self._lock:
-                    self.samples.append(Sample(segment, time.monotonic() - began, *figures))
+                    if figures is not None and self._current == current:
+                        began = current[2]
+                        self.samples.append(Sample(current[0], time.monotonic() - began, *figures))
+            self.rounds += 1
 
 
 @dataclass(frozen=True)
@@ -737,6 +748,7 @@ class SoakRun:
     def _kill_and_restart(self, config: Path) -> None:
         assert self.bridge is not None
         self.chaos.count_metrics(self.bridge)
+        self.sampler.let_go()
         self.bridge.stop(signal.SIGKILL)
         self._end_segment()
         self.chaos.kills += 1
@@ -749,6 +761,7 @@ class SoakRun:
             return None
         if bridge.running:
             self.chaos.count_metrics(bridge)
+        self.sampler.let_go()
         status = bridge.stop()
         self._end_segment()
         return status

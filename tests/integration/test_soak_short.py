@@ -19,6 +19,7 @@ import subprocess
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from subprocess import PIPE
 
 import pytest
 
@@ -26,6 +27,7 @@ from bench.soak import (
     Chaos,
     Growth,
     Sample,
+    Sampler,
     SoakResult,
     SoakSettings,
     growth,
@@ -219,4 +221,29 @@ def test_read_process_gives_none_for_a_killed_process_not_yet_reaped(tmp_path: P
         wait_until(lambda: "State:\tZ" in status.read_text(), 30, "the child to be a zombie")
         assert read_process(child.pid) is None
     finally:
+        child.wait(timeout=30)
+
+
+def test_the_sampler_lets_go_of_a_process_before_it_is_stopped() -> None:
+    # A stopping bridge sheds threads and descriptors: sampled, that looked like a
+    # change of its own (the short soak once saw 21 -> 2 threads during SIGTERM).
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=PIPE)
+    sampler = Sampler(every=0.01)
+    sampler.start()
+    try:
+        sampler.follow(child.pid)
+        wait_until(lambda: len(sampler.samples) >= 2, 30, "samples of the child")
+        sampler.let_go()
+        kept = len(sampler.samples)
+        rounds = sampler.rounds
+        wait_until(lambda: sampler.rounds >= rounds + 5, 30, "more sampler rounds")
+        assert len(sampler.samples) == kept
+        sampler.follow(child.pid)  # a new process (here the same one) is a new segment
+        wait_until(lambda: len(sampler.samples) > kept, 30, "samples of the next segment")
+        assert {s.segment for s in sampler.samples} == {0, 1}
+    finally:
+        sampler.stopping.set()
+        sampler.join(timeout=30)
+        assert child.stdin is not None
+        child.stdin.close()
         child.wait(timeout=30)
