@@ -49,6 +49,8 @@ DEFAULT_HEAP_OPTS = "-Xms256m -Xmx512m"
 LOG_TAIL_LINES = 40
 BROKER_LOG_NAME = "broker.log"
 PID_FILE_NAME = "broker.pid"
+# Names the live process that paused the broker and will resume it: its run dir is not stale.
+PAUSED_FILE_NAME = "broker.paused"
 LIBS_MARKER_NAME = ".complete"
 BIND_RETRIES = 3
 

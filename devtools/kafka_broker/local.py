@@ -26,6 +26,7 @@ from devtools.kafka_broker.base import (
     DEFAULT_KAFKA_VERSION,
     ENV_HEAP_OPTS,
     ENV_VERSION,
+    PAUSED_FILE_NAME,
     PID_FILE_NAME,
     STOP_TIMEOUT,
     KafkaBrokerError,
@@ -242,7 +243,14 @@ def _launch_broker(
 
 def pause_local_broker(handle: BrokerHandle, timeout: float = STOP_TIMEOUT) -> None:
     """Stop the broker's JVM but keep its data, for :func:`resume_local_broker` (tests of
-    clients riding out a broker restart)."""
+    clients riding out a broker restart).
+
+    The run dir is marked as paused by this process first: while the JVM is down its
+    pid file names a dead process, and another process starting a broker would
+    otherwise sweep the data away as stale (seen with parallel test sessions).
+    """
+    if handle.run_dir is not None:
+        (handle.run_dir / PAUSED_FILE_NAME).write_text(f"{os.getpid()}\n")
     if handle.pid is not None:
         signal_and_wait(handle.pid, handle.process, handle.run_dir, timeout)
     handle.pid = None
@@ -258,6 +266,8 @@ def resume_local_broker(handle: BrokerHandle, timeout: float | None = None) -> N
     heap = os.environ.get(ENV_HEAP_OPTS) or DEFAULT_HEAP_OPTS
     process = _launch_broker(java, libs, handle.run_dir, heap, detach=False)
     handle.pid, handle.process = process.pid, process
+    # The pid file names the new JVM now: the sweep recognises it as alive.
+    (handle.run_dir / PAUSED_FILE_NAME).unlink(missing_ok=True)
     log_path = handle.run_dir / BROKER_LOG_NAME
     wait_until_answers(
         handle.bootstrap,

@@ -21,6 +21,7 @@ from pathlib import Path
 from devtools.kafka_broker.base import (
     CACHE_DIR,
     LOG_TAIL_LINES,
+    PAUSED_FILE_NAME,
     PID_FILE_NAME,
     KafkaBrokerError,
     say,
@@ -149,6 +150,8 @@ def sweep_stale_run_dirs(max_age: float = 60.0) -> None:
         try:
             if now - run_dir.stat().st_mtime < max_age:
                 continue  # possibly a broker being set up right now
+            if paused_by_live_process(run_dir):
+                continue  # stopped on purpose; its owner starts it again on the same data
             pid_file = run_dir / PID_FILE_NAME
             if pid_file.is_file():
                 pid = int(pid_file.read_text().strip() or "0")
@@ -159,6 +162,15 @@ def sweep_stale_run_dirs(max_age: float = 60.0) -> None:
             shutil.rmtree(run_dir, ignore_errors=True)
         except (OSError, ValueError):
             continue
+
+
+def paused_by_live_process(run_dir: Path) -> bool:
+    """Whether a live process paused this run dir's broker (and will resume it)."""
+    try:
+        owner = int((run_dir / PAUSED_FILE_NAME).read_text().strip() or "0")
+    except (OSError, ValueError):
+        return False
+    return owner > 0 and pid_alive(owner)
 
 
 def jvm_command(java: str, libs: Path, run_dir: Path, main: str, heap: str) -> list[str]:
