@@ -20,6 +20,7 @@ from devtools.kafka_broker import (
 )
 from tests.service.conftest import orders
 from tests.support.bridge_service import (
+    BridgeProcess,
     produce,
     service_config,
     start_bridge,
@@ -38,7 +39,16 @@ def _port_closed(bootstrap: str) -> bool:
         return probe.connect_ex((host, int(port))) != 0
 
 
-def test_broker_restart_mid_run_loses_nothing(own_broker: BrokerHandle, tmp_path: Path) -> None:
+def _lost_partitions(bridge: BridgeProcess) -> bool:
+    return any(line.get("message") == "partitions lost" for line in bridge.log_lines())
+
+
+@pytest.mark.parametrize("outage", ["short", "past_the_session_timeout"])
+def test_broker_restart_mid_run_loses_nothing(
+    own_broker: BrokerHandle, tmp_path: Path, outage: str
+) -> None:
+    """A short outage, and one longer than the session timeout: the member loses its
+    partitions, must rejoin when the broker is back and deliver the rest."""
     bootstrap = own_broker.bootstrap
     admin = AdminClient({"bootstrap.servers": bootstrap})
     futures = admin.create_topics([NewTopic("orders", 3, 1), NewTopic("orders.dlq", 1, 1)])
@@ -64,6 +74,8 @@ def test_broker_restart_mid_run_loses_nothing(own_broker: BrokerHandle, tmp_path
         wait_until(lambda: control.stats()["sent"] >= 300, 60, "progress before the restart")
         pause_local_broker(own_broker)
         wait_until(lambda: _port_closed(bootstrap), 30, "the broker to be down")
+        if outage == "past_the_session_timeout":  # 10 s in service_config
+            wait_until(lambda: _lost_partitions(bridge), 60, "the session to time out")
         assert bridge.running
         resume_local_broker(own_broker)
         wait_until(lambda: control.stats()["sent"] == TOTAL, 180, "every event sent")
