@@ -13,7 +13,7 @@ import time
 
 import httpx
 
-from bridge.delivery.bounded import Answer, exchange
+from bridge.delivery.bounded import NO_COMPRESSION, Answer, exchange
 from bridge.delivery.credentials import CredentialsSource
 from bridge.delivery.outcomes import (
     Delivered,
@@ -121,6 +121,8 @@ class VibesClient:
                 API_VERSION_HEADER: self._api_version,
                 "Content-Type": JSON_CONTENT_TYPE,
                 "Authorization": self._credentials.authorization(),
+                # aiohttp would ask for gzip: a compressed body could outgrow the cap.
+                **NO_COMPRESSION,
             }
         )
 

@@ -24,11 +24,11 @@ ANSWER = b'{"schema": "{\\"type\\": \\"record\\", \\"name\\": \\"R\\", \\"fields
 STALLS = [Misbehaviour.TRICKLE_BODY, Misbehaviour.NO_HEADERS, Misbehaviour.TRICKLE_HEADERS]
 
 
-def _resolve(server: HostileServer, **options: float) -> SchemaRegistryUnavailable:
-    with (
-        SchemaRegistryClient(server.url, timeout=DEADLINE_S, **options) as client,  # type: ignore[arg-type]
-        pytest.raises(SchemaRegistryUnavailable) as raised,
-    ):
+def _resolve(
+    server: HostileServer, max_answer_bytes: int = MAX_ANSWER_BYTES
+) -> SchemaRegistryUnavailable:
+    client = SchemaRegistryClient(server.url, timeout=DEADLINE_S, max_answer_bytes=max_answer_bytes)
+    with client, pytest.raises(SchemaRegistryUnavailable) as raised:
         client.schema(7)
     return raised.value
 
@@ -64,8 +64,7 @@ def test_a_huge_404_is_still_an_unknown_id() -> None:
 
 def test_the_cap_holds_a_real_schema_and_is_configurable() -> None:
     assert MAX_ANSWER_BYTES == 8 * 1024 * 1024
-    head = ANSWER
-    with hostile_server(Misbehaviour.HUGE_BODY, body_size=4096, body_head=head) as server:
+    with hostile_server(Misbehaviour.HUGE_BODY, body_size=4096, body_head=ANSWER) as server:
         with SchemaRegistryClient(server.url, timeout=DEADLINE_S) as client:
             assert client.schema(7) is not None  # 4 KiB with padding: under the cap
         error = _resolve(server, max_answer_bytes=1024)
@@ -73,9 +72,8 @@ def test_the_cap_holds_a_real_schema_and_is_configurable() -> None:
 
 
 def test_the_client_is_usable_from_several_threads_and_closes_its_thread() -> None:
-    head = ANSWER
     before = threading.active_count()
-    with hostile_server(Misbehaviour.HUGE_BODY, body_size=512, body_head=head) as server:
+    with hostile_server(Misbehaviour.HUGE_BODY, body_size=512, body_head=ANSWER) as server:
         client = SchemaRegistryClient(server.url, timeout=DEADLINE_S)
         results: list[object] = []
         threads = [

@@ -14,6 +14,7 @@ import random
 import time
 import tracemalloc
 
+import httpx
 import pytest
 
 from bridge.delivery import (
@@ -201,3 +202,25 @@ def test_the_callback_api_messages_carry_no_credentials() -> None:
             api.close()
     assert "c2VjcmV0" not in str(raised.value)
     assert server.url not in str(raised.value)
+
+
+def test_the_vibes_client_asks_for_an_uncompressed_answer() -> None:
+    """A compressed body could unpack to far more than the cap in one chunk."""
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("accept-encoding"))
+        return httpx.Response(202)
+
+    async def scenario() -> object:
+        client = VibesClient(
+            base_url="https://vibes.test",
+            api_version="2",
+            timeout_seconds=DEADLINE_S,
+            credentials=CredentialsSource.fixed("user", "secret-pass"),
+            transport=httpx.MockTransport(handler),
+        )
+        return await client.post_event("demo", b"{}")
+
+    assert asyncio.run(scenario()) == Delivered(202, 1)
+    assert seen == ["identity"]
