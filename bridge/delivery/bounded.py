@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import httpx
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
+from bridge.delivery.transport import as_httpx_error
+
 # The bridge never wants a compressed answer: a small compressed body may unpack
 # to far more than the cap in one chunk. Sent by the clients built on httpx.Client.
 NO_COMPRESSION: Mapping[str, str] = {"Accept-Encoding": "identity"}
@@ -107,12 +109,26 @@ class BlockingHttp:
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Answer:
-        """One request and its capped answer; raises ``TimeoutError`` or ``httpx.HTTPError``."""
+        """One request and its capped answer; raises ``TimeoutError`` or ``httpx.HTTPError``.
+
+        httpcore's async TLS stream lets some errors through untranslated (a
+        server's TLS alert arrives as a bare ``ssl.SSLError`` while reading), so
+        OS-level errors are turned into the httpx error they stand for here, once,
+        for every synchronous client.
+        """
         if self._closed:
             raise RuntimeError("the HTTP client is closed")
         send = functools.partial(self._send, method, url, content, headers)
         call = functools.partial(exchange, send, deadline_seconds=deadline_seconds, limit=limit)
-        return self._portal.call(call)
+        try:
+            return self._portal.call(call)
+        except TimeoutError:
+            raise
+        except Exception as exc:
+            error = as_httpx_error(exc)
+            if error is None or error is exc:
+                raise
+            raise error from exc
 
     async def _send(
         self, method: str, url: str, content: bytes | None, headers: Mapping[str, str] | None

@@ -7,9 +7,11 @@ record kept), never as a dead letter for the record.
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 
+import httpx
 import pytest
 
 from bridge.codecs import SchemaRegistryClient
@@ -87,3 +89,25 @@ def test_the_client_is_usable_from_several_threads_and_closes_its_thread() -> No
         client.close()  # idempotent
     assert len(results) == 4
     assert threading.active_count() <= before
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ssl.SSLError(1, "[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] alert certificate required"),
+        ConnectionResetError(104, "Connection reset by peer"),
+        OSError(113, "No route to host"),
+    ],
+)
+def test_an_os_error_below_httpx_is_unavailable(error: OSError) -> None:
+    """httpcore's async TLS stream can raise a bare ssl.SSLError: still an outage, not a crash."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise error
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url="http://registry")
+    with (
+        SchemaRegistryClient("http://registry", http_client=client) as registry,
+        pytest.raises(SchemaRegistryUnavailable, match="unreachable resolving schema id 7"),
+    ):
+        registry.schema(7)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 import time
 import tracemalloc
 
@@ -25,6 +26,7 @@ from bridge.delivery import (
     RateLimiter,
     VibesClient,
 )
+from bridge.delivery.bounded import BlockingHttp
 from bridge.delivery.callback_api import CallbackApi, CallbackApiError
 from bridge.delivery.outcomes import Delivered
 from bridge.delivery.transport import TransportKind, build_transport
@@ -224,3 +226,23 @@ def test_the_vibes_client_asks_for_an_uncompressed_answer() -> None:
 
     assert asyncio.run(scenario()) == Delivered(202, 1)
     assert seen == ["identity"]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ssl.SSLError(1, "[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] alert certificate required"),
+        ConnectionResetError(104, "Connection reset by peer"),
+    ],
+)
+def test_the_callback_api_reports_an_os_error_below_httpx(error: OSError) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise error
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url="https://vibes.test")
+    api = CallbackApi(BlockingHttp(http), "demo", DEADLINE_S)
+    try:
+        with pytest.raises(CallbackApiError, match="cannot reach the Callback API"):
+            api.list()
+    finally:
+        api.close()
