@@ -105,6 +105,13 @@ class BridgeMetrics:
             ["topic", "partition"],
             registry=r,
         )
+        self.oldest_unfinished_age = Gauge(
+            "vibes_bridge_oldest_unfinished_record_age_seconds",
+            "Seconds the partition's oldest consumed, not yet finished record has waited"
+            " (0 when none).",
+            ["topic", "partition"],
+            registry=r,
+        )
         self.consumer_paused = Gauge(
             "vibes_bridge_consumer_paused",
             "Partitions paused because in-flight work reached its bound.",

@@ -48,6 +48,15 @@ def test_every_spec_metric_is_registered_with_its_type_and_labels() -> None:
             assert set(labelnames) == SPEC_METRICS[exposed][1], exposed
 
 
+def test_the_oldest_unfinished_age_is_a_gauge_per_partition() -> None:
+    metrics = BridgeMetrics()
+    metrics.oldest_unfinished_age.labels("orders", "0").set(12.5)
+    name = "vibes_bridge_oldest_unfinished_record_age_seconds"
+    assert name in exported_names()
+    sample = metrics.registry.get_sample_value(name, {"topic": "orders", "partition": "0"})
+    assert sample == 12.5
+
+
 def test_exported_names_cover_samples_as_scraped() -> None:
     names = exported_names()
     assert "vibes_bridge_records_consumed_total" in names

@@ -12,10 +12,15 @@ httpx directly:
   ``references`` (named types defined by other subjects);
 - ``GET /subjects/{subject}/versions/{version}``: a referenced schema.
 
+Every request runs under one overall deadline (``timeout``: connect, send,
+headers and body together; it is also each phase's own httpx timeout) and its
+answer is read up to ``MAX_ANSWER_BYTES`` (``bridge.delivery.bounded`` says how).
+
 Outcomes: a parsed schema (cached per id for the life of the process, since an id
 never changes meaning); ``404`` -> DecodeError ``unknown_schema_id``; a connection
-failure, a timeout, ``5xx``, ``408``, ``429``, ``401``/``403`` (credentials are a
-deployment problem, not the record's) or an unreadable answer ->
+failure, a timeout or the deadline, an answer over the cap, ``5xx``, ``408``,
+``429``, ``401``/``403`` (credentials are a deployment problem, not the
+record's) or an unreadable answer ->
 :class:`~bridge.errors.SchemaRegistryUnavailable`, which the consumer retries.
 Messages name the schema id and the HTTP status, never the URL (it may carry
 credentials).
@@ -30,11 +35,21 @@ from typing import Any, Final, Self
 from urllib.parse import quote
 
 import httpx
+import orjson
 
 from bridge.codecs.avro_schema import AvroSchema, SchemaFileError, parse_avro_schema_text
+from bridge.delivery.bounded import NO_COMPRESSION, Answer, BlockingHttp, is_deadline
 from bridge.errors import DecodeCode, DecodeError, SchemaRegistryUnavailable
 
 DEFAULT_TIMEOUT_SECONDS: Final = 5.0
+# The most of one registry answer that is read. The largest real Avro schemas
+# (generated from big domain models) are a few hundred KiB to a couple of MiB of
+# JSON; 8 MiB holds any of them with room. A larger answer is not a schema the
+# bridge could use (a proxy page, a misbehaving registry): it is treated like an
+# unreadable answer, SchemaRegistryUnavailable, so the record is retried, not
+# dead-lettered for the registry's fault, and the stall shows in
+# vibes_bridge_oldest_unfinished_record_age_seconds.
+MAX_ANSWER_BYTES: Final = 8 * 1024 * 1024
 _ACCEPT: Final = "application/vnd.schemaregistry.v1+json, application/json"
 _MAX_REFERENCE_DEPTH: Final = 32
 
@@ -49,22 +64,25 @@ class SchemaRegistryClient:
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         auth: tuple[str, str] | None = None,
         tls: ssl.SSLContext | None = None,
-        http_client: httpx.Client | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         """``url`` is the registry's base URL (a path prefix is kept, e.g. Apicurio's
         ``/apis/ccompat/v7``); ``auth`` is HTTP Basic; ``tls`` verifies the server (a
         custom CA) and may hold a client certificate; ``http_client`` replaces the
-        default one (proxies, tests)."""
+        default one (proxies, tests); ``timeout`` bounds each request as a whole."""
         if not url.startswith(("http://", "https://")):
             raise ValueError("the Schema Registry URL must start with http:// or https://")
-        self._http = http_client or httpx.Client(
+        client = http_client or httpx.AsyncClient(
             base_url=url,
             timeout=timeout,
             auth=auth,
             verify=tls if tls is not None else True,
-            headers={"Accept": _ACCEPT},
+            headers={"Accept": _ACCEPT, **NO_COMPRESSION},
         )
-        self._owns_http = http_client is None
+        self._http = BlockingHttp(client, owns_client=http_client is None)
+        self._timeout = timeout
+        self._max_answer_bytes = max_answer_bytes
         self._closed = False
         self._schemas: dict[int, AvroSchema] = {}
         self._lock = threading.Lock()
@@ -83,8 +101,8 @@ class SchemaRegistryClient:
 
     def close(self) -> None:
         """Close the HTTP connections (only if this client opened them); idempotent."""
-        if self._owns_http and not self._closed:
-            self._http.close()
+        if not self._closed:
+            self._http.close()  # stops its loop thread; closes the client only if it made it
         self._closed = True
 
     def __enter__(self) -> Self:
@@ -157,28 +175,40 @@ class SchemaRegistryClient:
 
     def _get(self, path: str, where: str) -> dict[str, Any] | None:
         """The JSON object at ``path``, ``None`` for 404; raises for the rest."""
-        try:
-            response = self._http.get(path)
-        except httpx.TimeoutException:
-            raise SchemaRegistryUnavailable(
-                f"the Schema Registry timed out resolving {where}"
-            ) from None
-        except httpx.HTTPError as exc:  # connection refused, reset, TLS, protocol ...
-            raise SchemaRegistryUnavailable(
-                f"the Schema Registry is unreachable resolving {where} ({type(exc).__name__})"
-            ) from None
-        if response.status_code == 404:
+        response = self._request(path, where)
+        if response.status == 404:
             return None
-        if response.status_code != 200:
+        if response.status != 200:
             raise SchemaRegistryUnavailable(
-                f"the Schema Registry answered HTTP {response.status_code} resolving {where}"
+                f"the Schema Registry answered HTTP {response.status} resolving {where}"
+            )
+        if response.truncated:
+            raise SchemaRegistryUnavailable(
+                f"the Schema Registry answered more than {self._max_answer_bytes} bytes"
+                f" resolving {where}; the rest was discarded"
             )
         try:
-            answer = response.json()
-        except ValueError:
+            answer = orjson.loads(response.body)
+        except orjson.JSONDecodeError:
             answer = None
         if not isinstance(answer, dict):
             raise SchemaRegistryUnavailable(
                 f"the Schema Registry answered something other than a JSON object for {where}"
             )
         return answer
+
+    def _request(self, path: str, where: str) -> Answer:
+        try:
+            return self._http.request(
+                "GET", path, deadline_seconds=self._timeout, limit=self._max_answer_bytes
+            )
+        except (TimeoutError, httpx.HTTPError) as exc:
+            if is_deadline(exc):
+                raise SchemaRegistryUnavailable(
+                    f"the Schema Registry timed out resolving {where}"
+                    f" (no whole answer within {self._timeout:g} s)"
+                ) from None
+            # connection refused, reset, TLS, protocol ...
+            raise SchemaRegistryUnavailable(
+                f"the Schema Registry is unreachable resolving {where} ({type(exc).__name__})"
+            ) from None

@@ -1,9 +1,11 @@
 """The Vibes Callback API client for ``vibes-bridge callbacks`` (register, list, delete).
 
-Synchronous httpx: a command makes two or three requests and exits, so the
-event loop and pooled transport of the delivery client would buy nothing. The
-request shapes and the registration rule are the pure facts of
-``bridge.vibes.callbacks``; this module only sends them and reads the answers.
+Synchronous for its callers: a command makes two or three requests and exits.
+Each request runs under one overall deadline (``vibes.timeout_seconds``: connect,
+send, headers and body together) and its answer is read up to
+``CALLBACK_RESPONSE_LIMIT`` (``bridge.delivery.bounded`` says how). The request
+shapes and the registration rule are the pure facts of ``bridge.vibes.callbacks``;
+this module only sends them and reads the answers.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ from typing import Any
 import httpx
 import orjson
 
-from bridge.vibes.api import API_VERSION_HEADER, JSON_CONTENT_TYPE, error_messages
+from bridge.delivery.bounded import NO_COMPRESSION, Answer, BlockingHttp, is_deadline
+from bridge.vibes.api import (
+    API_VERSION_HEADER,
+    CALLBACK_RESPONSE_LIMIT,
+    JSON_CONTENT_TYPE,
+    error_messages,
+)
 from bridge.vibes.callbacks import callbacks_path
 
 Entity = dict[str, Any]
@@ -34,8 +42,10 @@ class CallbackApiError(Exception):
 class CallbackApi:
     """Talks to ``{base_url}/companies/{company_key}/config/callbacks``."""
 
-    http: httpx.Client
+    http: BlockingHttp
     company_key: str
+    deadline_seconds: float
+    body_limit: int = CALLBACK_RESPONSE_LIMIT
 
     @classmethod
     def connect(
@@ -47,21 +57,25 @@ class CallbackApi:
         api_version: str,
         timeout_seconds: float,
         tls: ssl.SSLContext | None = None,
+        body_limit: int = CALLBACK_RESPONSE_LIMIT,
     ) -> CallbackApi:
-        """A client with the Event API's headers; close it with :meth:`close`."""
-        http = httpx.Client(
+        """A client with the Event API's headers; close it with :meth:`close`.
+
+        ``timeout_seconds`` bounds each request as a whole (and each phase)."""
+        http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             headers={
                 "Authorization": authorization,
                 API_VERSION_HEADER: api_version,
                 "Accept": JSON_CONTENT_TYPE,
+                **NO_COMPRESSION,
             },
             timeout=timeout_seconds,
             verify=tls if tls is not None else True,
             follow_redirects=False,
             trust_env=False,
         )
-        return cls(http, company_key)
+        return cls(BlockingHttp(http), company_key, timeout_seconds, body_limit)
 
     def create(self, entity: Mapping[str, Any]) -> Entity:
         """POST a registration; the created entity (201)."""
@@ -91,15 +105,32 @@ class CallbackApi:
         content = None if body is None else orjson.dumps(body)
         headers = {} if body is None else {"Content-Type": JSON_CONTENT_TYPE}
         try:
-            response = self.http.request(method, path, content=content, headers=headers)
-        except httpx.HTTPError as exc:
+            answer = self.http.request(
+                method,
+                path,
+                content=content,
+                headers=headers,
+                deadline_seconds=self.deadline_seconds,
+                limit=self.body_limit,
+            )
+        except (TimeoutError, httpx.HTTPError) as exc:
+            if is_deadline(exc):
+                raise CallbackApiError(
+                    f"the Callback API did not answer within {self.deadline_seconds:g} s"
+                ) from None
             raise CallbackApiError(f"cannot reach the Callback API: {type(exc).__name__}") from None
-        if not 200 <= response.status_code < 300:
-            raise CallbackApiError(_refusal(response), response.status_code)
-        if not response.content:
+        if not 200 <= answer.status < 300:
+            # A refusal is a refusal whatever its size: its messages come from the part read.
+            raise CallbackApiError(_refusal(answer), answer.status)
+        if answer.truncated:
+            raise CallbackApiError(
+                f"the Callback API answered more than {self.body_limit} bytes;"
+                " the rest was discarded"
+            )
+        if not answer.body:
             return None
         try:
-            return orjson.loads(response.content)
+            return orjson.loads(answer.body)
         except orjson.JSONDecodeError:
             raise CallbackApiError("the Callback API answered something that is not JSON") from None
 
@@ -110,9 +141,9 @@ def _entity(document: Any) -> Entity:
     return document
 
 
-def _refusal(response: httpx.Response) -> str:
-    status = response.status_code
-    messages = error_messages(response.content)
+def _refusal(answer: Answer) -> str:
+    status = answer.status
+    messages = error_messages(answer.body)
     if status in (401, 403):
         what = "the credentials were refused"
     elif status == 404:

@@ -13,11 +13,22 @@ import time
 
 import httpx
 
+from bridge.delivery.bounded import NO_COMPRESSION, Answer, exchange
 from bridge.delivery.credentials import CredentialsSource
-from bridge.delivery.outcomes import Delivered, outcome_of_exception, outcome_of_response
+from bridge.delivery.outcomes import (
+    Delivered,
+    outcome_of_exception,
+    outcome_of_response,
+    timed_out,
+)
 from bridge.delivery.transport import as_httpx_error, build_transport
 from bridge.errors import BridgeError
-from bridge.vibes.api import API_VERSION_HEADER, JSON_CONTENT_TYPE, events_path
+from bridge.vibes.api import (
+    API_VERSION_HEADER,
+    JSON_CONTENT_TYPE,
+    RESPONSE_BODY_LIMIT,
+    events_path,
+)
 
 
 class VibesClient:
@@ -26,6 +37,10 @@ class VibesClient:
     ``transport`` replaces the connection layer (tests pass ``httpx.MockTransport``;
     the benchmark compares transports); ``tls`` then does not apply, since TLS
     belongs to the transport.
+
+    ``timeout_seconds`` bounds the whole attempt (connect, send, headers and the
+    body together); it is also each phase's own httpx timeout. ``body_limit``
+    caps how much of an answer is read (``bridge.delivery.bounded``).
     """
 
     def __init__(
@@ -38,6 +53,7 @@ class VibesClient:
         tls: ssl.SSLContext | None = None,
         max_connections: int = 64,
         transport: httpx.AsyncBaseTransport | None = None,
+        body_limit: int = RESPONSE_BODY_LIMIT,
     ) -> None:
         self._credentials = credentials
         if transport is None:
@@ -52,6 +68,8 @@ class VibesClient:
         # misconfigured base_url, retried and seen in the metrics.
         self._transport = transport
         self._extensions = {"timeout": httpx.Timeout(timeout_seconds).as_dict()}
+        self._deadline = timeout_seconds
+        self._body_limit = body_limit
         self._urls: dict[str, httpx.URL] = {}
         self._headers = self._build_headers()
 
@@ -65,17 +83,23 @@ class VibesClient:
             extensions=self._extensions,
         )
         try:
-            response = await self._transport.handle_async_request(request)
-            try:
-                content = await response.aread()
-            finally:
-                await response.aclose()
+            answer = await self._exchange(request)
         except Exception as exc:
+            if isinstance(exc, TimeoutError):  # the deadline, or aiohttp's own timeouts
+                return timed_out()
             error = as_httpx_error(exc)
             if error is None:
                 raise
             return outcome_of_exception(error)
-        return outcome_of_response(response.status_code, response.headers, content, time.time())
+        # Classified by status whatever the body: a 2xx is accepted even if the
+        # body was cut, and a 4xx's messages come from the part that was read.
+        return outcome_of_response(answer.status, answer.headers, answer.body, time.time())
+
+    async def _exchange(self, request: httpx.Request) -> Answer:
+        async def send() -> httpx.Response:
+            return await self._transport.handle_async_request(request)
+
+        return await exchange(send, deadline_seconds=self._deadline, limit=self._body_limit)
 
     def _url(self, company_key: str) -> httpx.URL:
         # Built once per key: letting httpx merge a path into base_url parses a URL
@@ -97,6 +121,8 @@ class VibesClient:
                 API_VERSION_HEADER: self._api_version,
                 "Content-Type": JSON_CONTENT_TYPE,
                 "Authorization": self._credentials.authorization(),
+                # aiohttp would ask for gzip: a compressed body could outgrow the cap.
+                **NO_COMPRESSION,
             }
         )
 

@@ -64,6 +64,15 @@ def outcome_of_exception(exc: httpx.HTTPError) -> DeliveryUnavailable:
     return DeliveryUnavailable(reason)
 
 
+def timed_out() -> DeliveryUnavailable:
+    """The attempt's overall deadline passed: the same transient timeout as httpx's own.
+
+    So ``max_retry_duration`` applies: the event is retried, then dead-lettered
+    as expired, exactly as for a server that never answered.
+    """
+    return DeliveryUnavailable(RetryReason.TIMEOUT)
+
+
 def _is_timeout(exc: httpx.HTTPError) -> bool:
     if not isinstance(exc, httpx.TimeoutException):
         return False

@@ -111,6 +111,17 @@ class KafkaSource:
             return False
         return True
 
+    def committed(self, partitions: Iterable[Partition], timeout: float) -> dict[Partition, int]:
+        """The group's committed positions (one broker round trip); partitions without one left out.
+
+        Asked once per assignment, so the lag is known before this process commits.
+        """
+        try:
+            answer = self._consumer.committed(_topic_partitions(partitions), timeout=timeout)
+        except KafkaException:
+            return {}
+        return {(tp.topic, tp.partition): tp.offset for tp in answer if tp.offset >= 0}
+
     def high_watermarks(self, partitions: Iterable[Partition]) -> dict[Partition, int]:
         """The end offset of each partition from the client's cache (no broker round trip)."""
         marks: dict[Partition, int] = {}

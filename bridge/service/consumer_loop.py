@@ -33,6 +33,9 @@ from bridge.service.stages import PreparedRecord, prepare
 log = logging.getLogger(__name__)
 
 _TROUBLE_LOG_INTERVAL_SECONDS = 60.0
+# How long an assignment waits for the group's committed positions (the lag's
+# start before this process commits); on a timeout the lag starts with the first record.
+_COMMITTED_LOOKUP_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,19 +276,35 @@ class ConsumerLoop:
             self._health.consumer_alive()
 
     def _export_lag(self, source: KafkaSource) -> None:
+        """Lag and the oldest unfinished record's age, per assigned partition.
+
+        Lag is measured from the last commit, or before one from where the
+        assignment started (the group's committed position, else the first record
+        consumed), so a partition whose first record is stuck shows its lag too.
+        """
         assigned = source.assignment()
         for (topic, partition), high in source.high_watermarks(assigned).items():
-            position = self._tracker.committed_position(topic, partition)
+            position = self._tracker.lag_position(topic, partition)
             if position is not None:
                 lag = max(0, high - position)
                 self._metrics.consumer_lag.labels(topic, str(partition)).set(lag)
+        ages = self._tracker.oldest_unfinished_ages()
+        for topic, partition in assigned:
+            age = ages.get((topic, partition), 0.0)
+            self._metrics.oldest_unfinished_age.labels(topic, str(partition)).set(age)
 
     # ------------------------------------------------------------------ rebalances
 
     def partitions_assigned(self, partitions: list[Partition]) -> None:
+        starts = (
+            self._source.committed(partitions, _COMMITTED_LOOKUP_SECONDS)
+            if self._source is not None
+            else {}
+        )
         for topic, partition in partitions:
-            self._tracker.assign(topic, partition)
+            self._tracker.assign(topic, partition, start=starts.get((topic, partition)))
         self._assignment_changed = True
+        self._next_lag = 0.0  # the new partitions' series from this turn on
         log.info("partitions assigned", extra={"partitions": _names(partitions)})
 
     def partitions_revoked(self, partitions: list[Partition]) -> None:
@@ -307,8 +326,9 @@ class ConsumerLoop:
             self._tracker.revoke(topic, partition)
             self._held.pop((topic, partition), None)
             self._registry_failures.pop((topic, partition), None)
-            with contextlib.suppress(KeyError):  # a partition whose lag was never exported
-                self._metrics.consumer_lag.remove(topic, str(partition))
+            for gauge in (self._metrics.consumer_lag, self._metrics.oldest_unfinished_age):
+                with contextlib.suppress(KeyError):  # a partition whose series was never exported
+                    gauge.remove(topic, str(partition))
         self._loop.call_soon_threadsafe(self._dispatcher.forget, set(partitions))
 
     def _wait_for(self, partitions: list[Partition], timeout: float) -> None:

@@ -13,12 +13,19 @@ Pure and thread-safe: the consumer thread adds records and takes commit
 positions, the delivery loop finishes work, under one lock. Each assignment of
 a partition has a generation, so work that finishes after its partition was
 revoked (and maybe assigned again) cannot move the new owner's position.
+
+It also knows, per partition, since when its oldest unfinished record has
+waited (``oldest_unfinished_ages``): a record stuck at the head of a partition
+holds its commits back, and that age makes the stall visible. Time comes from
+an injected clock, so the tracker stays pure.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -38,6 +45,7 @@ class Ticket(NamedTuple):
 class _Pending:
     remaining: int
     size: int
+    since: float = 0.0  # the tracker's clock when the record was added
 
 
 @dataclass(slots=True)
@@ -53,7 +61,8 @@ class _PartitionState:
 class OffsetTracker:
     """Pending records per partition, the commit positions, and the in-flight totals."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._lock = threading.Lock()
         self._partitions: dict[TopicPartition, _PartitionState] = {}
         self._generations: dict[TopicPartition, int] = {}
@@ -62,14 +71,18 @@ class OffsetTracker:
 
     # ------------------------------------------------------------------ assignment
 
-    def assign(self, topic: str, partition: int) -> None:
-        """Start tracking a newly assigned partition (a fresh generation)."""
+    def assign(self, topic: str, partition: int, start: int | None = None) -> None:
+        """Start tracking a newly assigned partition (a fresh generation).
+
+        ``start`` is the group's committed position when it is known: the lag is
+        then measured from it before this process has consumed or committed anything.
+        """
         key = (topic, partition)
         with self._lock:
             generation = self._generations.get(key, 0) + 1
             self._generations[key] = generation
             self._drop(key)
-            self._partitions[key] = _PartitionState(generation)
+            self._partitions[key] = _PartitionState(generation, first_offset=start)
 
     def revoke(self, topic: str, partition: int) -> None:
         """Forget a partition; its unfinished work no longer counts anywhere."""
@@ -104,7 +117,7 @@ class OffsetTracker:
                     state.order.append(offset)
                     self._records += 1
                 return ticket
-            state.pending[offset] = _Pending(units, size)
+            state.pending[offset] = _Pending(units, size, self._clock())
             state.order.append(offset)
             self._records += 1
             self._bytes += size
@@ -179,6 +192,32 @@ class OffsetTracker:
         with self._lock:
             state = self._partitions.get((topic, partition))
             return None if state is None else state.committed
+
+    def lag_position(self, topic: str, partition: int) -> int | None:
+        """Where the lag is measured from: the last commit, else where this assignment started.
+
+        The start is the group's committed position given to :meth:`assign`, else
+        the first record consumed; ``None`` while neither is known.
+        """
+        with self._lock:
+            state = self._partitions.get((topic, partition))
+            if state is None:
+                return None
+            return state.committed if state.committed is not None else state.first_offset
+
+    def oldest_unfinished_ages(self) -> dict[TopicPartition, float]:
+        """Per tracked partition, seconds its oldest unfinished record has waited (0: none).
+
+        The head of ``order`` is always unfinished (``_advance`` pops the finished
+        prefix) and records are added in offset order, so it is the oldest.
+        """
+        now = self._clock()
+        with self._lock:
+            ages: dict[TopicPartition, float] = {}
+            for key, state in self._partitions.items():
+                head = state.pending[state.order[0]] if state.order else None
+                ages[key] = 0.0 if head is None else max(0.0, now - head.since)
+            return ages
 
     # ------------------------------------------------------------------ totals
 

@@ -21,6 +21,12 @@ DEFAULT_API_VERSION: Final = "2"
 JSON_CONTENT_TYPE: Final = "application/json"
 # Vibes' error messages go into a dead-letter header; the spec caps it at 1 KiB.
 ERROR_RESPONSE_LIMIT: Final = 1024
+# The most of an Event API answer the bridge reads. Vibes answers small JSON (the
+# accepted event, or the error envelope: a few hundred bytes); 64 KiB holds any
+# real answer, and what is past it is discarded unread (docs/running.md).
+RESPONSE_BODY_LIMIT: Final = 64 * 1024
+# The same for the Callback API: a list of registrations is the largest answer.
+CALLBACK_RESPONSE_LIMIT: Final = 1024 * 1024
 
 
 def events_path(company_key: str) -> str:

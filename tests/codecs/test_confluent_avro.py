@@ -137,7 +137,7 @@ def test_a_non_registry_answer_is_transient() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, text="<html>a proxy page</html>")
 
-    client = httpx.Client(transport=httpx.MockTransport(handler), base_url="http://registry")
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url="http://registry")
     decoder = ConfluentAvroDecoder(SchemaRegistryClient("http://registry", http_client=client))
     with pytest.raises(SchemaRegistryUnavailable, match="JSON object"):
         decoder.decode(confluent_frame(1, b""))

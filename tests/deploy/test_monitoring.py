@@ -24,6 +24,7 @@ METRIC_NAME = re.compile(r"\bvibes_bridge_[a-z0-9_]+")
 WANTED_ALERTS = {
     "VibesBridgeDeadLetters",
     "VibesBridgeConsumerLagGrowing",
+    "VibesBridgeRecordStuck",
     "VibesBridgeCredentialsFailing",
     "VibesBridgeDeliveryErrorRatioHigh",
     "VibesBridgeNoDeliveries",

@@ -110,3 +110,74 @@ def test_position_never_passes_an_unfinished_record(units: list[int], seed: int)
             assert positions.get((T, 0)) == first_unfinished
     assert tracker.records_in_flight == 0
     assert tracker.positions_to_commit() == {(T, 0): len(units)}
+
+
+class _Clock:
+    """A settable clock: the tracker's ages are exact, with no waiting."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_oldest_unfinished_age_is_the_head_records_wait() -> None:
+    clock = _Clock()
+    tracker = OffsetTracker(clock)
+    tracker.assign(T, 0)
+    tracker.assign(T, 1)
+    first = tracker.add(T, 0, 0, units=1, size=1)
+    clock.now = 130.0
+    second = tracker.add(T, 0, 1, units=1, size=1)
+    clock.now = 160.0
+    assert tracker.oldest_unfinished_ages() == {(T, 0): 60.0, (T, 1): 0.0}
+    tracker.finish(second)  # a later record finishing does not make the head younger
+    assert tracker.oldest_unfinished_ages()[(T, 0)] == 60.0
+    tracker.finish(first)
+    assert tracker.oldest_unfinished_ages()[(T, 0)] == 0.0
+
+
+def test_the_oldest_age_moves_to_the_next_unfinished_record() -> None:
+    clock = _Clock()
+    tracker = OffsetTracker(clock)
+    tracker.assign(T, 0)
+    first = tracker.add(T, 0, 5, units=2, size=1)
+    clock.now = 110.0
+    tracker.add(T, 0, 6, units=0, size=1)  # skipped: finished at once, behind the head
+    tracker.add(T, 0, 7, units=1, size=1)
+    clock.now = 150.0
+    tracker.finish(first)
+    assert tracker.oldest_unfinished_ages()[(T, 0)] == 50.0  # fan-out: one unit still open
+    tracker.finish(first)
+    assert tracker.oldest_unfinished_ages()[(T, 0)] == 40.0  # offset 7, added at 110
+
+
+def test_a_revoked_partition_has_no_age_and_a_new_generation_starts_fresh() -> None:
+    clock = _Clock()
+    tracker = OffsetTracker(clock)
+    tracker.assign(T, 0)
+    tracker.add(T, 0, 0, units=1, size=1)
+    clock.now = 200.0
+    tracker.revoke(T, 0)
+    assert tracker.oldest_unfinished_ages() == {}
+    tracker.assign(T, 0)
+    assert tracker.oldest_unfinished_ages() == {(T, 0): 0.0}
+
+
+def test_the_lag_position_starts_at_the_groups_commit_then_follows_ours() -> None:
+    tracker = OffsetTracker()
+    tracker.assign(T, 0, start=40)
+    tracker.assign(T, 1)
+    assert tracker.lag_position(T, 0) == 40  # known from assignment, before any record
+    assert tracker.lag_position(T, 1) is None
+    ticket = tracker.add(T, 1, 9, units=1, size=1)
+    assert tracker.lag_position(T, 1) == 9  # stuck first record: the lag counts it
+    tracker.finish(ticket)
+    assert tracker.committed(tracker.positions_to_commit()) == {(T, 1): 1}
+    assert tracker.lag_position(T, 1) == 10
+    first = tracker.add(T, 0, 40, units=1, size=1)
+    tracker.finish(first)
+    assert tracker.committed(tracker.positions_to_commit()) == {(T, 0): 1}  # counted from 40
+    assert tracker.lag_position(T, 0) == 41
+    assert tracker.lag_position(T, 2) is None

@@ -1,0 +1,148 @@
+"""Every outbound HTTP call in one overall deadline, and every answer read up to a cap.
+
+httpx's timeouts are per phase and per read: a server that sends a byte every
+few seconds never trips them, so one answer can hold its caller for ever. And
+``aread()`` keeps the whole body, however large. Here the whole exchange
+(connect, send, headers and body together) runs inside one ``asyncio.timeout``,
+and the body is taken with httpx's streaming API chunk by chunk up to a cap; the
+rest is never read: the response is closed, which closes its connection instead
+of returning it to the pool (httpcore and aiohttp both do this for a body not
+read to its end), so the next request cannot be handed the unread rest.
+
+httpx's per-phase timeouts stay as inner bounds. The synchronous clients (the
+Schema Registry client, the Callback API client) get the same deadline by
+running the same coroutine on a private event loop thread (:class:`BlockingHttp`,
+built on anyio's blocking portal, which httpx already depends on): a thread
+blocked in ``recv`` cannot otherwise be given an overall deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+import httpx
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from bridge.delivery.transport import as_httpx_error
+
+# The bridge never wants a compressed answer: a small compressed body may unpack
+# to far more than the cap in one chunk. Sent by the clients built on httpx.Client.
+NO_COMPRESSION: Mapping[str, str] = {"Accept-Encoding": "identity"}
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An HTTP answer whose body was read up to a cap; ``truncated`` when more was sent."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes
+    truncated: bool
+
+
+async def exchange(
+    send: Callable[[], Awaitable[httpx.Response]], *, deadline_seconds: float, limit: int
+) -> Answer:
+    """``send()`` and read its answer's body up to ``limit`` bytes, all within the deadline.
+
+    Raises ``TimeoutError`` when the deadline passes (whatever phase it was in),
+    and httpx's (or the transport's) errors as they come. The response is always
+    closed.
+    """
+    async with asyncio.timeout(deadline_seconds):
+        response = await send()
+        try:
+            body, truncated = await read_capped(response, limit)
+        finally:
+            await response.aclose()
+    return Answer(response.status_code, response.headers, body, truncated)
+
+
+async def read_capped(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    """At most ``limit`` bytes of the body, and whether the server sent more."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        room = limit - size
+        if len(chunk) > room:
+            chunks.append(chunk[:room])
+            return b"".join(chunks), True
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks), False
+
+
+def is_deadline(exc: BaseException) -> bool:
+    """Whether ``exc`` is a timeout: the overall deadline or one of httpx's own."""
+    return isinstance(exc, TimeoutError | httpx.TimeoutException)
+
+
+class BlockingHttp:
+    """An ``httpx.AsyncClient`` for synchronous callers, each call under :func:`exchange`.
+
+    Thread-safe: calls from any thread run on the private loop thread. Also safe
+    to call from a thread that runs an event loop of its own (it then blocks it,
+    as a synchronous client would).
+    """
+
+    def __init__(self, client: httpx.AsyncClient, *, owns_client: bool = True) -> None:
+        """``owns_client``: close ``client`` with this (not when a caller lent it)."""
+        self._stack = contextlib.ExitStack()
+        self._portal: BlockingPortal = self._stack.enter_context(
+            start_blocking_portal(name="bridge-http")
+        )
+        self._client = client
+        self._owns_client = owns_client
+        self._closed = False
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        deadline_seconds: float,
+        limit: int,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Answer:
+        """One request and its capped answer; raises ``TimeoutError`` or ``httpx.HTTPError``.
+
+        httpcore's async TLS stream lets some errors through untranslated (a
+        server's TLS alert arrives as a bare ``ssl.SSLError`` while reading), so
+        OS-level errors are turned into the httpx error they stand for here, once,
+        for every synchronous client.
+        """
+        if self._closed:
+            raise RuntimeError("the HTTP client is closed")
+        send = functools.partial(self._send, method, url, content, headers)
+        call = functools.partial(exchange, send, deadline_seconds=deadline_seconds, limit=limit)
+        try:
+            return self._portal.call(call)
+        except TimeoutError:
+            raise
+        except Exception as exc:
+            error = as_httpx_error(exc)
+            if error is None or error is exc:
+                raise
+            raise error from exc
+
+    async def _send(
+        self, method: str, url: str, content: bytes | None, headers: Mapping[str, str] | None
+    ) -> httpx.Response:
+        request = self._client.build_request(method, url, content=content, headers=headers)
+        return await self._client.send(request, stream=True)
+
+    def close(self) -> None:
+        """Close the connections and stop the loop thread; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._owns_client:
+                self._portal.call(self._client.aclose)
+        finally:
+            self._stack.close()
