@@ -1,10 +1,20 @@
-"""What a dead letter carries (spec section 3): the source record unchanged, plus why.
+"""The dead-letter format (spec section 3): the source record unchanged, plus why.
 
-Pure: the pipeline hands the result to the dead-letter producer. The value and
-key are the source record's bytes, its headers are kept, and the ``bridge.*``
-headers say what went wrong and where the record came from, so that an
-operator (and ``vibes-bridge replay``) can act on it without the original topic.
-Messages come from the error tree, whose messages never hold person data.
+Pure, and the one place that knows the ``bridge.*`` headers: :func:`dead_letter`
+writes a letter for a failed record, :func:`invalid_callback_letter` one for a
+body the callback receiver could not read, :func:`fit_letter` cuts one to fit its
+topic, and :func:`read_dead_letter` reads any of them back into the same
+:class:`DeadLetter`, so replay, its report and its scope use typed fields and
+never parse headers themselves. The value and key are the source record's
+bytes, its headers are kept, and the bridge's headers say what went wrong and
+where the record came from, so that an operator (and ``vibes-bridge replay``) can
+act on it without the original topic. Messages come from the error tree, whose
+messages never hold person data.
+
+Headers read back are input like any other: a letter whose coordinates Kafka
+could not hold (a partition past int32, a negative offset, a timestamp past year
+9999) is refused, never rebuilt, because a rebuilt record would carry a new
+event id and be sent as a new event.
 """
 
 from __future__ import annotations
@@ -12,9 +22,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final, NamedTuple
 
-from bridge.errors import DecodeCode, EventRejected, MappingCode, RecordError
+from bridge.errors import DeadLetterReason, DecodeCode, EventRejected, MappingCode, RecordError
 from bridge.kafka.sizes import headers_size, record_size
-from bridge.records import SourceRecord
+from bridge.records import MAX_OFFSET, MAX_PARTITION, SourceRecord, is_topic_name
 from bridge.vibes.api import ERROR_RESPONSE_LIMIT, one_line
 
 REASON: Final = "bridge.error.reason"
@@ -61,17 +71,45 @@ _MESSAGE_LIMIT: Final = 512
 _NUMBER_DIGITS: Final = 20
 _CODE_LIMIT: Final = 64
 
+# 9999-12-31T23:59:59.999Z: the last millisecond Python's datetime (and ISO 8601's
+# four-digit years) can show. Later "times" are corrupt headers, not records.
+LATEST_TIME_MS: Final = 253_402_300_799_999
+# The widest bound has 19 digits; longer text is out of range before int() reads it
+# (int() of thousands of digits is slow, and past 4300 it raises an unrelated error).
+_MAX_DIGITS: Final = len(str(MAX_OFFSET))
+
 Headers = list[tuple[str, bytes | None]]
 
 
+class SourceCoordinates(NamedTuple):
+    """Where the failed record is: enough to rebuild it, or to fetch it while retained."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None
+
+
 class DeadLetter(NamedTuple):
-    """One record for the dead-letter topic."""
+    """One record of the dead-letter topic, and what its headers say, typed.
+
+    ``source`` is None only for ``invalid_callback`` letters: a body Vibes posted,
+    never a record of a source topic. ``cut`` names the cut marks of a letter cut
+    to fit its topic (its bytes are then not the record's).
+    """
 
     key: bytes | None
     value: bytes | None
     headers: Headers
-    reason: str
+    reason: DeadLetterReason
     rule: str | None = None
+    code: str | None = None
+    source: SourceCoordinates | None = None
+    cut: tuple[str, ...] = ()
+
+
+class NotADeadLetter(ValueError):
+    """A record on the dead-letter topic that the bridge did not write (or that was altered)."""
 
 
 def dead_letter(
@@ -100,7 +138,92 @@ def dead_letter(
         added[HTTP_STATUS] = str(error.status)
         added[RESPONSE] = one_line(error.response, ERROR_RESPONSE_LIMIT)
     headers.extend((name, value.encode("utf-8")) for name, value in added.items())
-    return DeadLetter(record.key, record.value, headers, str(error.reason), rule)
+    source = SourceCoordinates(record.topic, record.partition, record.offset, record.timestamp_ms)
+    return DeadLetter(
+        record.key, record.value, headers, error.reason, rule, str(error.code), source
+    )
+
+
+def invalid_callback_letter(body: bytes, why: str) -> DeadLetter:
+    """The letter for a body the callback receiver could not read as a callback."""
+    headers: Headers = [
+        (REASON, DeadLetterReason.INVALID_CALLBACK.encode()),
+        (MESSAGE, one_line(why, _MESSAGE_LIMIT).encode("utf-8")),
+    ]
+    return DeadLetter(None, body, headers, DeadLetterReason.INVALID_CALLBACK)
+
+
+def read_dead_letter(
+    key: bytes | None, value: bytes | None, headers: Iterable[tuple[str, bytes | None]]
+) -> DeadLetter:
+    """A letter read back from the topic; raises :class:`NotADeadLetter` naming what is wrong.
+
+    The message never holds a header's value: a corrupt header could hold anything.
+    """
+    headers = list(headers)
+    own = _bridge_headers(headers)
+    reason = _reason(_required(own, REASON))
+    cut = tuple(name for name in CUT_MARKS if name in own)
+    if reason is DeadLetterReason.INVALID_CALLBACK:
+        return DeadLetter(key, value, headers, reason, None, own.get(CODE), None, cut)
+    timestamp = own.get(SOURCE_TIMESTAMP)
+    source = SourceCoordinates(
+        topic=_topic(_required(own, SOURCE_TOPIC)),
+        partition=_integer(SOURCE_PARTITION, _required(own, SOURCE_PARTITION), MAX_PARTITION),
+        offset=_integer(SOURCE_OFFSET, _required(own, SOURCE_OFFSET), MAX_OFFSET),
+        timestamp_ms=(
+            None if timestamp is None else _integer(SOURCE_TIMESTAMP, timestamp, LATEST_TIME_MS)
+        ),
+    )
+    return DeadLetter(key, value, headers, reason, own.get(RULE), own.get(CODE), source, cut)
+
+
+def source_headers(headers: Iterable[tuple[str, bytes | None]]) -> Headers:
+    """The source record's own headers: every header but the bridge's."""
+    return [(name, value) for name, value in headers if name not in BRIDGE_HEADERS]
+
+
+def _bridge_headers(headers: Iterable[tuple[str, bytes | None]]) -> dict[str, str]:
+    """The bridge's own headers as text; the last one wins if a name repeats."""
+    found: dict[str, str] = {}
+    for name, value in headers:
+        if name in BRIDGE_HEADERS and value is not None:
+            try:
+                found[name] = value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise NotADeadLetter(f"header {name} is not UTF-8 text") from None
+    return found
+
+
+def _required(headers: dict[str, str], name: str) -> str:
+    value = headers.get(name, "")
+    if not value:
+        raise NotADeadLetter(f"header {name} is missing")
+    return value
+
+
+def _reason(text: str) -> DeadLetterReason:
+    try:
+        return DeadLetterReason(text)
+    except ValueError:
+        raise NotADeadLetter(f"header {REASON} is not a reason the bridge writes") from None
+
+
+def _topic(text: str) -> str:
+    if not is_topic_name(text):
+        raise NotADeadLetter(f"header {SOURCE_TOPIC} is not a Kafka topic name")
+    return text
+
+
+def _integer(name: str, text: str, largest: int) -> int:
+    """``text`` as an integer in [0, largest]: Kafka's range for that coordinate."""
+    # isdigit() alone takes other scripts' digits ("\u0661") and superscripts ("\u00b2").
+    if not text.isascii() or not text.isdigit():
+        raise NotADeadLetter(f"header {name} is not a non-negative integer")
+    digits = text.lstrip("0") or "0"
+    if len(digits) > _MAX_DIGITS or int(digits) > largest:
+        raise NotADeadLetter(f"header {name} is out of range (0 to {largest})")
+    return int(digits)
 
 
 def fit_letter(letter: DeadLetter, budget: int) -> DeadLetter | None:
@@ -144,6 +267,9 @@ def fit_letter(letter: DeadLetter, budget: int) -> DeadLetter | None:
         [*kept, *own, *cut_marks],
         letter.reason,
         letter.rule,
+        letter.code,
+        letter.source,
+        tuple(name for name in CUT_MARKS if any(name == mark for mark, _ in cut_marks)),
     )
 
 

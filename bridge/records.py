@@ -10,6 +10,7 @@ is defined here too, once: :data:`KAFKA_KEY`, its shape :class:`KafkaDocument` a
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Final, TypedDict
 
@@ -17,6 +18,14 @@ from typing import Final, TypedDict
 MAX_PARTITION: Final = 2**31 - 1
 MAX_OFFSET: Final = 2**63 - 1
 MAX_TIMESTAMP: Final = 2**63 - 1
+# Kafka's rule for topic names (kafka.common.internals.Topic): 1 to 249 of these
+# characters, and not "." or "..".
+_TOPIC_NAME: Final = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+
+
+def is_topic_name(text: str) -> bool:
+    """Whether Kafka accepts ``text`` as a topic name."""
+    return _TOPIC_NAME.fullmatch(text) is not None and text not in (".", "..")
 
 
 @dataclass(frozen=True, slots=True)

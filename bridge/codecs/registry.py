@@ -14,7 +14,7 @@ httpx directly:
 
 Every request runs under one overall deadline (``timeout``: connect, send,
 headers and body together; it is also each phase's own httpx timeout) and its
-answer is read up to ``MAX_ANSWER_BYTES`` (``bridge.delivery.bounded`` says how).
+answer is read up to ``MAX_ANSWER_BYTES`` (``bridge.bounded_http`` says how).
 
 Outcomes: a parsed schema (cached per id for the life of the process, since an id
 never changes meaning); ``404`` -> DecodeError ``unknown_schema_id``; a connection
@@ -37,8 +37,8 @@ from urllib.parse import quote
 import httpx
 import orjson
 
+from bridge.bounded_http import NO_COMPRESSION, Answer, BlockingHttp, is_deadline
 from bridge.codecs.avro_schema import AvroSchema, SchemaFileError, parse_avro_schema_text
-from bridge.delivery.bounded import NO_COMPRESSION, Answer, BlockingHttp, is_deadline
 from bridge.errors import DecodeCode, DecodeError, SchemaRegistryUnavailable
 
 DEFAULT_TIMEOUT_SECONDS: Final = 5.0

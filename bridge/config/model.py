@@ -11,7 +11,6 @@ Every model forbids unknown keys: a typo must not silently disable a rule.
 from __future__ import annotations
 
 import ipaddress
-import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -27,6 +26,7 @@ from pydantic import (
 
 from bridge.codecs.base import SourceFormat
 from bridge.config.durations import Duration
+from bridge.records import is_topic_name
 
 # A value expression exactly as written: a JMESPath string or a {path|template|value: ...} map.
 ValueSpec = Any
@@ -90,13 +90,10 @@ def _debug_data_form(value: Any) -> Any:
 
 NotBool = BeforeValidator(_not_bool)
 
-# Kafka's own rule (kafka.common.internals.Topic): a name it refuses would be
-# accepted here and then consumed or produced to nowhere.
-_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
-
 
 def _kafka_topic(value: str) -> str:
-    if not _TOPIC_NAME.fullmatch(value) or value in (".", ".."):
+    # A name Kafka refuses would be accepted here and then consumed or produced to nowhere.
+    if not is_topic_name(value):
         raise ValueError(
             f"{value!r} is not a Kafka topic name: 1 to 249 of the characters "
             "a-z A-Z 0-9 . _ - (and not '.' or '..')"

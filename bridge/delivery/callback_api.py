@@ -3,7 +3,7 @@
 Synchronous for its callers: a command makes two or three requests and exits.
 Each request runs under one overall deadline (``vibes.timeout_seconds``: connect,
 send, headers and body together) and its answer is read up to
-``CALLBACK_RESPONSE_LIMIT`` (``bridge.delivery.bounded`` says how). The request
+``CALLBACK_RESPONSE_LIMIT`` (``bridge.bounded_http`` says how). The request
 shapes and the registration rule are the pure facts of ``bridge.vibes.callbacks``;
 this module only sends them and reads the answers.
 """
@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import orjson
 
-from bridge.delivery.bounded import NO_COMPRESSION, Answer, BlockingHttp, is_deadline
+from bridge.bounded_http import NO_COMPRESSION, Answer, BlockingHttp, is_deadline
 from bridge.vibes.api import (
     API_VERSION_HEADER,
     CALLBACK_RESPONSE_LIMIT,

@@ -13,7 +13,7 @@ import time
 
 import httpx
 
-from bridge.delivery.bounded import NO_COMPRESSION, Answer, exchange
+from bridge.bounded_http import NO_COMPRESSION, Answer, as_httpx_error, exchange
 from bridge.delivery.credentials import CredentialsSource
 from bridge.delivery.outcomes import (
     Delivered,
@@ -21,7 +21,7 @@ from bridge.delivery.outcomes import (
     outcome_of_response,
     timed_out,
 )
-from bridge.delivery.transport import as_httpx_error, build_transport
+from bridge.delivery.transport import build_transport
 from bridge.errors import BridgeError
 from bridge.vibes.api import (
     API_VERSION_HEADER,
@@ -40,7 +40,7 @@ class VibesClient:
 
     ``timeout_seconds`` bounds the whole attempt (connect, send, headers and the
     body together); it is also each phase's own httpx timeout. ``body_limit``
-    caps how much of an answer is read (``bridge.delivery.bounded``).
+    caps how much of an answer is read (``bridge.bounded_http``).
     """
 
     def __init__(

@@ -50,26 +50,3 @@ def build_transport(
     if kind is TransportKind.HTTPCORE:
         return httpx.AsyncHTTPTransport(verify=context, limits=limits)
     return AiohttpTransport(verify=context, limits=limits)
-
-
-def as_httpx_error(exc: Exception) -> httpx.HTTPError | None:
-    """An exception from below httpx as the httpx error it stands for; None for anything else.
-
-    httpx-aiohttp maps most aiohttp errors to httpx's, but lets the rest through
-    unchanged (a malformed answer surfaces as aiohttp's own ClientResponseError,
-    while sending or while reading the body). The client promises never to raise
-    for network trouble, and the delivery package may not import aiohttp, so such
-    errors are recognised by where their class lives. Anything else (a bug) is
-    not translated: it must surface, not be retried forever.
-    """
-    if isinstance(exc, httpx.HTTPError):
-        return exc
-    if not _from_aiohttp(exc) and not isinstance(exc, OSError):
-        return None
-    if isinstance(exc, TimeoutError):
-        return httpx.ReadTimeout(type(exc).__name__)
-    return httpx.RemoteProtocolError(type(exc).__name__)
-
-
-def _from_aiohttp(exc: Exception) -> bool:
-    return type(exc).__module__.partition(".")[0] in ("aiohttp", "httpx_aiohttp")

@@ -10,14 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from bridge.dead_letters import (
-    CODE,
-    RULE,
-    SOURCE_OFFSET,
-    SOURCE_PARTITION,
-    SOURCE_TOPIC,
-    DeadLetter,
-)
+from bridge.dead_letters import DeadLetter
 
 FIRST_FAILURES_SHOWN = 5
 INVALID_CALLBACKS_SHOWN = 10
@@ -79,19 +72,10 @@ class ReplayReport:
             self.invalid_callback_letters.append(at)
 
     def fail_letter(self, letter: DeadLetter, at: str) -> None:
-        """A record failed again: its new dead letter's headers say why and where from."""
-        headers = {
-            name: value.decode("utf-8", "replace")
-            for name, value in letter.headers
-            if value is not None
-        }
-        source = "?"
-        if SOURCE_TOPIC in headers:
-            source = (
-                f"{headers[SOURCE_TOPIC]}[{headers.get(SOURCE_PARTITION, '?')}]"
-                f"@{headers.get(SOURCE_OFFSET, '?')}"
-            )
-        self.fail(Failure(letter.reason, headers.get(CODE, "?"), headers.get(RULE), source, at))
+        """A record failed again: its new dead letter says why and where from."""
+        coordinates = letter.source
+        source = "?" if coordinates is None else position(*coordinates[:3])
+        self.fail(Failure(letter.reason, letter.code or "?", letter.rule, source, at))
 
     def lines(self) -> list[str]:
         """The report as printed."""

@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from bridge.config.durations import parse_duration
-from bridge.replay.letters import LATEST_TIME_MS, ReplayLetter
+from bridge.dead_letters import LATEST_TIME_MS
+from bridge.replay.letters import ReplayLetter
 
 _GROUP_HASH_CHARS = 10
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)

@@ -37,15 +37,13 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from bridge.config.model import CallbackSettings
 from bridge.dead_letters import (
-    MESSAGE,
-    REASON,
     RULE,
     SOURCE_OFFSET,
     SOURCE_PARTITION,
     SOURCE_TOPIC,
     Headers,
+    invalid_callback_letter,
 )
-from bridge.errors import DeadLetterReason
 from bridge.kafka.sizes import headers_size
 from bridge.metrics import BridgeMetrics
 from bridge.service.listener import (
@@ -71,7 +69,6 @@ from bridge.vibes.entity import MAX_EVENT_ID_LENGTH
 
 log = logging.getLogger(__name__)
 
-INVALID_CALLBACK: Final = DeadLetterReason.INVALID_CALLBACK
 CALLBACK_ID: Final = "vibes.callback.id"
 CALLBACK_TYPE: Final = "vibes.callback.type"
 EVENT_TYPE: Final = "vibes.event_type"
@@ -252,11 +249,10 @@ class CallbackReceiver:
             callback = parse_callback(body)
         except InvalidCallback as exc:
             log.warning("invalid callback acknowledged and dead-lettered", extra={"why": str(exc)})
-            future = self._sink.produce(
-                self._dead_letter_topic, None, body, _invalid_headers(str(exc))
-            )
+            letter = invalid_callback_letter(body, str(exc))
+            future = self._sink.produce(self._dead_letter_topic, None, body, letter.headers)
             if await self._acknowledged(future, started):
-                self._metrics.dead_letters.labels(INVALID_CALLBACK).inc()
+                self._metrics.dead_letters.labels(letter.reason).inc()
                 return Answer.INVALID
             return Answer.UNAVAILABLE
         future = self._sink.produce(
@@ -332,10 +328,6 @@ def _within_storable(settings: CallbackSettings, storable: int | None) -> Callba
         extra={"max_body_bytes": settings.max_body_bytes, "storable_bytes": storable},
     )
     return settings.model_copy(update={"max_body_bytes": storable})
-
-
-def _invalid_headers(why: str) -> Headers:
-    return [(REASON, INVALID_CALLBACK.encode()), (MESSAGE, why.encode())]
 
 
 def _parse_networks(values: list[str] | tuple[str, ...]) -> tuple[Network, ...]:

@@ -18,6 +18,7 @@ import tracemalloc
 import httpx
 import pytest
 
+from bridge.bounded_http import BlockingHttp
 from bridge.delivery import (
     Backoff,
     CredentialsSource,
@@ -26,7 +27,6 @@ from bridge.delivery import (
     RateLimiter,
     VibesClient,
 )
-from bridge.delivery.bounded import BlockingHttp
 from bridge.delivery.callback_api import CallbackApi, CallbackApiError
 from bridge.delivery.outcomes import Delivered
 from bridge.delivery.transport import TransportKind, build_transport

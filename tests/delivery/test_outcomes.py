@@ -6,8 +6,8 @@ import httpx
 import orjson
 import pytest
 
+from bridge.bounded_http import as_httpx_error
 from bridge.delivery.outcomes import Delivered, outcome_of_exception, outcome_of_response
-from bridge.delivery.transport import as_httpx_error
 from bridge.errors import CredentialsRejected, DeliveryUnavailable, EventRejected, RetryReason
 from bridge.vibes.api import error_envelope
 

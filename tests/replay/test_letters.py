@@ -6,7 +6,13 @@ import dataclasses
 
 import pytest
 
-from bridge.dead_letters import VALUE_TRUNCATED, dead_letter, fit_letter
+from bridge.dead_letters import (
+    LATEST_TIME_MS,
+    VALUE_TRUNCATED,
+    dead_letter,
+    fit_letter,
+    invalid_callback_letter,
+)
 from bridge.errors import (
     DeadLetterReason,
     DecodeCode,
@@ -19,8 +25,6 @@ from bridge.errors import (
 from bridge.kafka.sizes import record_size
 from bridge.records import SourceRecord
 from bridge.replay import NotADeadLetter, read_letter
-from bridge.replay.letters import LATEST_TIME_MS
-from bridge.service.callback_receiver import _invalid_headers
 
 SOURCE = SourceRecord(
     topic="shop.orders",
@@ -188,7 +192,12 @@ def test_the_receivers_invalid_callback_is_read_without_a_source(why: str) -> No
     """The receiver's letter (its own header function) carries no coordinates: no source."""
     body = b'{"callback_type": "other"}'
     letter = SourceRecord(
-        "bridge.dlq", 0, 3, body, timestamp_ms=5, headers=tuple(_invalid_headers(why))
+        "bridge.dlq",
+        0,
+        3,
+        body,
+        timestamp_ms=5,
+        headers=tuple(invalid_callback_letter(body, why).headers),
     )
     replayed = read_letter(letter)
     assert replayed.reason == DeadLetterReason.INVALID_CALLBACK

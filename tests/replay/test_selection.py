@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from bridge.dead_letters import LATEST_TIME_MS
+from bridge.errors import DeadLetterReason
 from bridge.records import SourceRecord
 from bridge.replay import ReplayLetter, Selection, parse_time
-from bridge.replay.letters import LATEST_TIME_MS
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 NOW_MS = int(NOW.timestamp() * 1000)
@@ -21,7 +22,8 @@ def _letter(
     written_ms: int | None = NOW_MS,
 ) -> ReplayLetter:
     letter = SourceRecord("dlq", 0, 1, b"v", timestamp_ms=written_ms)
-    return ReplayLetter(letter, reason, "c", rule, SourceRecord(topic, 0, 7, b"v"))
+    source = SourceRecord(topic, 0, 7, b"v")
+    return ReplayLetter(letter, DeadLetterReason(reason), "c", rule, source)
 
 
 def test_an_empty_selection_takes_everything() -> None:
@@ -161,7 +163,7 @@ def test_a_selection_refuses_times_outside_the_range(bound: int) -> None:
 
 def test_an_invalid_callback_has_no_rule_or_source_topic_to_match() -> None:
     written = SourceRecord("dlq", 0, 1, b"{not json", timestamp_ms=NOW_MS)
-    callback = ReplayLetter(written, "invalid_callback", None, None, None)
+    callback = ReplayLetter(written, DeadLetterReason.INVALID_CALLBACK, None, None, None)
     assert Selection().matches(callback)
     assert Selection(reasons=frozenset({"invalid_callback"}), since_ms=NOW_MS).matches(callback)
     assert not Selection(reasons=frozenset({"rejected"})).matches(callback)

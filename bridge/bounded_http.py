@@ -9,6 +9,11 @@ rest is never read: the response is closed, which closes its connection instead
 of returning it to the pool (httpcore and aiohttp both do this for a body not
 read to its end), so the next request cannot be handed the unread rest.
 
+It lives beside the packages, not in ``bridge/delivery``, because the Schema
+Registry client (``bridge/codecs/registry.py``) uses it too, and the codecs must
+not depend on the delivery edge (importing that package from the codecs also made
+``bridge.config`` import itself in a circle). It needs only httpx and anyio.
+
 httpx's per-phase timeouts stay as inner bounds. The synchronous clients (the
 Schema Registry client, the Callback API client) get the same deadline by
 running the same coroutine on a private event loop thread (:class:`BlockingHttp`,
@@ -26,8 +31,6 @@ from dataclasses import dataclass
 
 import httpx
 from anyio.from_thread import BlockingPortal, start_blocking_portal
-
-from bridge.delivery.transport import as_httpx_error
 
 # The bridge never wants a compressed answer: a small compressed body may unpack
 # to far more than the cap in one chunk. Sent by the clients built on httpx.Client.
@@ -146,3 +149,26 @@ class BlockingHttp:
                 self._portal.call(self._client.aclose)
         finally:
             self._stack.close()
+
+
+def as_httpx_error(exc: Exception) -> httpx.HTTPError | None:
+    """An exception from below httpx as the httpx error it stands for; None for anything else.
+
+    httpx-aiohttp maps most aiohttp errors to httpx's, but lets the rest through
+    unchanged (a malformed answer surfaces as aiohttp's own ClientResponseError,
+    while sending or while reading the body). The client promises never to raise
+    for network trouble, and the delivery package may not import aiohttp, so such
+    errors are recognised by where their class lives. Anything else (a bug) is
+    not translated: it must surface, not be retried forever.
+    """
+    if isinstance(exc, httpx.HTTPError):
+        return exc
+    if not _from_aiohttp(exc) and not isinstance(exc, OSError):
+        return None
+    if isinstance(exc, TimeoutError):
+        return httpx.ReadTimeout(type(exc).__name__)
+    return httpx.RemoteProtocolError(type(exc).__name__)
+
+
+def _from_aiohttp(exc: Exception) -> bool:
+    return type(exc).__module__.partition(".")[0] in ("aiohttp", "httpx_aiohttp")
