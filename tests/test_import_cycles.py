@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
+from types import ModuleType
 
 import pytest
 
@@ -23,7 +24,7 @@ MODULES = sorted(
 )
 
 
-def _forget_bridge() -> dict[str, object]:
+def _forget_bridge() -> dict[str, ModuleType]:
     saved = {name: module for name, module in sys.modules.items() if name.startswith("bridge")}
     for name in saved:
         del sys.modules[name]
@@ -37,4 +38,4 @@ def test_the_module_imports_first(module: str) -> None:
         importlib.import_module(module)
     finally:
         _forget_bridge()
-        sys.modules.update(saved)  # type: ignore[arg-type]
+        sys.modules.update(saved)

@@ -256,15 +256,26 @@ class ConsumerLoop:
             self._tracker.records_in_flight <= self._settings.max_pending_records // 2
             and self._tracker.bytes_in_flight <= self._settings.max_pending_bytes // 2
         )
-        if full and (not self._paused or self._assignment_changed):
-            source.pause(source.assignment())
-            self._paused = True
-            self._metrics.consumer_paused.set(len(source.assignment()))
+        if self._assignment_changed:
+            # librdkafka keeps a partition's pause flag across a rebalance: a partition
+            # paused when it was lost or revoked comes back paused, and would never be
+            # fetched again while the loop believes it runs. So after every change each
+            # assigned partition is set to the state the loop wants, whatever it had.
+            self._set_paused(source, full or (self._paused and not roomy))
+            self._assignment_changed = False
+        elif full and not self._paused:
+            self._set_paused(source, True)
         elif self._paused and roomy:
-            source.resume([p for p in source.assignment() if p not in self._held])
-            self._paused = False
-            self._metrics.consumer_paused.set(0)
-        self._assignment_changed = False
+            self._set_paused(source, False)
+
+    def _set_paused(self, source: KafkaSource, paused: bool) -> None:
+        assigned = source.assignment()
+        if paused:
+            source.pause(assigned)
+        else:  # partitions held by a registry outage stay paused until their hold ends
+            source.resume([p for p in assigned if p not in self._held])
+        self._paused = paused
+        self._metrics.consumer_paused.set(len(assigned) if paused else 0)
 
     # ------------------------------------------------------------------ commits
 

@@ -47,7 +47,7 @@ from enum import StrEnum
 from http import HTTPStatus
 from typing import Any, Final, Protocol
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 log = logging.getLogger(__name__)
@@ -150,6 +150,15 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}{where}"
 
 
+# aiohttp names itself and its version in every answer's Server header: a gift to
+# whoever looks for a known flaw. Both listeners answer with this name instead.
+SERVER_NAME: Final = "vibes-bridge"
+
+
+async def _name_server(_request: web.Request, response: web.StreamResponse) -> None:
+    response.headers[hdrs.SERVER] = SERVER_NAME
+
+
 def error_response(status: int) -> web.Response:
     """``{"error": "<phrase>"}``: the status's standard phrase, nothing from the request."""
     try:
@@ -157,6 +166,7 @@ def error_response(status: int) -> web.Response:
     except ValueError:
         phrase = "error"
     response = web.json_response({"error": phrase}, status=status)
+    response.headers[hdrs.SERVER] = SERVER_NAME  # no application hook runs for these
     response.force_close()
     return response
 
@@ -235,6 +245,7 @@ class GuardedAppRunner(web.AppRunner):
         *,
         peer_allowed: PeerCheck | None = None,
     ) -> None:
+        app.on_response_prepare.append(_name_server)
         super().__init__(app, access_log=None, handle_signals=False, **bounds.runner_options())
         self.bounds = bounds
         self.gate = ConnectionGate(bounds.max_connections, events, peer_allowed)

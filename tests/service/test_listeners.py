@@ -226,6 +226,27 @@ def test_a_malformed_request_gets_a_fixed_answer_is_counted_and_never_echoed(
 
 
 @pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"GET /healthz HTTP/1.1\r\n" + HOST + b"Connection: close\r\n\r\n",
+        b"GET /nowhere HTTP/1.1\r\n" + HOST + b"Connection: close\r\n\r\n",
+        MALFORMED["bad-method"],
+    ],
+    ids=["served", "not_found", "malformed"],
+)
+def test_no_answer_names_the_web_framework_or_its_version(kind: str, raw: bytes) -> None:
+    async def scenario(listener: Listener) -> None:
+        answer = await exchange(listener, raw)
+        head = answer.partition(b"\r\n\r\n")[0].lower()
+        assert b"aiohttp" not in head
+        assert b"python/" not in head
+        assert b"server: vibes-bridge" in head
+
+    run(kind, scenario)
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_a_client_that_sends_nothing_is_closed_after_the_head_timeout(kind: str) -> None:
     async def scenario(listener: Listener) -> None:
         started = time.monotonic()
