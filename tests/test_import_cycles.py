@@ -24,7 +24,9 @@ MODULES = sorted(
 
 
 def _forget_bridge() -> dict[str, object]:
-    saved = {name: module for name, module in sys.modules.items() if name.startswith("bridge")}
+    saved: dict[str, object] = {
+        name: module for name, module in sys.modules.items() if name.startswith("bridge")
+    }
     for name in saved:
         del sys.modules[name]
     return saved
