@@ -8,7 +8,6 @@ any callback are refused at start.
 
 from __future__ import annotations
 
-import subprocess
 from typing import Any
 
 import httpx
@@ -18,9 +17,8 @@ import pytest
 from bridge.kafka.sizes import record_budget
 from bridge.service.callback_receiver import largest_callback_headers
 from tests.callbacks.support import receiver_url, with_callbacks
-from tests.support.bridge_service import RUN_COMMAND
+from tests.support.bridge_service import run_to_exit
 from tests.support.kafka import end_offset, read_all
-from tests.support.paths import ROOT
 from tests.support.service import ServiceFactory
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -86,14 +84,7 @@ def test_callback_topics_too_small_for_any_callback_are_refused_at_start(
     setup = service(partitions=1)
     callbacks_topic = setup.new_topic(1, {"max.message.bytes": "4000"})
     config = with_callbacks(setup.config(), callbacks_topic)
-    result = subprocess.run(
-        [*RUN_COMMAND, "-c", str(config)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_to_exit(config)
     assert result.returncode == 2, result.stdout + result.stderr
     lines = [line for line in result.stderr.splitlines() if "callbacks:" in line]
     assert len(lines) == 1

@@ -30,7 +30,7 @@ from bridge.delivery import (
 from bridge.errors import EventExpired, EventRejected, RetryReason
 from bridge.mapping.engine import MappedEvent
 from tests.delivery.helpers import RecordingObserver, mapped
-from tests.support.simulator import DEFAULT_FAULTS, SimProcess, start_sim, stats
+from tests.support.simulator import SimProcess, reset, start_sim, stats
 from tests.support.simulator import events as accepted
 from tests.support.waiting import wait_until_async
 
@@ -47,10 +47,7 @@ def vibes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimProcess]:
 
 @pytest.fixture
 def sim(vibes: SimProcess) -> SimProcess:
-    with httpx.Client(base_url=vibes.url, timeout=10.0) as control:
-        control.post("/_sim/faults", json=DEFAULT_FAULTS).raise_for_status()
-        control.post("/_sim/reset").raise_for_status()
-    return vibes
+    return reset(vibes)
 
 
 def set_faults(sim: SimProcess, **faults: float) -> None:

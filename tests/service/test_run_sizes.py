@@ -9,17 +9,14 @@ running. A dead-letter topic too small for any letter is refused at start, once.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
 
 from bridge.kafka.sizes import record_budget, record_size
-from tests.support.bridge_service import RUN_COMMAND
+from tests.support.bridge_service import run_to_exit
 from tests.support.kafka import committed_offsets, read_all
-from tests.support.paths import ROOT
 from tests.support.service import ServiceFactory, ServiceSetup
 from tests.support.waiting import wait_until
 
@@ -101,17 +98,6 @@ def test_oversized_undecodable_records_get_cut_dead_letters_and_commit(
     assert bridge.metric("vibes_bridge_dead_letters_total", reason="decode_error") == len(sizes)
     assert bridge.get("/readyz").status_code == 200
     assert bridge.stop() == 0
-
-
-def run_to_exit(config: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*RUN_COMMAND, "-c", str(config)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.mark.parametrize(

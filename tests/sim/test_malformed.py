@@ -17,7 +17,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.support.simulator import SimProcess, start_sim, stats
+from tests.support.simulator import COUNTERS, SimProcess, start_sim, stats
 from tests.support.waiting import wait_until
 
 USERNAME = "sim-user"
@@ -27,16 +27,6 @@ SECRETS = (PASSWORD, TOKEN, TOKEN[:16])
 EVENTS_LINE = b"POST /companies/demo/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 AUTH = f"Authorization: Basic {TOKEN}\r\n".encode()
 JSON_TYPE = b"Content-Type: application/json\r\n"
-COUNTERS = (
-    "sent",
-    "duplicates",
-    "rejected",
-    "rate_limited",
-    "unauthorized",
-    "faults",
-    "malformed",
-    "internal_errors",
-)
 READ_TIMEOUT_S = 10.0
 
 

@@ -28,6 +28,7 @@ from tests.support.waiting import wait_until
 RUN_COMMAND = (sys.executable, "-m", "bridge", "run")
 REPLAY_COMMAND = (sys.executable, "-m", "bridge", "replay")
 REPLAY_TIMEOUT_S = 120.0
+RUN_TO_EXIT_TIMEOUT_S = 120.0
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 60.0
 
@@ -122,6 +123,18 @@ def start_bridge(
             proc.wait()
         raise
     return process
+
+
+def run_to_exit(config: Path) -> subprocess.CompletedProcess[str]:
+    """``vibes-bridge run -c CONFIG`` expected to end by itself (a refused start); bounded."""
+    return subprocess.run(
+        [*RUN_COMMAND, "-c", str(config)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TO_EXIT_TIMEOUT_S,
+        check=False,
+    )
 
 
 def run_replay(config: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -38,6 +38,18 @@ DEFAULT_FAULTS: dict[str, float] = {
     "drop_rate": 0,
 }
 
+# Every request ends in exactly one of these stats counters, so they sum to ``received``.
+COUNTERS = (
+    "sent",
+    "duplicates",
+    "rejected",
+    "rate_limited",
+    "unauthorized",
+    "faults",
+    "malformed",
+    "internal_errors",
+)
+
 
 def event(event_id: str | None = None, **overrides: Any) -> dict[str, Any]:
     """A valid Vibes body; ``overrides`` replace top-level fields."""
@@ -130,6 +142,14 @@ def assert_envelope(response: httpx.Response, status: int) -> list[dict[str, Any
         assert error["message"]
         assert isinstance(error["code"], int)
     return list(errors)
+
+
+def reset(sim: SimProcess) -> SimProcess:
+    """A simulator shared by a module, back to default knobs with empty events and stats."""
+    with httpx.Client(base_url=sim.url, timeout=10.0) as control:
+        control.post("/_sim/faults", json=DEFAULT_FAULTS).raise_for_status()
+        control.post("/_sim/reset").raise_for_status()
+    return sim
 
 
 def stats(sim: SimProcess) -> dict[str, int]:
