@@ -37,6 +37,8 @@ def _conftest_imports(path: Path) -> list[str]:
             names = [node.module]
         elif isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
+        else:
+            continue
         found += [
             f"{path.relative_to(ROOT)}:{node.lineno} {name}"
             for name in names
