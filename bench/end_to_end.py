@@ -56,8 +56,8 @@ from bench.mapping_hot_path import Workload, order_workload, shipment_workload  
 from bench.sim_throughput import cpu_seconds  # noqa: E402
 from bridge.loading import load_bridge  # noqa: E402
 from devtools.kafka_broker import kafka_broker  # noqa: E402
-from tests.conftest import _wait_for_topic  # noqa: E402
-from tests.support.bridge_service import BridgeProcess, produce, start_bridge  # noqa: E402
+from tests.support.bridge_service import BridgeProcess, start_bridge  # noqa: E402
+from tests.support.kafka import produce, wait_for_topic  # noqa: E402
 from tests.support.simulator import (  # noqa: E402
     SimControl,
     SimProcess,
@@ -136,7 +136,7 @@ def fresh_topics(bootstrap: str) -> Iterator[Topics]:
         for future in futures.values():
             future.result(timeout=30)
         for name, count in partitions.items():
-            _wait_for_topic(admin, name, count)
+            wait_for_topic(admin, name, count)
         yield topics
     finally:
         for future in admin.delete_topics(topics.all(), operation_timeout=10).values():

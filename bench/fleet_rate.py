@@ -35,8 +35,9 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from devtools.kafka_broker import kafka_broker
-from tests.service.conftest import ORDER_RULES, orders
-from tests.support.bridge_service import BridgeProcess, produce, service_config, start_bridge
+from tests.support.bridge_service import BridgeProcess, service_config, start_bridge
+from tests.support.kafka import produce
+from tests.support.service import ORDER_RULES, orders
 from tests.support.simulator import SimControl, start_sim
 from tests.support.waiting import wait_until
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 import orjson
-from confluent_kafka import Consumer, TopicPartition
 
-from tests.support.bridge_service import ROOT, BridgeProcess
+from tests.support.bridge_service import BridgeProcess
+from tests.support.paths import ROOT
 
 TOKEN = "e2e-token-0123456789abcdef"
 CALLBACKS_COMMAND = (sys.executable, "-m", "bridge", "callbacks")
@@ -83,16 +83,6 @@ def acknowledged(deliveries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def by_status(entries: list[dict[str, Any]]) -> Counter[tuple[str, str, str]]:
     return Counter((e["action_type"], e["status"], e["status_reason"]) for e in entries)
-
-
-def end_offset(bootstrap: str, topic: str) -> int:
-    """How many records a one-partition topic holds (its high watermark)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "watermarks"})
-    try:
-        _low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
-    finally:
-        consumer.close()
-    return int(high)
 
 
 def headers_of(message: Any) -> dict[str, str]:

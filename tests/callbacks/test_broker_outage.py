@@ -12,11 +12,7 @@ check is that every callback id is on the topic, not that each is there once.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.cimpl import NewTopic
 
 from devtools.kafka_broker import (
     BrokerHandle,
@@ -27,13 +23,12 @@ from tests.callbacks.support import (
     SimCallbacks,
     acknowledged,
     callbacks_cli,
-    end_offset,
     headers_of,
     receiver_url,
     with_callbacks,
 )
-from tests.service.conftest import make_setup, orders
-from tests.support.bridge_service import produce, read_all
+from tests.support.kafka import end_offset, produce, read_all
+from tests.support.service import ServiceFactory, orders
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -42,19 +37,11 @@ EVENTS = 20
 
 
 def test_callbacks_during_a_broker_stop_are_all_stored_after_it_returns(
-    tmp_path: Path, own_broker: BrokerHandle, unique_group_id: str
+    own_broker: BrokerHandle, service: ServiceFactory
 ) -> None:
     bootstrap = own_broker.bootstrap
-    names = iter(("orders", "dead-letters", "callbacks"))
-
-    def new_topic(partitions: int = 1) -> str:
-        name = next(names)
-        admin = AdminClient({"bootstrap.servers": bootstrap})
-        admin.create_topics([NewTopic(name, partitions, 1)])[name].result(timeout=30)
-        return name
-
-    setup = make_setup(tmp_path, bootstrap, new_topic, unique_group_id, partitions=1)
-    callbacks_topic = new_topic()
+    setup = service(partitions=1, broker=bootstrap)
+    callbacks_topic = setup.new_topic()
     sim = SimCallbacks(setup.sim.url)
     try:
         # The first callback leaves 5 s after its event was accepted, far longer than
@@ -106,7 +93,3 @@ def test_callbacks_during_a_broker_stop_are_all_stored_after_it_returns(
         assert wanted <= {headers_of(message)["vibes.callback.id"] for message in stored}
     finally:
         sim.close()
-        for started in setup.bridges:
-            started.stop()
-        setup.control.close()
-        setup.sim.stop()

@@ -11,8 +11,6 @@ bridge's counts by status must match the simulator's.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -23,13 +21,12 @@ from tests.callbacks.support import (
     body_of,
     by_status,
     callbacks_cli,
-    end_offset,
     headers_of,
     receiver_url,
     with_callbacks,
 )
-from tests.service.conftest import make_setup, orders
-from tests.support.bridge_service import produce, read_all
+from tests.support.kafka import end_offset, produce, read_all
+from tests.support.service import ServiceFactory, orders
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -38,10 +35,10 @@ EVENTS = 60
 
 
 def test_every_acknowledged_callback_is_on_the_topic_once_and_counted(
-    tmp_path: Path, kafka_bootstrap: str, new_topic: Callable[..., str], unique_group_id: str
+    service: ServiceFactory,
 ) -> None:
-    setup = make_setup(tmp_path, kafka_bootstrap, new_topic, unique_group_id, partitions=2)
-    callbacks_topic = new_topic(1)
+    setup = service(partitions=2)
+    callbacks_topic = setup.new_topic(1)
     sim = SimCallbacks(setup.sim.url)
     try:
         sim.configure(retry_s=0.2, routing_failure_rate=0.3, processing_failure_rate=0.2)
@@ -49,7 +46,7 @@ def test_every_acknowledged_callback_is_on_the_topic_once_and_counted(
         bridge = setup.start(config)
         registered = callbacks_cli("register", "-c", str(config), "--url", receiver_url(bridge))
         assert registered.returncode == 0, registered.stderr
-        produce(kafka_bootstrap, setup.topic, orders(EVENTS))
+        produce(setup.bootstrap, setup.topic, orders(EVENTS))
 
         def all_called_back() -> bool:
             sent = sim.sent()
@@ -64,8 +61,8 @@ def test_every_acknowledged_callback_is_on_the_topic_once_and_counted(
         sent = sim.sent()
         answered = acknowledged(sent["deliveries"])
         assert sent["stats"]["abandoned"] == 0
-        assert end_offset(kafka_bootstrap, callbacks_topic) == len(answered)
-        stored = read_all(kafka_bootstrap, callbacks_topic, len(answered))
+        assert end_offset(setup.bootstrap, callbacks_topic) == len(answered)
+        stored = read_all(setup.bootstrap, callbacks_topic, len(answered))
         by_id = {headers_of(message)["vibes.callback.id"]: message for message in stored}
         assert sorted(by_id) == sorted(entry["callback_id"] for entry in answered)
         for entry in answered:
@@ -95,7 +92,3 @@ def test_every_acknowledged_callback_is_on_the_topic_once_and_counted(
         assert TOKEN not in bridge.log_path.read_text()  # the path's secret is never logged
     finally:
         sim.close()
-        for started in setup.bridges:
-            started.stop()
-        setup.control.close()
-        setup.sim.stop()

@@ -23,7 +23,7 @@ from bridge.kafka.config import callback_producer_config
 from bridge.kafka.producer import AcknowledgedProducer
 from bridge.metrics import BridgeMetrics
 from bridge.service.callback_receiver import CallbackReceiver
-from tests.support.bridge_service import read_all
+from tests.support.kafka import read_all
 
 pytestmark = pytest.mark.kafka
 

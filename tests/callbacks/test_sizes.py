@@ -8,9 +8,6 @@ any callback are refused at start.
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,9 +16,10 @@ import pytest
 
 from bridge.kafka.sizes import record_budget
 from bridge.service.callback_receiver import largest_callback_headers
-from tests.callbacks.support import end_offset, receiver_url, with_callbacks
-from tests.service.conftest import make_setup
-from tests.support.bridge_service import ROOT, RUN_COMMAND, read_all
+from tests.callbacks.support import receiver_url, with_callbacks
+from tests.support.bridge_service import run_to_exit
+from tests.support.kafka import end_offset, read_all
+from tests.support.service import ServiceFactory
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -49,63 +47,46 @@ def callback_of_size(size: int, event_id: str) -> bytes:
 
 
 def test_a_body_larger_than_storable_is_refused_413_and_a_storable_one_stored(
-    tmp_path: Path, kafka_bootstrap: str, new_topic: Callable[..., str], unique_group_id: str
+    service: ServiceFactory,
 ) -> None:
-    setup = make_setup(tmp_path, kafka_bootstrap, new_topic, unique_group_id, partitions=1)
-    callbacks_topic = new_topic(1, {"max.message.bytes": str(TOPIC_LIMIT)})
-    try:
-        bridge = setup.start(with_callbacks(setup.config(), callbacks_topic))
-        url = receiver_url(bridge)
-        storable = record_budget(TOPIC_LIMIT) - largest_callback_headers()
-        answers = {}
-        for size in (storable, storable + 1, TOPIC_LIMIT, 40_000, 70_000):
-            answers[size] = httpx.post(url, content=callback_of_size(size, f"e{size}")).status_code
-        not_a_callback = httpx.post(url, content=b"{" * (storable + 1)).status_code
-        assert answers == {
-            storable: 200,
-            storable + 1: 413,
-            TOPIC_LIMIT: 413,
-            40_000: 413,
-            70_000: 413,
-        }
-        assert not_a_callback == 413
-        [stored] = read_all(kafka_bootstrap, callbacks_topic, 1)
-        assert len(stored.value()) == storable
-        assert end_offset(kafka_bootstrap, callbacks_topic) == 1
-        warnings = [
-            line
-            for line in bridge.log_lines()
-            if "callbacks.max_body_bytes" in line.get("message", "")
-        ]
-        assert len(warnings) == 1
-        assert warnings[0]["storable_bytes"] == storable
-        assert bridge.metric("vibes_bridge_callback_requests_total", answer="too_large") == 5
-        assert bridge.stop() == 0
-    finally:
-        setup.control.close()
-        setup.sim.stop()
+    setup = service(partitions=1)
+    callbacks_topic = setup.new_topic(1, {"max.message.bytes": str(TOPIC_LIMIT)})
+    bridge = setup.start(with_callbacks(setup.config(), callbacks_topic))
+    url = receiver_url(bridge)
+    storable = record_budget(TOPIC_LIMIT) - largest_callback_headers()
+    answers = {}
+    for size in (storable, storable + 1, TOPIC_LIMIT, 40_000, 70_000):
+        answers[size] = httpx.post(url, content=callback_of_size(size, f"e{size}")).status_code
+    not_a_callback = httpx.post(url, content=b"{" * (storable + 1)).status_code
+    assert answers == {
+        storable: 200,
+        storable + 1: 413,
+        TOPIC_LIMIT: 413,
+        40_000: 413,
+        70_000: 413,
+    }
+    assert not_a_callback == 413
+    [stored] = read_all(setup.bootstrap, callbacks_topic, 1)
+    assert len(stored.value()) == storable
+    assert end_offset(setup.bootstrap, callbacks_topic) == 1
+    warnings = [
+        line for line in bridge.log_lines() if "callbacks.max_body_bytes" in line.get("message", "")
+    ]
+    assert len(warnings) == 1
+    assert warnings[0]["storable_bytes"] == storable
+    assert bridge.metric("vibes_bridge_callback_requests_total", answer="too_large") == 5
+    assert bridge.stop() == 0
 
 
 def test_callback_topics_too_small_for_any_callback_are_refused_at_start(
-    tmp_path: Path, kafka_bootstrap: str, new_topic: Callable[..., str], unique_group_id: str
+    service: ServiceFactory,
 ) -> None:
-    setup = make_setup(tmp_path, kafka_bootstrap, new_topic, unique_group_id, partitions=1)
-    callbacks_topic = new_topic(1, {"max.message.bytes": "4000"})
-    try:
-        config = with_callbacks(setup.config(), callbacks_topic)
-        result = subprocess.run(
-            [*RUN_COMMAND, "-c", str(config)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert result.returncode == 2, result.stdout + result.stderr
-        lines = [line for line in result.stderr.splitlines() if "callbacks:" in line]
-        assert len(lines) == 1
-        assert callbacks_topic in lines[0]
-        assert "max.message.bytes" in lines[0]
-    finally:
-        setup.control.close()
-        setup.sim.stop()
+    setup = service(partitions=1)
+    callbacks_topic = setup.new_topic(1, {"max.message.bytes": "4000"})
+    config = with_callbacks(setup.config(), callbacks_topic)
+    result = run_to_exit(config)
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if "callbacks:" in line]
+    assert len(lines) == 1
+    assert callbacks_topic in lines[0]
+    assert "max.message.bytes" in lines[0]

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from bridge.codecs import AvroDecoder, AvroSchema, load_avro_schema, make_decoder
 from bridge.errors import DecodeError
 from devtools.avro_encode import encode_avro
-from tests.codecs.conftest import SCHEMAS
 from tests.codecs.helpers import assert_dict_or_decode_error
+from tests.support.paths import SCHEMAS
 
 
 def _schema(*fields: dict[str, Any], name: str = "T") -> AvroSchema:

@@ -24,8 +24,8 @@ from bridge.codecs import (
 from bridge.codecs.avro_schema import parse_avro_schema_text
 from bridge.errors import DecodeError, SchemaRegistryUnavailable, TransientError
 from devtools.avro_encode import encode_avro
-from tests.codecs.conftest import SCHEMAS
 from tests.codecs.helpers import assert_dict_or_decode_error
+from tests.support.paths import SCHEMAS
 from tests.support.schema_registry import (
     TestSchemaRegistry,
     confluent_frame,

@@ -11,7 +11,7 @@ import pytest
 from bridge.codecs import AvroSchema, make_decoder
 from bridge.vibes.entity import entity_problems
 from devtools.avro_encode import EncodeError, encode_avro
-from tests.codecs.conftest import SCHEMAS
+from tests.support.paths import SCHEMAS
 
 
 def test_the_shipment_example_is_a_realistic_400_byte_record(

@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -30,7 +30,9 @@ from bridge.delivery import (
 from bridge.errors import EventExpired, EventRejected, RetryReason
 from bridge.mapping.engine import MappedEvent
 from tests.delivery.helpers import RecordingObserver, mapped
-from tests.support.simulator import DEFAULT_FAULTS, SimProcess, start_sim
+from tests.support.simulator import SimProcess, reset, start_sim, stats
+from tests.support.simulator import events as accepted
+from tests.support.waiting import wait_until_async
 
 T = TypeVar("T")
 BOUND_S = 120.0  # no scenario here needs more than a few seconds on an idle machine
@@ -45,24 +47,11 @@ def vibes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimProcess]:
 
 @pytest.fixture
 def sim(vibes: SimProcess) -> SimProcess:
-    with httpx.Client(base_url=vibes.url, timeout=10.0) as control:
-        control.post("/_sim/faults", json=DEFAULT_FAULTS).raise_for_status()
-        control.post("/_sim/reset").raise_for_status()
-    return vibes
+    return reset(vibes)
 
 
 def set_faults(sim: SimProcess, **faults: float) -> None:
     httpx.post(f"{sim.url}/_sim/faults", json=faults, timeout=10).raise_for_status()
-
-
-def stats(sim: SimProcess) -> dict[str, int]:
-    result: dict[str, int] = httpx.get(f"{sim.url}/_sim/stats", timeout=10).json()
-    return result
-
-
-def accepted(sim: SimProcess) -> list[dict[str, Any]]:
-    result: list[dict[str, Any]] = httpx.get(f"{sim.url}/_sim/events", timeout=10).json()
-    return result
 
 
 @dataclass
@@ -131,14 +120,6 @@ async def deliver_all(
             return await b.deliverer.deliver(event)
 
     return list(await asyncio.gather(*(one(event) for event in events)))
-
-
-async def until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 def test_a_storm_of_503s_timeouts_and_drops_delivers_every_event_once(sim: SimProcess) -> None:
@@ -221,8 +202,9 @@ def test_401_pauses_and_a_rewritten_secret_file_resumes(sim: SimProcess, tmp_pat
 
     async def scenario() -> list[Delivered]:
         deliveries = asyncio.ensure_future(deliver_all(b, events))
-        await until(lambda: b.deliverer.credentials_failing, "credentials to fail")
-        await until(lambda: stats(sim)["unauthorized"] >= 2, "a probe")  # it keeps probing
+        await wait_until_async(lambda: b.deliverer.credentials_failing, 30, "credentials to fail")
+        probing = "a second probe (it keeps probing)"
+        await wait_until_async(lambda: stats(sim)["unauthorized"] >= 2, 30, probing)
         assert stats(sim)["sent"] == 0
         assert not deliveries.done()
         password.write_text("demo\n")

@@ -13,9 +13,8 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 from ruamel.yaml import YAML
 
-from tests.deploy.conftest import (
+from tests.deploy.tools import (
     CHART,
-    ROOT,
     Render,
     documents,
     kinds,
@@ -24,6 +23,7 @@ from tests.deploy.conftest import (
     run_tool,
     tool,
 )
+from tests.support.paths import ROOT
 
 # The oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and the newest
 # kubernetes-validate knows.

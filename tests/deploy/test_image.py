@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 
-from tests.deploy.conftest import ROOT, must_succeed, run_tool, tool
+from tests.deploy.tools import must_succeed, run_tool, tool
+from tests.support.paths import ROOT
 
 DOCKERFILE = ROOT / "Dockerfile"
 

@@ -11,7 +11,8 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from bridge.metrics import exported_names
-from tests.deploy.conftest import ROOT, must_succeed, run_tool, tool
+from tests.deploy.tools import must_succeed, run_tool, tool
+from tests.support.paths import ROOT
 
 RULES = ROOT / "deploy" / "prometheus" / "vibes-bridge.rules.yaml"
 RULE_TESTS = ROOT / "deploy" / "prometheus" / "vibes-bridge.rules.test.yaml"

@@ -17,6 +17,7 @@ from bridge.delivery.aimd import AdaptiveLimiter
 from bridge.kafka.budget_topic import BudgetRecord, BudgetTopicUnavailable
 from bridge.metrics import BridgeMetrics
 from bridge.service.fleet_budget import FleetBudget
+from tests.support.waiting import wait_until_async
 
 BUDGET = 300.0
 
@@ -53,10 +54,7 @@ class LoopbackLink:
 async def _run_until(fleet: FleetBudget, condition: Callable[[], bool], timeout: float) -> None:
     task = asyncio.ensure_future(fleet.run())
     try:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            assert time.monotonic() < deadline, "condition not reached"
-            await asyncio.sleep(0.02)
+        await wait_until_async(condition, timeout, "the fleet budget's condition")
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

@@ -5,19 +5,18 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from devtools.kafka_broker import ENV_BOOTSTRAP, ENV_STATE_FILE, REPO_ROOT
+from tests.support.kafka import NewTopicFactory, poll_records
 
 POLL_TIMEOUT = 60.0
 
 Headers = list[tuple[str, str | bytes | None]]
-NewTopicFactory = Callable[..., str]  # the `new_topic` fixture (tests/conftest.py)
 
 
 def _producer(bootstrap: str) -> Producer:
@@ -55,18 +54,12 @@ def _produce(producer: Producer, topic: str, records: list[tuple[bytes, bytes, H
     assert errors == []
 
 
-def _consume(consumer: Consumer, count: int, timeout: float = POLL_TIMEOUT) -> list[Message]:
-    """Poll until ``count`` records arrived or ``timeout`` seconds passed."""
-    received: list[Message] = []
-    deadline = time.monotonic() + timeout
-    while len(received) < count and time.monotonic() < deadline:
-        msg = consumer.poll(0.5)
-        if msg is None:
-            continue
-        if msg.error() is not None:
-            raise KafkaException(msg.error())
-        received.append(msg)
-    assert len(received) == count, f"got {len(received)}/{count} records within {timeout:.0f} s"
+def _consume(consumer: Consumer, count: int) -> list[Message]:
+    """Exactly ``count`` records within POLL_TIMEOUT; an error event fails the test."""
+    received = poll_records(consumer, count, POLL_TIMEOUT, raise_errors=True)
+    assert len(received) == count, (
+        f"got {len(received)}/{count} records within {POLL_TIMEOUT:.0f} s"
+    )
     return received
 
 

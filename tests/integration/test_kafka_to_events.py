@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 
 from bridge.codecs import load_avro_schema
 from bridge.errors import DecodeError
@@ -23,7 +22,7 @@ from bridge.loading import LoadedBridge, load_bridge
 from bridge.mapping.engine import MappedEvent
 from bridge.records import SourceRecord
 from devtools.avro_encode import encode_avro
-from tests.conftest import NewTopicFactory
+from tests.support.kafka import NewTopicFactory, read_all
 
 REPO = Path(__file__).parents[2]
 SCHEMA = REPO / "schemas" / "shipment_event.avsc"
@@ -38,30 +37,6 @@ def _config(tmp_path: Path, orders: str, shipments: str) -> LoadedBridge:
     path = tmp_path / "bridge.yaml"
     path.write_text(text, encoding="utf-8")
     return load_bridge(path, {})
-
-
-def _consume(bootstrap: str, group: str, topics: list[str], count: int) -> list[SourceRecord]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": group,
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe(topics)
-    records: list[SourceRecord] = []
-    deadline = time.monotonic() + 60
-    try:
-        while len(records) < count and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is None or message.error():
-                continue
-            records.append(to_source_record(message))
-    finally:
-        consumer.close()
-    assert len(records) == count, f"read {len(records)} of {count} records in time"
-    return records
 
 
 def test_avro_and_json_records_map_as_in_the_dry_run(
@@ -88,7 +63,9 @@ def test_avro_and_json_records_map_as_in_the_dry_run(
     assert producer.flush(30) == 0
 
     decoders = loaded.decoders
-    records = _consume(kafka_bootstrap, unique_group_id, [orders, shipments], 3)
+    messages = read_all(kafka_bootstrap, [orders, shipments], 3, 60, group=unique_group_id)
+    assert len(messages) == 3, f"read {len(messages)} of 3 records in time"
+    records = [to_source_record(message) for message in messages]
     events: list[MappedEvent] = []
     decode_errors = []
     for record in records:

@@ -14,7 +14,7 @@ from bridge.kafka.config import KafkaClientConfig
 from bridge.kafka.producer import DeadLetterProducer
 from bridge.kafka.sizes import record_budget, record_size, sized_producer_config
 from bridge.kafka.topic_limits import read_topic_limits
-from tests.support.bridge_service import read_all
+from tests.support.kafka import read_all
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.kafka

@@ -14,14 +14,9 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.service.conftest import ServiceSetup, orders
-from tests.support.bridge_service import (
-    default_event_id,
-    produce,
-    read_all,
-    run_replay,
-    start_replay,
-)
+from tests.support.bridge_service import default_event_id, run_replay, start_replay
+from tests.support.kafka import produce, read_all
+from tests.support.service import ServiceSetup, orders
 from tests.support.simulator import SimControl, start_sim
 from tests.support.waiting import wait_until
 

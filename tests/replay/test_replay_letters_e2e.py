@@ -21,8 +21,9 @@ from bridge.errors import EventRejected
 from bridge.kafka.sizes import record_size
 from bridge.records import SourceRecord
 from tests.callbacks.support import receiver_url, with_callbacks
-from tests.service.conftest import ORDER_RULES, ServiceSetup, orders
-from tests.support.bridge_service import default_event_id, produce, read_all, run_replay
+from tests.support.bridge_service import default_event_id, run_replay
+from tests.support.kafka import produce, read_all
+from tests.support.service import ORDER_RULES, ServiceSetup, orders
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

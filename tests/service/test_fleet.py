@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.service.conftest import ServiceSetup, orders
-from tests.support.bridge_service import BridgeProcess, produce
+from tests.support.bridge_service import BridgeProcess
+from tests.support.kafka import produce
+from tests.support.service import ServiceSetup, orders
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

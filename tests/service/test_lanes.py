@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import random
+from typing import Any
 
 import pytest
 
 from bridge.service.lanes import KeyLanes
+from tests.support.waiting import wait_until_async
+
+IDLE_TIMEOUT_S = 30.0
+
+
+async def idle(lanes: KeyLanes[Any]) -> None:
+    """Until every lane has finished its work: bounded, so a lane that never ends fails."""
+    await wait_until_async(lambda: not lanes.busy, IDLE_TIMEOUT_S, "every lane idle", 0.005)
 
 
 def test_same_key_in_order_other_keys_concurrently() -> None:
@@ -29,8 +38,7 @@ def test_same_key_in_order_other_keys_concurrently() -> None:
         for number in range(30):
             for key in ("a", "b", "c"):
                 lanes.push(key, (key, number))
-        while lanes.busy:
-            await asyncio.sleep(0.005)
+        await idle(lanes)
         return seen, peak
 
     seen, peak = asyncio.run(scenario())
@@ -53,8 +61,7 @@ def test_dropping_cancels_running_and_queued_items_but_keeps_the_lane() -> None:
             lanes.push("k", item)
         await asyncio.sleep(0)
         assert lanes.drop(lambda item: item in (0, 2)) == 2
-        while lanes.busy:
-            await asyncio.sleep(0.005)
+        await idle(lanes)
         return done
 
     assert asyncio.run(scenario()) == [1, 3, 4]
@@ -90,8 +97,7 @@ def test_a_failing_item_is_logged_and_the_lane_goes_on(caplog: pytest.LogCapture
         lanes: KeyLanes[int] = KeyLanes(work)
         for item in range(4):
             lanes.push("k", item)
-        while lanes.busy:
-            await asyncio.sleep(0.005)
+        await idle(lanes)
         return done
 
     assert asyncio.run(scenario()) == [0, 2, 3]

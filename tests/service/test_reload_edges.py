@@ -31,6 +31,7 @@ from bridge.service.reload import (
     restart_needed,
 )
 from tests.support.configs import HEADER, WriteConfig
+from tests.support.waiting import wait_until, wait_until_async
 
 OPERATIONS = Path(__file__).parents[2] / "docs" / "operations.md"
 RULE = """\
@@ -233,6 +234,11 @@ def test_a_configuration_replaced_by_a_pipe_is_a_counted_failure_that_never_bloc
     assert target.engines == []
 
 
+# A wait inside a loop run by _bounded_run: longer than its 30 s, so _bounded_run
+# reports the stuck loop first, and the abandoned loop still ends by itself.
+LOOP_WAIT_S = 60.0
+
+
 def _bounded_run(coroutine: Any) -> Any:
     """``asyncio.run`` on a thread; fails instead of hanging when the loop cannot end."""
     outcome: list[Any] = []
@@ -261,8 +267,7 @@ def test_a_reload_in_progress_does_not_hold_up_the_end_of_the_loop(
     async def serve_then_stop() -> None:
         serving = asyncio.ensure_future(reloader.serve())
         reloader.request(force=True)
-        while not entered.is_set():
-            await asyncio.sleep(0.01)  # yields to the loop; bounded by _bounded_run
+        await wait_until_async(entered.is_set, LOOP_WAIT_S, "the loader to be entered")
         serving.cancel()  # what SIGTERM does to the reloader's tasks
         with contextlib.suppress(asyncio.CancelledError):
             await serving
@@ -270,8 +275,6 @@ def test_a_reload_in_progress_does_not_hold_up_the_end_of_the_loop(
     _bounded_run(serve_then_stop())
     assert target.engines == []
     release.set()
-    from tests.support.waiting import wait_until
-
     wait_until(
         lambda: bool(late) and all(r._closed for r in late[0].registries),
         10,
@@ -291,9 +294,14 @@ async def _watching(reloader: ConfigReloader, *phases: tuple[Any, Any]) -> None:
     tasks = [asyncio.ensure_future(reloader.serve()), asyncio.ensure_future(reloader.watch())]
     try:
         for act, done in phases:
-            while not done():
+
+            def acted_and_done(act: Any = act, done: Any = done) -> bool:
+                if done():
+                    return True
                 act()
-                await asyncio.sleep(0.05)
+                return False
+
+            await wait_until_async(acted_and_done, LOOP_WAIT_S, "a phase", 0.05)
     finally:
         for task in tasks:
             task.cancel()

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import signal
-import time
 from collections.abc import Callable
 
 import orjson
 import pytest
 from confluent_kafka.admin import AdminClient
-from confluent_kafka.cimpl import NewTopic
 
-from tests.service.conftest import ServiceSetup, orders
-from tests.support.bridge_service import committed_offsets, metric_sum, produce, read_all
+from tests.support.bridge_service import metric_sum
+from tests.support.kafka import committed_offsets, create_topic, produce, read_all
+from tests.support.service import ServiceSetup, orders
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -89,8 +88,7 @@ def test_not_ready_until_the_dead_letter_topic_exists(
     assert answer.status_code == 503
     assert "the dead-letter topic does not exist" in answer.json()["problems"]
     assert bridge.get("/healthz").status_code == 200  # alive, just not ready
-    futures = kafka_admin.create_topics([NewTopic(setup.dead_letter_topic, 1, 1)])
-    futures[setup.dead_letter_topic].result(timeout=30)
+    create_topic(kafka_admin, setup.dead_letter_topic)
     wait_until(lambda: bridge.get("/readyz").status_code == 200, 60, "ready")
     kafka_admin.delete_topics([setup.dead_letter_topic])
 
@@ -105,9 +103,9 @@ def test_in_flight_work_is_bounded_and_the_consumer_pauses_instead_of_buffering(
     bridge = setup.start(config)
     paused_seen = False
     worst = 0.0
-    deadline = time.monotonic() + 120
-    while setup.control.stats()["sent"] < 400:
-        assert time.monotonic() < deadline, "timed out waiting for 400 events"
+
+    def sample_until_all_sent() -> bool:
+        nonlocal paused_seen, worst
         # Scraped in one request: consumed minus finished is what is in flight.
         text = bridge.get("/metrics").text
         consumed = metric_sum(text, "vibes_bridge_records_consumed_total")
@@ -115,7 +113,10 @@ def test_in_flight_work_is_bounded_and_the_consumer_pauses_instead_of_buffering(
         worst = max(worst, consumed - finished)
         paused_seen = paused_seen or metric_sum(text, "vibes_bridge_consumer_paused") > 0
         assert bridge.running
-        time.sleep(0.05)  # the polling interval of this sampling loop, not a synchronisation
+        return setup.control.stats()["sent"] >= 400
+
+    # Every poll is a sample: the interval is the sampling rate, not a synchronisation.
+    wait_until(sample_until_all_sent, 120, "400 events", interval=0.05)
     assert paused_seen
     # The tracker holds at most `bound` records; a batch's events may still be on
     # their way to being counted as delivered when scraped.

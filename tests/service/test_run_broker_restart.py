@@ -8,24 +8,16 @@ from __future__ import annotations
 
 import socket
 import time
-from pathlib import Path
 
 import pytest
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.cimpl import NewTopic
 
 from devtools.kafka_broker import (
     BrokerHandle,
     pause_local_broker,
     resume_local_broker,
 )
-from tests.service.conftest import orders
-from tests.support.bridge_service import (
-    produce,
-    service_config,
-    start_bridge,
-)
-from tests.support.simulator import SimControl, start_sim
+from tests.support.kafka import produce
+from tests.support.service import ServiceFactory, orders
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -47,55 +39,38 @@ LONG_OUTAGE_S = 14.0
 
 @pytest.mark.parametrize("outage", ["short", "past_the_session_timeout"])
 def test_broker_restart_mid_run_loses_nothing(
-    own_broker: BrokerHandle, tmp_path: Path, outage: str
+    own_broker: BrokerHandle, service: ServiceFactory, outage: str
 ) -> None:
     """A short outage, and one longer than the session timeout: the member loses its
     partitions, must rejoin when the broker is back and deliver the rest."""
     bootstrap = own_broker.bootstrap
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    futures = admin.create_topics([NewTopic("orders", 3, 1), NewTopic("orders.dlq", 1, 1)])
-    for future in futures.values():
-        future.result(timeout=30)
-    produce(bootstrap, "orders", orders(TOTAL, keys=30))
-    sim = start_sim(("--latency-ms", "5"), tmp_path / "sim.log")
-    control = SimControl(sim.url)
-    config = service_config(
-        tmp_path / "bridge.yaml",
-        bootstrap=bootstrap,
-        sim_url=sim.url,
-        group="restart-group",
-        dead_letter_topic="orders.dlq",
-        sources=["orders"],
-        # The long outage with a small pending bound: commits fail while the broker is
-        # down, so the bound fills and the consumer pauses before its partitions are lost.
-        # Partitions assigned again must be fetched again (librdkafka keeps their pause flag).
-        delivery="max_pending_records: 50\n" if outage == "past_the_session_timeout" else "",
-        rules=(
-            "rules:\n  - name: order-update\n    topic: orders\n    event_type: order_update\n"
-            "    recipient: {external_person_id: customer_id}\n    event_data: {seq: seq}\n"
-        ),
+    setup = service(partitions=3, sim_args=("--latency-ms", "5"), broker=bootstrap)
+    control = setup.control
+    produce(bootstrap, setup.topic, orders(TOTAL, keys=30))
+    rules = (
+        "rules:\n  - name: order-update\n"
+        f"    topic: {setup.topic}\n    event_type: order_update\n"
+        "    recipient: {external_person_id: customer_id}\n    event_data: {seq: seq}\n"
     )
-    bridge = start_bridge(config, tmp_path / "bridge.log")
-    try:
-        wait_until(lambda: control.stats()["sent"] >= 300, 60, "progress before the restart")
-        pause_local_broker(own_broker)
-        wait_until(lambda: _port_closed(bootstrap), 30, "the broker to be down")
-        if outage == "past_the_session_timeout":
-            down_since = time.monotonic()
-            wait_until(
-                lambda: time.monotonic() - down_since >= LONG_OUTAGE_S,
-                LONG_OUTAGE_S + 5,
-                "an outage longer than the session timeout",
-            )
-        assert bridge.running
-        resume_local_broker(own_broker)
-        wait_until(lambda: control.stats()["sent"] == TOTAL, 180, "every event sent")
-        assert bridge.running
-        assert control.stats()["sent"] == TOTAL
-        assert bridge.metric("vibes_bridge_dead_letters_total") == 0
-        assert bridge.stop() == 0
-    finally:
-        if bridge.running:
-            bridge.stop()
-        control.close()
-        sim.stop()
+    # The long outage with a small pending bound: commits fail while the broker is down,
+    # so the bound fills and the consumer pauses before its partitions are lost; partitions
+    # assigned again must be fetched again (librdkafka keeps their pause flag).
+    delivery = "max_pending_records: 50\n" if outage == "past_the_session_timeout" else ""
+    bridge = setup.start(setup.config(rules=rules, delivery=delivery))
+    wait_until(lambda: control.stats()["sent"] >= 300, 60, "progress before the restart")
+    pause_local_broker(own_broker)
+    wait_until(lambda: _port_closed(bootstrap), 30, "the broker to be down")
+    if outage == "past_the_session_timeout":
+        down_since = time.monotonic()
+        wait_until(
+            lambda: time.monotonic() - down_since >= LONG_OUTAGE_S,
+            LONG_OUTAGE_S + 5,
+            "an outage longer than the session timeout",
+        )
+    assert bridge.running
+    resume_local_broker(own_broker)
+    wait_until(lambda: control.stats()["sent"] == TOTAL, 180, "every event sent")
+    assert bridge.running
+    assert control.stats()["sent"] == TOTAL
+    assert bridge.metric("vibes_bridge_dead_letters_total") == 0
+    assert bridge.stop() == 0

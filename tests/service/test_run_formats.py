@@ -21,7 +21,8 @@ from bridge.codecs import load_avro_schema
 from bridge.kafka.messages import to_source_record
 from bridge.loading import load_bridge
 from devtools.avro_encode import encode_avro
-from tests.support.bridge_service import produce, read_all, service_config, start_bridge
+from tests.support.bridge_service import service_config, start_bridge
+from tests.support.kafka import produce, read_all
 from tests.support.schema_registry import (
     TestSchemaRegistry,
     confluent_frame,

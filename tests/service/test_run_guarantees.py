@@ -16,11 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests.service.conftest import ServiceSetup, orders
-from tests.support.bridge_service import (
-    committed_offsets,
-    produce,
-)
+from tests.support.kafka import committed_offsets, produce
+from tests.support.service import ServiceSetup, orders
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

@@ -9,17 +9,15 @@ running. A dead-letter topic too small for any letter is refused at start, once.
 from __future__ import annotations
 
 import os
-import subprocess
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from confluent_kafka import Producer
 
 from bridge.kafka.sizes import record_budget, record_size
-from tests.service.conftest import ServiceSetup
-from tests.support.bridge_service import ROOT, RUN_COMMAND, committed_offsets, read_all
-from tests.support.simulator import SimControl, start_sim
+from tests.support.bridge_service import run_to_exit
+from tests.support.kafka import committed_offsets, read_all
+from tests.support.service import ServiceFactory, ServiceSetup
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -44,45 +42,14 @@ def headers_of(message: object) -> dict[str, bytes]:
     return dict(message.headers() or [])  # type: ignore[attr-defined]
 
 
-def sized_setup(
-    tmp_path: Path,
-    kafka_bootstrap: str,
-    new_topic: Callable[..., str],
-    unique_group_id: str,
-    dead_letter_config: dict[str, str] | None,
-) -> ServiceSetup:
-    sim = start_sim((), tmp_path / "sim.log")
-    return ServiceSetup(
-        tmp_path,
-        kafka_bootstrap,
-        new_topic(1, BIG_SOURCE),
-        new_topic(1, dead_letter_config),
-        unique_group_id,
-        sim,
-        SimControl(sim.url),
-    )
-
-
 @pytest.fixture
-def sized(
-    tmp_path: Path, kafka_bootstrap: str, new_topic: Callable[..., str], unique_group_id: str
-) -> Iterator[Callable[[dict[str, str] | None], ServiceSetup]]:
-    made: list[ServiceSetup] = []
+def sized(service: ServiceFactory) -> Callable[[dict[str, str] | None], ServiceSetup]:
+    """A one-partition source taking 2 MB records; a dead-letter topic with the given config."""
 
     def build(dead_letter_config: dict[str, str] | None) -> ServiceSetup:
-        setup = sized_setup(
-            tmp_path, kafka_bootstrap, new_topic, unique_group_id, dead_letter_config
-        )
-        made.append(setup)
-        return setup
+        return service(1, source_config=BIG_SOURCE, dead_letter_config=dead_letter_config)
 
-    yield build
-    for setup in made:
-        for bridge in setup.bridges:
-            if bridge.running:
-                bridge.stop()
-        setup.control.close()
-        setup.sim.stop()
+    return build
 
 
 @pytest.mark.parametrize(
@@ -131,17 +98,6 @@ def test_oversized_undecodable_records_get_cut_dead_letters_and_commit(
     assert bridge.metric("vibes_bridge_dead_letters_total", reason="decode_error") == len(sizes)
     assert bridge.get("/readyz").status_code == 200
     assert bridge.stop() == 0
-
-
-def run_to_exit(config: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*RUN_COMMAND, "-c", str(config)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.mark.parametrize(

@@ -13,14 +13,10 @@ from collections.abc import Callable
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from tests.service.conftest import ORDER_RULES, ServiceSetup, orders
-from tests.support.bridge_service import (
-    BridgeProcess,
-    committed_offsets,
-    produce,
-    service_config,
-)
+from tests.support.bridge_service import BridgeProcess, service_config
 from tests.support.hostile_http import Misbehaviour, hostile_server
+from tests.support.kafka import committed_offsets, produce
+from tests.support.service import ORDER_RULES, ServiceSetup, orders
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

@@ -8,11 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.simulator import (
-    DEFAULT_FAULTS,
-    SimProcess,
-    start_sim,
-)
+from tests.support.simulator import SimProcess, reset, start_sim
 
 
 @pytest.fixture
@@ -45,10 +41,7 @@ def shared_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimProcess]
 @pytest.fixture
 def sim(shared_sim: SimProcess) -> SimProcess:
     """The shared simulator, back to default knobs with empty events and stats."""
-    with httpx.Client(base_url=shared_sim.url, timeout=10.0) as control:
-        control.post("/_sim/faults", json=DEFAULT_FAULTS).raise_for_status()
-        control.post("/_sim/reset").raise_for_status()
-    return shared_sim
+    return reset(shared_sim)
 
 
 @pytest.fixture

@@ -13,8 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 from bridge.commands.sim_cmd import sim_command
-from tests.sim.test_event_api import assert_envelope, stats
-from tests.support.simulator import ROOT, SIM_COMMAND, SimProcess, event, wait_for
+from tests.support.paths import ROOT
+from tests.support.simulator import SIM_COMMAND, SimProcess, assert_envelope, event, stats
+from tests.support.waiting import wait_until
 
 Start = Callable[..., SimProcess]
 
@@ -172,7 +173,7 @@ def test_sigterm_releases_held_requests_promptly(start: Start) -> None:
         ]
     )
     try:
-        wait_for(lambda: stats(sim)["faults_timeout"] == 1, what="the request to be held")
+        wait_until(lambda: stats(sim)["faults_timeout"] == 1, what="the request to be held")
         started = time.monotonic()
         assert sim.stop() == 0
         assert time.monotonic() - started < 5

@@ -9,29 +9,7 @@ import httpx
 import pytest
 
 from bridge.vibes.entity import entity_problems
-from tests.support.simulator import SimProcess, event
-
-
-def assert_envelope(response: httpx.Response, status: int) -> list[dict[str, Any]]:
-    """The documented 4xx/5xx shape: ``{"errors": [{"message": str, "code": int}]}``."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    errors = response.json()["errors"]
-    assert errors
-    for error in errors:
-        assert set(error) == {"message", "code"}
-        assert isinstance(error["message"], str)
-        assert error["message"]
-        assert isinstance(error["code"], int)
-    return list(errors)
-
-
-def stats(sim: SimProcess) -> dict[str, int]:
-    return dict(httpx.get(f"{sim.url}/_sim/stats", timeout=10).json())
-
-
-def events(sim: SimProcess) -> list[dict[str, Any]]:
-    return list(httpx.get(f"{sim.url}/_sim/events", timeout=10).json())
+from tests.support.simulator import COUNTERS, SimProcess, assert_envelope, event, events, stats
 
 
 def test_valid_event_is_sent(sim: SimProcess, client: httpx.Client) -> None:
@@ -191,19 +169,7 @@ def test_stats_add_up(sim: SimProcess, client: httpx.Client) -> None:
     counts = stats(sim)
     assert all(isinstance(value, int) for value in counts.values())
     assert counts["received"] == 4
-    assert counts["received"] == sum(
-        counts[name]
-        for name in (
-            "sent",
-            "duplicates",
-            "rejected",
-            "rate_limited",
-            "unauthorized",
-            "faults",
-            "malformed",
-            "internal_errors",
-        )
-    )
+    assert counts["received"] == sum(counts[name] for name in COUNTERS)
 
 
 # --- bad input never crashes the server ---------------------------------------------

@@ -8,8 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.sim.test_event_api import assert_envelope, stats
-from tests.support.simulator import DEFAULT_FAULTS, SimProcess, event
+from tests.support.simulator import DEFAULT_FAULTS, SimProcess, assert_envelope, event, stats
 
 
 def set_faults(sim: SimProcess, **knobs: Any) -> httpx.Response:

@@ -17,7 +17,8 @@ import httpx
 import orjson
 import pytest
 
-from tests.support.simulator import SimProcess, start_sim, wait_for
+from tests.support.simulator import COUNTERS, SimProcess, start_sim, stats
+from tests.support.waiting import wait_until
 
 USERNAME = "sim-user"
 PASSWORD = "Pw-9f3c-unique"
@@ -26,16 +27,6 @@ SECRETS = (PASSWORD, TOKEN, TOKEN[:16])
 EVENTS_LINE = b"POST /companies/demo/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 AUTH = f"Authorization: Basic {TOKEN}\r\n".encode()
 JSON_TYPE = b"Content-Type: application/json\r\n"
-COUNTERS = (
-    "sent",
-    "duplicates",
-    "rejected",
-    "rate_limited",
-    "unauthorized",
-    "faults",
-    "malformed",
-    "internal_errors",
-)
 READ_TIMEOUT_S = 10.0
 
 
@@ -79,10 +70,6 @@ def exchange(sim: SimProcess, raw: bytes) -> bytes:
     with socket.create_connection(address(sim), timeout=READ_TIMEOUT_S) as conn:
         conn.sendall(raw)
         return read_answer(conn)
-
-
-def stats(sim: SimProcess) -> dict[str, int]:
-    return dict(httpx.get(f"{sim.url}/_sim/stats", timeout=10).json())
 
 
 def assert_counted_once_as_malformed(sim: SimProcess) -> None:
@@ -152,8 +139,8 @@ def test_body_cut_short_by_the_client_counts_as_malformed(sim: SimProcess, sent:
     head = EVENTS_LINE + AUTH + JSON_TYPE + b"Content-Length: 100\r\n\r\n"
     with socket.create_connection(address(sim), timeout=READ_TIMEOUT_S) as conn:
         conn.sendall(head + b"x" * sent)
-        wait_for(lambda: stats(sim)["received"] == 1, what="the request to reach the handler")
-    wait_for(lambda: stats(sim)["malformed"] == 1, what="the cut body to be counted")
+        wait_until(lambda: stats(sim)["received"] == 1, what="the request to reach the handler")
+    wait_until(lambda: stats(sim)["malformed"] == 1, what="the cut body to be counted")
     assert_counted_once_as_malformed(sim)
 
 

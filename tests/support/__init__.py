@@ -1,0 +1,1 @@
+"""The test harness: plain modules that tests and benchmarks import (docs/development.md)."""

@@ -1,8 +1,9 @@
-"""Run ``vibes-bridge run`` as a real subprocess against the test broker and the simulator.
+"""Run ``vibes-bridge run`` and ``replay`` as real subprocesses against a broker and the simulator.
 
 The service tests drive the shipped command, not an in-process imitation: a
 crash test must kill a real process. Everything here waits on conditions with
-bounds; nothing sleeps for a fixed time to synchronise.
+bounds; nothing sleeps for a fixed time to synchronise. Producing and reading
+records is ``tests.support.kafka``; a whole per-test world is ``tests.support.service``.
 """
 
 from __future__ import annotations
@@ -14,22 +15,20 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
-from confluent_kafka import Consumer, Producer, TopicPartition
 
+from tests.support.paths import ROOT
 from tests.support.waiting import wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
 RUN_COMMAND = (sys.executable, "-m", "bridge", "run")
 REPLAY_COMMAND = (sys.executable, "-m", "bridge", "replay")
 REPLAY_TIMEOUT_S = 120.0
+RUN_TO_EXIT_TIMEOUT_S = 120.0
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 60.0
 
@@ -126,6 +125,18 @@ def start_bridge(
     return process
 
 
+def run_to_exit(config: Path) -> subprocess.CompletedProcess[str]:
+    """``vibes-bridge run -c CONFIG`` expected to end by itself (a refused start); bounded."""
+    return subprocess.run(
+        [*RUN_COMMAND, "-c", str(config)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TO_EXIT_TIMEOUT_S,
+        check=False,
+    )
+
+
 def run_replay(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """``vibes-bridge replay -c CONFIG ARGS`` to its end (bounded); stdout and stderr as text."""
     return subprocess.run(
@@ -201,60 +212,3 @@ def service_config(
     )
     path.write_text(text)
     return path
-
-
-def produce(
-    bootstrap: str,
-    topic: str,
-    records: Iterable[tuple[bytes | None, Any]],
-    partition: int | None = None,
-) -> int:
-    """Produce ``(key, value)`` pairs (values JSON-encoded unless bytes); the count."""
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
-    count = 0
-    for key, value in records:
-        payload = value if isinstance(value, bytes) else orjson.dumps(value)
-        if partition is None:
-            producer.produce(topic, value=payload, key=key)
-        else:
-            producer.produce(topic, value=payload, key=key, partition=partition)
-        count += 1
-        if count % 1000 == 0:
-            producer.poll(0)
-    assert producer.flush(30) == 0
-    return count
-
-
-def read_all(bootstrap: str, topic: str, expected: int, timeout: float = 30.0) -> list[Any]:
-    """Read ``expected`` records of ``topic`` from the start (confluent-kafka Messages)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"reader-{time.monotonic_ns()}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([topic])
-    messages: list[Any] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(messages) < expected and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is not None and message.error() is None:
-                messages.append(message)
-    finally:
-        consumer.close()
-    return messages
-
-
-def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -> list[int]:
-    """The group's committed positions of ``topic`` (-1001 where none)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
-    try:
-        found = consumer.committed(
-            [TopicPartition(topic, number) for number in range(partitions)], timeout=10
-        )
-    finally:
-        consumer.close()
-    return [tp.offset for tp in found]

@@ -1,12 +1,10 @@
-"""Small configuration files for tests: a valid header, and a fixture that writes rules under it."""
+"""Small configuration files for tests: a valid header; ``write_config`` (tests/support/fixtures.py)
+writes rules under it."""
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 HEADER = """\
 version: 1
@@ -22,15 +20,4 @@ sources:
 """
 
 WriteConfig = Callable[..., Path]
-
-
-@pytest.fixture
-def write_config(tmp_path: Path) -> WriteConfig:
-    """Write HEADER (unless told otherwise) plus ``rules`` text; return the file's path."""
-
-    def write(rules: str, *, header: str = HEADER, name: str = "bridge.yaml") -> Path:
-        path = tmp_path / name
-        path.write_text(header + textwrap.dedent(rules), encoding="utf-8")
-        return path
-
-    return write
+"""The ``write_config`` fixture: ``write_config(rules, *, header=HEADER, name="bridge.yaml")``."""

@@ -12,7 +12,6 @@ import select
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,11 +20,8 @@ from typing import Any
 import httpx
 import orjson
 
-from tests.support.waiting import wait_until
+from tests.support.paths import ROOT
 
-wait_for = wait_until  # the name the simulator's tests use
-
-ROOT = Path(__file__).resolve().parents[2]
 SIM_COMMAND = (sys.executable, "-m", "bridge", "sim")
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
@@ -41,6 +37,18 @@ DEFAULT_FAULTS: dict[str, float] = {
     "timeout_hold_s": 30,
     "drop_rate": 0,
 }
+
+# Every request ends in exactly one of these stats counters, so they sum to ``received``.
+COUNTERS = (
+    "sent",
+    "duplicates",
+    "rejected",
+    "rate_limited",
+    "unauthorized",
+    "faults",
+    "malformed",
+    "internal_errors",
+)
 
 
 def event(event_id: str | None = None, **overrides: Any) -> dict[str, Any]:
@@ -109,13 +117,10 @@ def start_sim(
             env={**os.environ, **(env or {})},
         )
     assert proc.stdout is not None
-    deadline = time.monotonic() + START_TIMEOUT_S
-    line = ""
-    while time.monotonic() < deadline and proc.poll() is None:
-        ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
-        if ready:
-            line = proc.stdout.readline()
-            break
+    # One select on the pipe, not a poll loop: a simulator that dies closes its
+    # stdout, which select reports at once (readline then gives "").
+    ready, _, _ = select.select([proc.stdout], [], [], START_TIMEOUT_S)
+    line = proc.stdout.readline() if ready else ""
     if not line.startswith("listening on http://"):
         proc.kill()
         proc.wait()
@@ -123,6 +128,38 @@ def start_sim(
             f"simulator did not start: {line!r}\n{log_path.read_text(errors='replace')}"
         )
     return SimProcess(proc, line.removeprefix("listening on ").strip(), log_path)
+
+
+def assert_envelope(response: httpx.Response, status: int) -> list[dict[str, Any]]:
+    """The documented 4xx/5xx shape: ``{"errors": [{"message": str, "code": int}]}``."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    errors = response.json()["errors"]
+    assert errors
+    for error in errors:
+        assert set(error) == {"message", "code"}
+        assert isinstance(error["message"], str)
+        assert error["message"]
+        assert isinstance(error["code"], int)
+    return list(errors)
+
+
+def reset(sim: SimProcess) -> SimProcess:
+    """A simulator shared by a module, back to default knobs with empty events and stats."""
+    with httpx.Client(base_url=sim.url, timeout=10.0) as control:
+        control.post("/_sim/faults", json=DEFAULT_FAULTS).raise_for_status()
+        control.post("/_sim/reset").raise_for_status()
+    return sim
+
+
+def stats(sim: SimProcess) -> dict[str, int]:
+    """The simulator's counters (``/_sim/stats``)."""
+    return dict(httpx.get(f"{sim.url}/_sim/stats", timeout=10).json())
+
+
+def events(sim: SimProcess) -> list[dict[str, Any]]:
+    """The events the simulator accepted (``/_sim/events``)."""
+    return list(httpx.get(f"{sim.url}/_sim/events", timeout=10).json())
 
 
 class SimControl:

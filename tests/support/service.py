@@ -1,22 +1,21 @@
-"""Fixtures for the service tests: a simulator, a per-test setup, and bridges to start."""
+"""One test's service world on a broker: topics, a group, a simulator, bridges to start.
+
+``make_setup`` is the one factory; the ``service`` fixture (tests/support/fixtures.py)
+calls it and stops everything afterwards, and a benchmark or a test that owns its
+broker may call it directly. ``orders`` and ``ORDER_RULES`` are the records and the
+rule most service tests, the replay tests and the benchmarks run.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.support.bridge_service import (
-    BridgeProcess,
-    service_config,
-    start_bridge,
-)
+from tests.support.bridge_service import BridgeProcess, service_config, start_bridge
+from tests.support.kafka import NewTopicFactory
 from tests.support.simulator import SimControl, SimProcess, start_sim
-
-NewTopic = Callable[..., str]
 
 # One rule over JSON orders; the default event id (rule|topic|partition|offset)
 # is what makes redelivery harmless, so the crash tests rely on it.
@@ -45,6 +44,7 @@ class ServiceSetup:
     group: str
     sim: SimProcess
     control: SimControl
+    new_topic: NewTopicFactory  # more topics on the same broker (a callbacks topic, ...)
     bridges: list[BridgeProcess] = field(default_factory=list)
 
     def config(self, name: str = "bridge.yaml", rules: str | None = None, **extra: Any) -> Path:
@@ -65,50 +65,38 @@ class ServiceSetup:
         self.bridges.append(bridge)
         return bridge
 
+    def close(self) -> None:
+        """Stop every bridge still running, then the simulator."""
+        for bridge in self.bridges:
+            if bridge.running:
+                bridge.stop()
+        self.control.close()
+        self.sim.stop()
+
+
+ServiceFactory = Callable[..., ServiceSetup]
+"""The ``service`` fixture: ``service(partitions=3, sim_args=(), *, broker=None, ...)``."""
+
 
 def make_setup(
     tmp_path: Path,
-    kafka_bootstrap: str,
-    new_topic: NewTopic,
-    unique_group_id: str,
+    bootstrap: str,
+    new_topic: NewTopicFactory,
+    group: str,
     *,
     partitions: int = 3,
-    sim_args: tuple[str, ...] = (),
+    sim_args: Iterable[str] = (),
+    source_config: dict[str, str] | None = None,
+    dead_letter_config: dict[str, str] | None = None,
 ) -> ServiceSetup:
-    topic = new_topic(partitions)
-    dead_letters = new_topic(1)
-    sim = start_sim(sim_args, tmp_path / "sim.log")
-    return ServiceSetup(
-        tmp_path, kafka_bootstrap, topic, dead_letters, unique_group_id, sim, SimControl(sim.url)
-    )
-
-
-@pytest.fixture
-def service(
-    tmp_path: Path, kafka_bootstrap: str, new_topic: NewTopic, unique_group_id: str
-) -> Iterator[Callable[..., ServiceSetup]]:
-    """``service(partitions=3, sim_args=())`` builds a setup; everything stops afterwards."""
-    made: list[ServiceSetup] = []
-
-    def build(partitions: int = 3, sim_args: tuple[str, ...] = ()) -> ServiceSetup:
-        setup = make_setup(
-            tmp_path,
-            kafka_bootstrap,
-            new_topic,
-            unique_group_id,
-            partitions=partitions,
-            sim_args=sim_args,
-        )
-        made.append(setup)
-        return setup
-
-    yield build
-    for setup in made:
-        for bridge in setup.bridges:
-            if bridge.running:
-                bridge.stop()
-        setup.control.close()
-        setup.sim.stop()
+    """A source topic of ``partitions``, a one-partition dead-letter topic (both made by
+    ``new_topic`` on the broker at ``bootstrap``, with optional topic configs) and a
+    simulator started with ``sim_args``."""
+    topic = new_topic(partitions, source_config)
+    dead_letters = new_topic(1, dead_letter_config)
+    sim = start_sim(tuple(sim_args), tmp_path / "sim.log")
+    control = SimControl(sim.url)
+    return ServiceSetup(tmp_path, bootstrap, topic, dead_letters, group, sim, control, new_topic)
 
 
 def orders(count: int, *, keys: int = 10, start: int = 0) -> list[tuple[bytes, dict[str, Any]]]:
