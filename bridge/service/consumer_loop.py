@@ -152,23 +152,29 @@ class ConsumerLoop:
         """Ask the thread to drain and leave (any thread; returns at once)."""
         self._stop.set()
 
-    def run(self) -> None:
-        """The thread's body: consume until stopped, then drain and close."""
+    def open(self) -> Source:
+        """Subscribe (``run`` calls it first; unit tests then drive :meth:`turn` themselves)."""
         self._source = self._source_factory(self)
         self._health.subscribed = True
+        return self._source
+
+    def run(self) -> None:
+        """The thread's body: consume until stopped, then drain and close."""
+        source = self.open()
         try:
             while not self._stop.is_set():
-                self._turn(self._source)
-            self._drain(self._source)
+                self.turn(source)
+            self._drain(source)
         finally:
             self._closing = True
-            self._source.close()
+            source.close()
             remaining = self._outbox.flush(self._settings.shutdown_timeout_seconds)
             if remaining:
                 log.error("dead letters not acknowledged at exit", extra={"count": remaining})
             self._health.subscribed = False
 
-    def _turn(self, source: Source) -> None:
+    def turn(self, source: Source) -> None:
+        """One turn: release holds, fetch, prepare and track, hand over, serve, pause, commit."""
         self._health.consumer_alive()
         self._release_held(source)
         batch = source.fetch(self._room(), self._settings.fetch_timeout_seconds)
