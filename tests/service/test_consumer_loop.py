@@ -360,3 +360,19 @@ def _no_real_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("the loop slept on the wall clock")
 
     monkeypatch.setattr("time.sleep", refuse)
+
+
+def test_a_hold_that_ends_while_the_consumer_is_full_stays_paused(
+    write_config: WriteConfig,
+) -> None:
+    rig, outage = _outage_rig(write_config, max_pending_records=2)
+    rig.turn(record(ORDERS, 0, 5, EVENT))
+    outage.down = False
+    rig.turn(record(ORDERS, 1, 1, EVENT), record(ORDERS, 1, 2, EVENT))
+    assert rig.source.paused == {P0, P1, S0}
+    rig.clock.advance(1.0)  # the hold's backoff is over, the bound is not
+    rig.turn()
+    assert P0 in rig.source.paused
+    rig.finish_all()
+    rig.turn()
+    assert rig.source.paused == set()
