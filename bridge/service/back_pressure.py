@@ -34,7 +34,7 @@ class BackPressure:
         return self._paused
 
     def assignment_changed(self) -> None:
-        """New partitions arrive resumed: while paused, the next full turn pauses them too."""
+        """New partitions: paused too if full and paused, else resumed on the next turn."""
         self._assignment_changed = True
 
     def decide(self, records: int, size: int) -> Verdict:
@@ -47,5 +47,11 @@ class BackPressure:
             return Verdict.PAUSE
         if self._paused and roomy:
             self._paused = False
+            return Verdict.RESUME
+        if changed and not self._paused:
+            # librdkafka keeps a partition's pause across a revocation and a new
+            # assignment; a partition paused before it was lost would come back paused
+            # while nothing here is, and never resume (the consumer stalls). Resume the
+            # new assignment explicitly: resuming one that is not paused is harmless.
             return Verdict.RESUME
         return Verdict.KEEP

@@ -72,8 +72,26 @@ def test_new_partitions_while_paused_and_full_are_paused_too() -> None:
     assert pressure.decide(MAX_RECORDS, 0) is Verdict.KEEP  # the change is taken once
 
 
-def test_an_assignment_change_alone_does_not_pause() -> None:
+def test_an_assignment_change_alone_does_not_pause_but_resumes_the_new_partitions() -> None:
     pressure = BackPressure(MAX_RECORDS, MAX_BYTES)
     pressure.assignment_changed()
+    assert pressure.decide(MAX_RECORDS - 1, 0) is Verdict.RESUME
+    assert not pressure.paused
     assert pressure.decide(MAX_RECORDS - 1, 0) is Verdict.KEEP
     assert pressure.decide(MAX_RECORDS, 0) is Verdict.PAUSE
+
+
+@pytest.mark.parametrize(("records", "size"), [(0, 0), (MAX_RECORDS - 1, 0), (0, MAX_BYTES - 1)])
+def test_partitions_assigned_after_a_loss_while_paused_are_resumed(records: int, size: int) -> None:
+    """Paused, then everything lost (nothing in flight): resumed with no partitions, then the
+    new assignment must be resumed too, or partitions librdkafka kept paused never fetch."""
+    pressure = _paused()
+    assert pressure.decide(0, 0) is Verdict.RESUME  # the loss emptied the tracker
+    pressure.assignment_changed()
+    assert pressure.decide(records, size) is Verdict.RESUME
+
+
+def test_a_new_assignment_while_paused_between_half_and_full_keeps_waiting() -> None:
+    pressure = _paused()
+    pressure.assignment_changed()
+    assert pressure.decide(MAX_RECORDS - 1, 0) is Verdict.KEEP

@@ -376,3 +376,20 @@ def test_a_hold_that_ends_while_the_consumer_is_full_stays_paused(
     rig.finish_all()
     rig.turn()
     assert rig.source.paused == set()
+
+
+def test_partitions_lost_while_paused_fetch_again_once_assigned_again(
+    write_config: WriteConfig,
+) -> None:
+    """librdkafka keeps a partition's pause across a loss and a new assignment (the fake's
+    pause set survives too): the loop must resume what it is given again."""
+    rig = _rig(write_config, max_pending_records=2)
+    rig.turn(record(ORDERS, 0, 0, EVENT), record(ORDERS, 1, 0, EVENT))
+    assert rig.source.paused == {P0, P1, S0}
+    rig.loop.partitions_lost([P0, P1, S0])
+    rig.source.assigned = []
+    rig.turn()  # nothing in flight any more: resumes, but there is nothing assigned
+    rig.source.assigned = [P0, P1, S0]
+    rig.loop.partitions_assigned([P0, P1, S0])
+    rig.turn()
+    assert rig.source.paused == set()
