@@ -13,6 +13,12 @@ back: the replay's own output must never feed a later replay by accident. The
 callback receiver's ``invalid_callback`` letters are not source records: a
 replay whose filters take them counts and lists them by position, sends nothing
 for them and moves past them (docs/operations.md).
+
+Threading is the run's: one thread owns the reader (fetch, prepare, track, serve
+the dead-letter producer, commit) and hands each batch's events to the asyncio
+loop with ``call_soon_threadsafe``; delivery runs on the loop. Tracking and
+committing are :class:`~bridge.service.record_work.RecordWork`'s, with the run's
+:class:`~bridge.service.record_work.LoopSettings`.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,15 +51,14 @@ from bridge.service.dispatch import Delivery, Dispatcher
 from bridge.service.health import Health
 from bridge.service.offsets import OffsetTracker, Ticket
 from bridge.service.outbox import DeadLetterOutbox
+from bridge.service.record_work import LoopSettings, RecordWork
 from bridge.service.stages import PreparedRecord, prepare
 from bridge.service.vibes_delivery import vibes_delivery
 
 log = logging.getLogger(__name__)
 
-_FETCH_BATCH: Final = 500
-_FETCH_TIMEOUT: Final = 0.2
-_COMMIT_INTERVAL: Final = 1.0
-_ROOM_WAIT: Final = 0.05  # polling for in-flight room: the tracker has no wake-up of its own
+# Waiting for the last dead letters' acknowledgements once the work is done.
+_OUTBOX_FLUSH_SECONDS: Final = 10.0
 
 # A letter cut to fit the dead-letter topic: the original is fetched from its
 # source coordinates while retained, and sent with `vibes-bridge map` or re-produced.
@@ -97,13 +103,18 @@ class _FailureSink:
         self._report = report
         self._tracker = tracker
         self._outbox = outbox
+        # Both threads write: the reader's decode failures, the loop's rejected events.
+        self._lock = threading.Lock()
 
     def write(self, letter: DeadLetter, ticket: Ticket) -> None:
-        self._report.fail_letter(letter, position(ticket.topic, ticket.partition, ticket.offset))
+        with self._lock:
+            at = position(ticket.topic, ticket.partition, ticket.offset)
+            self._report.fail_letter(letter, at)
+            if self._outbox is not None:
+                self._report.requeued += 1
         if self._outbox is None:
             self._tracker.finish(ticket)
             return
-        self._report.requeued += 1
         self._outbox.write(letter, ticket)  # finishes the ticket once acknowledged
 
 
@@ -119,13 +130,14 @@ class Replay:
         self._options = options
         self._out = out
         settings = loaded.settings
+        self._settings = LoopSettings.from_delivery(settings.delivery)
         group = options.group_id or options.selection.group_id(settings.kafka.group_id)
         self.report = ReplayReport(group, options.selection.describe(), dry_run=options.dry_run)
         self._tracker = OffsetTracker()
-        self._stop = asyncio.Event()
+        self._stop = threading.Event()
         self._limit_reached = False
         self._outbox: DeadLetterOutbox | None = None
-        self._sink = _FailureSink(self.report, self._tracker, None)
+        self._work: RecordWork | None = None
         self._client: VibesClient | None = None
         self._dispatcher: Dispatcher | None = None
 
@@ -135,11 +147,11 @@ class Replay:
 
     async def run(self, reader: BoundedReader) -> ReplayReport:
         await asyncio.to_thread(reader.start, from_beginning=self._options.from_beginning)
+        loop = asyncio.get_running_loop()
         if not self._options.dry_run:
             self._build_delivery()
         try:
-            await self._read_until_end(reader)
-            await self._finish(reader)
+            await asyncio.to_thread(self._drive, reader, loop)
         finally:
             if self._dispatcher is not None:
                 await self._dispatcher.cancel_all()
@@ -156,34 +168,40 @@ class Replay:
                 producer_config(settings.kafka).settings, settings.dead_letter.topic
             )
             self._outbox = DeadLetterOutbox(producer, self._tracker, metrics, Health())
-        self._sink = _FailureSink(self.report, self._tracker, self._outbox)
+        sink = _FailureSink(self.report, self._tracker, self._outbox)
+        self._work = RecordWork(self._tracker, sink, metrics)
         self._dispatcher = Dispatcher(
             deliverer,
             self._tracker,
-            self._sink,
+            sink,
             metrics,
             max_in_flight=settings.delivery.max_in_flight,
         )
 
-    # ------------------------------------------------------------------ reading
+    # ------------------------------------------------------------------ the reader's thread
 
-    async def _read_until_end(self, reader: BoundedReader) -> None:
-        max_pending = self._loaded.settings.delivery.max_pending_records
-        next_commit = time.monotonic() + _COMMIT_INTERVAL
+    def _drive(self, reader: BoundedReader, loop: asyncio.AbstractEventLoop) -> None:
+        """The reader thread's body: read to the end offsets (or a stop), then finish."""
+        self._read_until_end(reader, loop)
+        self._finish(reader)
+
+    def _read_until_end(self, reader: BoundedReader, loop: asyncio.AbstractEventLoop) -> None:
+        settings = self._settings
+        next_commit = time.monotonic() + settings.commit_interval_seconds
         while not self._stop.is_set() and not self._limit_reached:
-            if await asyncio.to_thread(reader.reached_end):
+            if reader.reached_end():
                 return
-            if self._tracker.records_in_flight >= max_pending:
-                await self._serve(_ROOM_WAIT)
+            if self._tracker.records_in_flight >= settings.max_pending_records:
+                self._serve(settings.serve_wait_seconds)
                 continue
-            batch = await asyncio.to_thread(reader.fetch, _FETCH_BATCH, _FETCH_TIMEOUT)
+            batch = reader.fetch(settings.fetch_batch, settings.fetch_timeout_seconds)
             deliveries = self._take(batch)
             if deliveries and self._dispatcher is not None:
-                self._dispatcher.submit(deliveries)
-            await self._serve(0)
+                loop.call_soon_threadsafe(self._dispatcher.submit, deliveries)
+            self._serve(0)
             if time.monotonic() >= next_commit:
-                await self._commit(reader)
-                next_commit = time.monotonic() + _COMMIT_INTERVAL
+                self._commit(reader)
+                next_commit = time.monotonic() + settings.commit_interval_seconds
 
     def _take(self, batch: list[SourceRecord | ConsumerTrouble]) -> list[Delivery]:
         deliveries: list[Delivery] = []
@@ -225,10 +243,11 @@ class Replay:
         prepared = self._prepare(letter, letter.source)
         if not prepared.matched:
             report.skipped += 1
-        if self._options.dry_run:
+        if self._work is None:  # a dry run
             self._print(prepared, at)
             return []
-        return self._track(item, prepared)
+        # Tracked at the letter's position: progress is committed on the dead-letter topic.
+        return self._work.track(prepared, at=item)
 
     def _prepare(self, letter: ReplayLetter, source: SourceRecord) -> PreparedRecord:
         engine = self._loaded.engine
@@ -256,53 +275,43 @@ class Replay:
         for letter in prepared.dead_letters:
             self.report.fail_letter(letter, at)
 
-    def _track(self, item: SourceRecord, prepared: PreparedRecord) -> list[Delivery]:
-        size = len(item.value or b"") + len(item.key or b"")
-        ticket = self._tracker.add(
-            item.topic, item.partition, item.offset, units=prepared.units, size=size
-        )
-        for letter in prepared.dead_letters:
-            self._sink.write(letter, ticket)
-        return [Delivery(event, ticket) for event in prepared.events]
-
     def _pass(self, item: SourceRecord) -> None:
         """A letter with nothing to do still moves the group's position past it."""
-        if not self._options.dry_run:
-            self._tracker.add(item.topic, item.partition, item.offset, units=0, size=0)
+        if self._work is not None:
+            self._work.pass_over(item)
 
     # ------------------------------------------------------------------ finishing
 
-    async def _serve(self, wait: float) -> None:
-        if self._outbox is not None:
-            self._outbox.serve()
-        if wait:
-            await asyncio.sleep(wait)
+    def _serve(self, wait: float) -> None:
+        """Serve the dead-letter producer; wait ``wait`` seconds for in-flight room.
 
-    async def _finish(self, reader: BoundedReader) -> None:
+        A polling wait, as the run's drain does: the tracker has no wake-up of its own.
+        """
+        if self._outbox is not None:
+            self._outbox.serve(wait)
+        elif wait:
+            time.sleep(wait)
+
+    def _finish(self, reader: BoundedReader) -> None:
         """Let in-flight work finish (bounded once interrupted), then commit what finished."""
         if self._options.dry_run:
             return
         deadline: float | None = None
         while self._tracker.records_in_flight:
             if self._stop.is_set() and deadline is None:
-                timeout = self._loaded.settings.delivery.shutdown_timeout_seconds
-                deadline = time.monotonic() + timeout
+                deadline = time.monotonic() + self._settings.shutdown_timeout_seconds
             if deadline is not None and time.monotonic() >= deadline:
                 break
-            await self._serve(_ROOM_WAIT)
+            self._serve(self._settings.serve_wait_seconds)
         if self._outbox is not None:
-            await asyncio.to_thread(self._outbox.flush, 10.0)
+            self._outbox.flush(_OUTBOX_FLUSH_SECONDS)
             self._outbox.serve()
-        await self._commit(reader)
+        self._commit(reader)
         self.report.interrupted = self._stop.is_set()
 
-    async def _commit(self, reader: BoundedReader) -> None:
-        positions = self._tracker.positions_to_commit()
-        if not positions:
-            return
-        accepted: bool = await asyncio.to_thread(reader.commit, positions)
-        if accepted:
-            self._tracker.committed(positions)
+    def _commit(self, reader: BoundedReader) -> None:
+        if self._work is not None:
+            self._work.commit(reader)
 
 
 async def replay_dead_letters(

@@ -36,6 +36,7 @@ from bridge.service.health import Health
 from bridge.service.management import ManagementServer
 from bridge.service.offsets import OffsetTracker
 from bridge.service.outbox import DeadLetterOutbox
+from bridge.service.record_work import RecordWork
 from bridge.service.reload import ConfigReloader, RulesTarget
 from bridge.service.sizing import SizeLimits, learn_size_limits
 from bridge.service.vibes_delivery import vibes_delivery
@@ -231,26 +232,18 @@ def _build(loaded: LoadedBridge, loop: asyncio.AbstractEventLoop, limits: SizeLi
         metrics=metrics,
         max_in_flight=settings.delivery.max_in_flight,
     )
-    max_age = settings.delivery.max_event_age
     consumer = ConsumerLoop(
         source_factory=lambda listener: KafkaSource(
             consumer_settings.settings, sorted(loaded.decoders), listener
         ),
+        work=RecordWork(tracker, outbox, metrics),
         outbox=outbox,
-        decoders=loaded.decoders,
-        engine=loaded.engine,
-        tracker=tracker,
+        rules=(loaded.decoders, loaded.engine),
         dispatcher=dispatcher,
         loop=loop,
         metrics=metrics,
         health=health,
-        settings=LoopSettings(
-            max_pending_records=settings.delivery.max_pending_records,
-            max_pending_bytes=settings.delivery.max_pending_bytes,
-            max_event_age_seconds=None if max_age is None else max_age.total_seconds(),
-            shutdown_timeout_seconds=settings.delivery.shutdown_timeout_seconds,
-            revoke_timeout_seconds=min(10.0, settings.delivery.shutdown_timeout_seconds),
-        ),
+        settings=LoopSettings.from_delivery(settings.delivery),
     )
     management = ManagementServer(metrics, health)
     return Service(
