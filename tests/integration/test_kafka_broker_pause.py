@@ -27,6 +27,7 @@ from devtools.kafka_broker import (
     process,
     resume_local_broker,
 )
+from tests.support.waiting import wait_until
 
 OLD_S = 3600.0  # older than every age the sweep waits for
 
@@ -107,6 +108,8 @@ def test_sweep_keeps_a_live_broker_whose_run_dir_is_spelled_another_way(cache: P
         stdin=subprocess.PIPE,
     )
     try:
+        cmdline = Path(f"/proc/{stand_in.pid}/cmdline")
+        wait_until(lambda: b"kafka.Kafka" in cmdline.read_bytes(), 10, "the stand-in's exec")
         (run_dir / PID_FILE_NAME).write_text(f"{stand_in.pid}\n")
         old = time.time() - OLD_S
         os.utime(run_dir, (old, old))

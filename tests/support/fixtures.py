@@ -92,16 +92,13 @@ def own_broker() -> Iterator[BrokerHandle]:
 
 
 @pytest.fixture
-def service(
-    request: pytest.FixtureRequest, tmp_path: Path, unique_group_id: str
-) -> Iterator[ServiceFactory]:
+def service(request: pytest.FixtureRequest, tmp_path: Path, unique_group_id: str) -> ServiceFactory:
     """``service(partitions=3, sim_args=(), *, broker=None, source_config=None,
     dead_letter_config=None)`` builds a ServiceSetup; everything stops afterwards.
 
     ``broker`` is a bootstrap address (``own_broker.bootstrap``); without it the
     shared broker is used, asked for only then so an own-broker test starts no other.
     """
-    made: list[ServiceSetup] = []
 
     def build(
         partitions: int = 3,
@@ -126,12 +123,14 @@ def service(
             source_config=source_config,
             dead_letter_config=dead_letter_config,
         )
-        made.append(setup)
+        # Registered after new_topic was set up, so it runs before new_topic's teardown
+        # (finalizers run last in, first out): the bridges stop before their topics are
+        # deleted. Closing after the yield ran too late: a bridge whose topic was deleted
+        # under it could take over a minute to stop.
+        request.addfinalizer(setup.close)
         return setup
 
-    yield build
-    for setup in made:
-        setup.close()
+    return build
 
 
 # =========================================================================== Configuration files
