@@ -40,6 +40,7 @@ from bridge.dead_letters import (
     RULE,
     SOURCE_OFFSET,
     SOURCE_PARTITION,
+    SOURCE_TIMESTAMP,
     SOURCE_TOPIC,
     Headers,
     invalid_callback_letter,
@@ -75,7 +76,6 @@ EVENT_TYPE: Final = "vibes.event_type"
 ACTION_TYPE: Final = "vibes.action.type"
 ACTION_STATUS: Final = "vibes.action.status"
 ACTION_REASON: Final = "vibes.action.status_reason"
-SOURCE_TIMESTAMP: Final = "bridge.source.timestamp"
 _COORDINATE_HEADERS: Final = {
     "rule": RULE,
     "topic": SOURCE_TOPIC,
