@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, settings
 
-pytest_plugins = ["tests.support.fixtures"]
+pytest_plugins = ["tests.support.fixtures", "tests.support.exit_guard"]
 
 # No per-example deadline: on a loaded 2-core machine a slow example is noise, not
 # a failure (performance is measured by bench/, never asserted in tests).
