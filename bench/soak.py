@@ -63,6 +63,7 @@ from confluent_kafka.cimpl import NewTopic
 from ruamel.yaml import YAML
 
 REPO = Path(__file__).resolve().parents[1]
+MEMORY_PROBE = REPO / "bench" / "memory_probe"  # a sitecustomize: see its docstring
 sys.path.insert(0, str(REPO))  # the tests' helpers are not installed with the package
 
 from bridge.codecs import load_avro_schema  # noqa: E402
@@ -129,6 +130,8 @@ class SoakSettings:
     max_growth_pct: float = 5.0
     drain_timeout: float = 600.0
     partitions: int = 6
+    bridge_env: tuple[tuple[str, str], ...] = ()  # extra environment of each bridge process
+    trace_memory: bool = False  # bench/memory_probe in each bridge: Python heap vs malloc vs RSS
 
     @property
     def records_per_s(self) -> float:
@@ -738,9 +741,20 @@ class SoakRun:
 
     def _start_bridge(self, config: Path) -> None:
         number = len(self.segment_began)
-        self.bridge = start_bridge(config, self.workdir / f"bridge-{number}.log")
+        self.bridge = start_bridge(
+            config, self.workdir / f"bridge-{number}.log", env=self._bridge_env()
+        )
         self.segment_began.append(time.monotonic())
         self.sampler.follow(self.bridge.proc.pid)
+
+    def _bridge_env(self) -> dict[str, str]:
+        env = dict(self.settings.bridge_env)
+        if self.settings.trace_memory:
+            env["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [str(MEMORY_PROBE), os.environ.get("PYTHONPATH", "")])
+            )
+            env["BRIDGE_MEMORY_PROBE"] = str(self.workdir)
+        return env
 
     def _end_segment(self) -> None:
         self.segment_seconds.append(time.monotonic() - self.segment_began[-1])
@@ -1001,6 +1015,18 @@ def parse_settings(argv: Sequence[str] | None) -> tuple[SoakSettings, Path | Non
     add("--warmup", type=float, default=defaults.warmup, help="seconds of each process ignored")
     add("--max-growth", type=float, default=defaults.max_growth_pct, help="per cent")
     add("--drain-timeout", type=float, default=defaults.drain_timeout, help="seconds")
+    add(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="environment of each bridge process (e.g. MALLOC_ARENA_MAX=2); repeat",
+    )
+    add(
+        "--trace-memory",
+        action="store_true",
+        help="probe each bridge's Python heap, malloc and RSS (bench/memory_probe; costs CPU)",
+    )
     add("--keep-logs", type=Path, help="write configs and logs here (default: removed after)")
     args = parser.parse_args(argv)
     settings = SoakSettings(
@@ -1016,8 +1042,17 @@ def parse_settings(argv: Sequence[str] | None) -> tuple[SoakSettings, Path | Non
         warmup=args.warmup,
         max_growth_pct=args.max_growth,
         drain_timeout=args.drain_timeout,
+        bridge_env=tuple(_name_value(text) for text in args.env),
+        trace_memory=args.trace_memory,
     )
     return settings, args.keep_logs
+
+
+def _name_value(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not name or not equals:
+        raise SystemExit(f"--env wants NAME=VALUE, got {text!r}")
+    return name, value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

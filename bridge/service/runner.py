@@ -34,6 +34,7 @@ from bridge.service.dispatch import Dispatcher
 from bridge.service.fleet_budget import FleetBudget
 from bridge.service.health import Health
 from bridge.service.management import ManagementServer
+from bridge.service.memory_release import glibc_malloc_trim, release_freed_memory
 from bridge.service.offsets import OffsetTracker
 from bridge.service.outbox import DeadLetterOutbox
 from bridge.service.record_work import RecordWork
@@ -128,6 +129,7 @@ async def run_service(loaded: LoadedBridge, *, stop: asyncio.Event | None = None
         loop.add_signal_handler(signal.SIGHUP, lambda: reloader.request(force=True))
     consumer_done = asyncio.ensure_future(asyncio.to_thread(service.consumer.run))
     heartbeat = asyncio.ensure_future(_heartbeat(service))
+    releasing = asyncio.ensure_future(release_freed_memory(glibc_malloc_trim()))
     reloading = [asyncio.ensure_future(reloader.serve()), asyncio.ensure_future(reloader.watch())]
     fleet = asyncio.ensure_future(service.fleet.run())
     stopping = asyncio.ensure_future(stop.wait())
@@ -142,7 +144,7 @@ async def run_service(loaded: LoadedBridge, *, stop: asyncio.Event | None = None
     timeout = settings.delivery.shutdown_timeout_seconds + _CLOSE_ALLOWANCE_SECONDS
     with contextlib.suppress(Exception):
         await asyncio.wait_for(asyncio.shield(consumer_done), timeout)
-    for task in (heartbeat, stopping, fleet, *reloading):
+    for task in (heartbeat, releasing, stopping, fleet, *reloading):
         task.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await fleet
