@@ -16,21 +16,25 @@ not depend on the delivery edge (importing that package from the codecs also mad
 
 httpx's per-phase timeouts stay as inner bounds. The synchronous clients (the
 Schema Registry client, the Callback API client) get the same deadline by
-running the same coroutine on a private event loop thread (:class:`BlockingHttp`,
-built on anyio's blocking portal, which httpx already depends on): a thread
-blocked in ``recv`` cannot otherwise be given an overall deadline.
+running the same coroutine on a private event loop thread (:class:`BlockingHttp`):
+a thread blocked in ``recv`` cannot otherwise be given an overall deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-from collections.abc import Awaitable, Callable, Mapping
+import threading
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
+from typing import Any, Final, TypeVar
 
 import httpx
-from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+_T = TypeVar("_T")
+# Closing: the loop thread is asked to stop and given this long to do so.
+_STOP_SECONDS: Final = 5.0
 
 # The bridge never wants a compressed answer: a small compressed body may unpack
 # to far more than the cap in one chunk. Sent by the clients built on httpx.Client.
@@ -94,10 +98,9 @@ class BlockingHttp:
 
     def __init__(self, client: httpx.AsyncClient, *, owns_client: bool = True) -> None:
         """``owns_client``: close ``client`` with this (not when a caller lent it)."""
-        self._stack = contextlib.ExitStack()
-        self._portal: BlockingPortal = self._stack.enter_context(
-            start_blocking_portal(name="bridge-http")
-        )
+        self._loop = LoopThread("bridge-http")
+        # A client dropped without close() still ends its thread (not its connections).
+        self._finalizer = weakref.finalize(self, self._loop.stop)
         self._client = client
         self._owns_client = owns_client
         self._closed = False
@@ -124,7 +127,7 @@ class BlockingHttp:
         send = functools.partial(self._send, method, url, content, headers)
         call = functools.partial(exchange, send, deadline_seconds=deadline_seconds, limit=limit)
         try:
-            return self._portal.call(call)
+            return self._loop.run(call())
         except TimeoutError:
             raise
         except Exception as exc:
@@ -146,9 +149,57 @@ class BlockingHttp:
         self._closed = True
         try:
             if self._owns_client:
-                self._portal.call(self._client.aclose)
+                self._loop.run(self._client.aclose())
         finally:
-            self._stack.close()
+            self._finalizer()
+
+
+class LoopThread:
+    """An event loop of its own on a daemon thread, for synchronous callers.
+
+    Hand-written on ``asyncio.run_coroutine_threadsafe`` rather than anyio's
+    blocking portal: the portal runs on a non-daemon executor thread and stops
+    from a generator's ``finally``, so one client never closed (a test's, or a
+    command's error path) kept the interpreter from exiting, for ever (CI passed
+    every test, then hung until its time limit). A daemon thread never holds up
+    exit, and stopping is bounded.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_forever()
+        finally:
+            self._loop.close()
+
+    def run(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
+        """Run ``coroutine`` on the loop thread and wait for its result.
+
+        Unbounded here on purpose: every coroutine given is bounded itself
+        (:func:`exchange`'s deadline, a client's close).
+        """
+        if threading.current_thread() is self._thread:
+            coroutine.close()
+            raise RuntimeError("a LoopThread cannot wait for itself")
+        if self._loop.is_closed():
+            coroutine.close()
+            raise RuntimeError("the loop thread has stopped")
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    def stop(self) -> None:
+        """Stop the loop and wait (bounded) for its thread; idempotent."""
+        if not self._loop.is_closed():
+            try:
+                self._loop.call_soon_threadsafe(self._loop.stop)
+            except RuntimeError:  # closed meanwhile
+                return
+        if self._thread is not threading.current_thread():
+            self._thread.join(_STOP_SECONDS)
 
 
 def as_httpx_error(exc: Exception) -> httpx.HTTPError | None:

@@ -12,6 +12,9 @@ from __future__ import annotations
 import asyncio
 import random
 import ssl
+import subprocess
+import sys
+import threading
 import time
 import tracemalloc
 
@@ -34,6 +37,8 @@ from bridge.errors import BridgeError, DeliveryUnavailable, EventExpired, EventR
 from bridge.vibes.api import RESPONSE_BODY_LIMIT
 from tests.delivery.helpers import mapped
 from tests.support.hostile_http import HostileServer, Misbehaviour, hostile_server
+from tests.support.paths import ROOT
+from tests.support.waiting import wait_until
 
 DEADLINE_S = 0.5
 # What "ends within the bound" means on a loaded machine: the deadline plus room
@@ -246,3 +251,60 @@ def test_the_callback_api_reports_an_os_error_below_httpx(error: OSError) -> Non
             api.list()
     finally:
         api.close()
+
+
+# --- the synchronous client's loop thread never holds up the process's exit ---------------
+
+_UNCLOSED_CLIENT = """
+import httpx
+from bridge.bounded_http import BlockingHttp
+
+{setup}
+print("built", flush=True)
+"""
+
+
+@pytest.mark.parametrize(
+    "setup",
+    [
+        pytest.param("client = BlockingHttp(httpx.AsyncClient())", id="never-closed"),
+        pytest.param(
+            "class Holder: pass\n"
+            "holder = Holder(); holder.me = holder\n"
+            "holder.client = BlockingHttp(httpx.AsyncClient())\n"
+            "del holder",
+            id="dropped-in-a-cycle",
+        ),
+        pytest.param(
+            "clients = [BlockingHttp(httpx.AsyncClient()) for _ in range(3)]\n"
+            "clients[0].close(); clients[0].close()",
+            id="some-closed-twice",
+        ),
+    ],
+)
+def test_a_client_never_closed_does_not_keep_the_process_alive(setup: str) -> None:
+    # The anyio portal it replaced stopped from a generator's finally at exit and
+    # waited for ever on a loop that had gone: CI passed every test, then hung.
+    script = _UNCLOSED_CLIENT.format(setup=setup)
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "built\n"
+
+
+def test_a_closed_client_refuses_requests_and_its_thread_ends() -> None:
+    before = set(threading.enumerate())
+    http = BlockingHttp(httpx.AsyncClient())
+    (loop_thread,) = [t for t in threading.enumerate() if t not in before]
+    assert loop_thread.name == "bridge-http"
+    assert loop_thread.daemon
+    http.close()
+    wait_until(lambda: not loop_thread.is_alive(), 10, "the loop thread to end")
+    with pytest.raises(RuntimeError, match="closed"):
+        http.request("GET", "http://127.0.0.1:9/", deadline_seconds=1, limit=10)
