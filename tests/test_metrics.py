@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from bridge.metrics import (
     DELIVERY_DURATION,
     METRICS,
     BridgeMetrics,
+    Kind,
+    MetricSpec,
     exported_names,
 )
 from bridge.records import SourceRecord
@@ -82,6 +85,26 @@ def test_the_table_labels_and_buckets_reach_the_registry() -> None:
         if sample.name.endswith("_bucket")
     }
     assert scraped_buckets == spec_buckets | {"+Inf"}
+
+
+RUNNING_DOC = Path(__file__).resolve().parents[1] / "docs" / "running.md"
+
+
+def _documented_form(spec: MetricSpec) -> str:
+    """How docs/running.md names a metric: as scraped, with its label names in braces."""
+    exposed = spec.sample_names()[0] if spec.kind is Kind.COUNTER else spec.name
+    return exposed + ("{" + ",".join(spec.labels) + "}" if spec.labels else "")
+
+
+@pytest.mark.parametrize("spec", METRICS, ids=lambda spec: spec.name)
+def test_every_row_is_documented_with_its_labels(spec: MetricSpec) -> None:
+    assert f"`{_documented_form(spec)}`" in RUNNING_DOC.read_text()
+
+
+def test_every_metric_the_doc_names_is_in_the_table() -> None:
+    named = set(re.findall(r"`(vibes_bridge_\w+)", RUNNING_DOC.read_text()))
+    families = {spec.name for spec in METRICS}
+    assert named - exported_names() - families == set()
 
 
 def _event() -> MappedEvent:
