@@ -316,19 +316,28 @@ class _Families:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self._built = {spec.name: _build(spec, registry) for spec in METRICS}
+        self._claimed: set[str] = set()
+
+    def unclaimed(self) -> set[str]:
+        """Rows no recorder took: their series would never move, so a scrape would lie."""
+        return set(self._built) - self._claimed
+
+    def _take(self, spec: MetricSpec) -> Counter | Gauge | Histogram:
+        self._claimed.add(spec.name)
+        return self._built[spec.name]
 
     def counter(self, spec: MetricSpec) -> Counter:
-        built = self._built[spec.name]
+        built = self._take(spec)
         assert isinstance(built, Counter), spec.name
         return built
 
     def gauge(self, spec: MetricSpec) -> Gauge:
-        built = self._built[spec.name]
+        built = self._take(spec)
         assert isinstance(built, Gauge), spec.name
         return built
 
     def histogram(self, spec: MetricSpec) -> Histogram:
-        built = self._built[spec.name]
+        built = self._take(spec)
         assert isinstance(built, Histogram), spec.name
         return built
 
@@ -576,6 +585,9 @@ class BridgeMetrics:
         self.listeners = ListenerRecorder(families)
         self.fleet = FleetRecorder(families)
         self.config = ConfigRecorder(families)
+        unclaimed = families.unclaimed()
+        if unclaimed:  # a programming error: the first test that builds metrics fails
+            raise RuntimeError(f"metrics no recorder writes: {sorted(unclaimed)}")
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import bridge.metrics
 from bridge.loading import load_bridge
 from bridge.mapping.engine import MappedEvent
 from bridge.metrics import (
@@ -105,6 +106,14 @@ def test_every_metric_the_doc_names_is_in_the_table() -> None:
     named = set(re.findall(r"`(vibes_bridge_\w+)", RUNNING_DOC.read_text()))
     families = {spec.name for spec in METRICS}
     assert named - exported_names() - families == set()
+
+
+@pytest.mark.parametrize("kind", list(Kind))
+def test_a_row_no_recorder_writes_is_refused(monkeypatch: pytest.MonkeyPatch, kind: Kind) -> None:
+    orphan = MetricSpec("vibes_bridge_orphan", kind, "Nobody writes this.", ("topic",))
+    monkeypatch.setattr(bridge.metrics, "METRICS", (*METRICS, orphan))
+    with pytest.raises(RuntimeError, match="vibes_bridge_orphan"):
+        BridgeMetrics()
 
 
 def _event() -> MappedEvent:
