@@ -46,7 +46,7 @@ EXPIRED_CODE = "max_retry_duration"
 
 
 class DeliveryObserver(Protocol):
-    """What the deliverer reports; the service's metrics implement it."""
+    """What the deliverer reports; the metrics' delivery recorder implements it."""
 
     def attempt_finished(self, event: MappedEvent, status: int | None, seconds: float) -> None:
         """One HTTP attempt ended; ``status`` is None when there was no answer."""

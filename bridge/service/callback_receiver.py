@@ -155,8 +155,8 @@ class CallbackReceiver:
     async def start(self) -> tuple[str, int]:
         """Bind and serve; the bound ``(host, port)`` (the token is never logged)."""
         host, port = await serve(self._runner, self._settings.host, self._settings.port, self._tls)
-        self._metrics.callback_receiver_started(Answer)
-        self._metrics.listener_started(LISTENER, Refusal)
+        self._metrics.callbacks.receiver_started(Answer)
+        self._metrics.listeners.started(LISTENER, Refusal)
         scheme = "https" if self._tls is not None else "http"
         log.info(
             "callback receiver listening",
@@ -185,7 +185,7 @@ class CallbackReceiver:
         refusal = self._refusal(request)
         if refusal is not None:
             answer, status = refusal
-            self._metrics.callback_answered(answer)
+            self._metrics.callbacks.answered(answer)
             return web.Response(status=status)
         try:
             async with asyncio.timeout(self._body_timeout):
@@ -198,12 +198,12 @@ class CallbackReceiver:
             log.warning("refused a callback whose body is not valid HTTP")
             return self._cut(Answer.MALFORMED, 400)
         answer = await self._store(body, started)
-        self._metrics.callback_answered(answer, time.monotonic() - started)
+        self._metrics.callbacks.answered(answer, time.monotonic() - started)
         return web.Response(status=503 if answer is Answer.UNAVAILABLE else 200)
 
     def _cut(self, answer: Answer, status: int) -> web.Response:
         """A fixed empty answer, and the connection closed: the rest of its bytes are unread."""
-        self._metrics.callback_answered(answer)
+        self._metrics.callbacks.answered(answer)
         response = web.Response(status=status)
         response.force_close()
         return response
@@ -252,7 +252,7 @@ class CallbackReceiver:
             letter = invalid_callback_letter(body, str(exc))
             future = self._sink.produce(self._dead_letter_topic, None, body, letter.headers)
             if await self._acknowledged(future, started):
-                self._metrics.dead_letters.labels(letter.reason).inc()
+                self._metrics.pipeline.dead_lettered(letter.reason)
                 return Answer.INVALID
             return Answer.UNAVAILABLE
         future = self._sink.produce(
@@ -261,7 +261,7 @@ class CallbackReceiver:
         if not await self._acknowledged(future, started):
             return Answer.UNAVAILABLE
         labels = bounded_labels(callback, self._event_types)
-        self._metrics.callback_counted(labels, record_timestamp_ms(callback))
+        self._metrics.callbacks.stored(labels, record_timestamp_ms(callback))
         return Answer.STORED
 
     async def _acknowledged(self, future: asyncio.Future[None], started: float) -> bool:
@@ -284,10 +284,10 @@ class _ReceiverEvents:
         self._metrics = metrics
 
     def malformed(self) -> None:
-        self._metrics.callback_answered(Answer.MALFORMED)
+        self._metrics.callbacks.answered(Answer.MALFORMED)
 
     def refused(self, reason: Refusal) -> None:
-        self._metrics.listener_refused(LISTENER, reason)
+        self._metrics.listeners.refused(LISTENER, reason)
 
 
 def callback_headers(callback: ProcessedCallback) -> Headers:

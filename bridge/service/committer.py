@@ -10,7 +10,6 @@ fake source and a fake clock.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
@@ -71,7 +70,7 @@ class Committer:
         if not moved:
             return
         for (topic, _partition), count in moved.items():
-            self._metrics.records_committed.labels(topic).inc(count)
+            self._metrics.pipeline.committed(topic, count)
         self._health.consumer_alive()
 
     def export_lag(self, source: CommitSource) -> None:
@@ -87,15 +86,13 @@ class Committer:
             position = tracker.lag_position(topic, partition)
             if position is not None:
                 lag = max(0, high - position)
-                self._metrics.consumer_lag.labels(topic, str(partition)).set(lag)
+                self._metrics.pipeline.lag(topic, partition, lag)
         ages = tracker.oldest_unfinished_ages()
         for topic, partition in assigned:
             age = ages.get((topic, partition), 0.0)
-            self._metrics.oldest_unfinished_age.labels(topic, str(partition)).set(age)
+            self._metrics.pipeline.oldest_unfinished_age(topic, partition, age)
 
     def forget(self, partitions: Iterable[Partition]) -> None:
         """Revoked or lost: their series go, another member exports them now."""
         for topic, partition in partitions:
-            for gauge in (self._metrics.consumer_lag, self._metrics.oldest_unfinished_age):
-                with contextlib.suppress(KeyError):  # a partition whose series was never exported
-                    gauge.remove(topic, str(partition))
+            self._metrics.pipeline.partition_forgotten(topic, partition)

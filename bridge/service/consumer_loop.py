@@ -207,7 +207,7 @@ class ConsumerLoop:
             partition = (item.topic, item.partition)
             if partition in skip:
                 continue
-            self._metrics.records_consumed.labels(item.topic).inc()
+            self._metrics.pipeline.consumed(item.topic)
             try:
                 prepared = prepare(
                     item,
@@ -257,10 +257,10 @@ class ConsumerLoop:
         )
         if verdict is Verdict.PAUSE:
             source.pause(source.assignment())
-            self._metrics.consumer_paused.set(len(source.assignment()))
+            self._metrics.pipeline.paused(len(source.assignment()))
         elif verdict is Verdict.RESUME:
             source.resume([p for p in source.assignment() if p not in self._holds])
-            self._metrics.consumer_paused.set(0)
+            self._metrics.pipeline.paused(0)
 
     # ------------------------------------------------------------------ rebalances
 

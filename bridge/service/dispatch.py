@@ -21,7 +21,6 @@ from bridge.dead_letters import DeadLetter, dead_letter
 from bridge.delivery import Deliverer
 from bridge.errors import DeliveryFailed, EventExpired, EventRejected, RecordError
 from bridge.mapping.engine import MappedEvent
-from bridge.metrics import BridgeMetrics
 from bridge.service.lanes import KeyLanes
 from bridge.service.offsets import OffsetTracker, Ticket
 
@@ -32,6 +31,24 @@ class DeadLetterSink(Protocol):
     """Where dead letters go; ``ticket`` is finished once the broker acknowledged the letter."""
 
     def write(self, letter: DeadLetter, ticket: Ticket) -> None: ...
+
+
+class DeliveredObserver(Protocol):
+    """Who hears of each event Vibes has: the metrics' delivery recorder, and replay's report."""
+
+    def delivered(self, event: MappedEvent, status: int) -> None: ...
+
+
+class FanOut:
+    """One observer that tells several, in order: replay's report counts what the run's
+    metrics record, without either knowing of the other (nor a subclass of the metrics)."""
+
+    def __init__(self, *observers: DeliveredObserver) -> None:
+        self._observers = observers
+
+    def delivered(self, event: MappedEvent, status: int) -> None:
+        for observer in self._observers:
+            observer.delivered(event, status)
 
 
 class Delivery(NamedTuple):
@@ -49,14 +66,14 @@ class Dispatcher:
         deliverer: Deliverer,
         tracker: OffsetTracker,
         dead_letters: DeadLetterSink,
-        metrics: BridgeMetrics,
+        outcomes: DeliveredObserver,
         *,
         max_in_flight: int,
     ) -> None:
         self._deliverer = deliverer
         self._tracker = tracker
         self._dead_letters = dead_letters
-        self._metrics = metrics
+        self._outcomes = outcomes
         self._slots = asyncio.Semaphore(max_in_flight)
         self._lanes: KeyLanes[Delivery] = KeyLanes(self._deliver)
         self._unexpected_seen: set[tuple[str, str]] = set()
@@ -90,7 +107,7 @@ class Dispatcher:
                 self._dead_letter(delivery, DeliveryFailed(type(error).__name__))
                 return
         self._tracker.finish(ticket)  # first: a failure recording metrics must not hold it
-        self._metrics.delivered(event, delivered.status)
+        self._outcomes.delivered(event, delivered.status)
 
     def _dead_letter(self, delivery: Delivery, error: RecordError) -> None:
         event, ticket = delivery

@@ -137,10 +137,10 @@ class FleetBudget:
                     "group_members": self._static_members,
                 },
             )
-            self._metrics.fleet_degraded.set(1)
+            self._metrics.fleet.degraded(True)
             return
         self._opened = True
-        self._metrics.fleet_degraded.set(0)
+        self._metrics.fleet.degraded(False)
         log.info("fleet budget: publishing and reading", extra={"topic": self._link.topic})
 
     def _entry(self) -> bytes:
@@ -179,7 +179,7 @@ class FleetBudget:
         for key in keys:
             self._limiter.set_share(key, self._planner.share(self._table, key, now))
         self._limiter.advance()
-        self._metrics.fleet_members.set(len(self._table.live(now)))
+        self._metrics.fleet.members(len(self._table.live(now)))
         self._report()
 
     def _plan_static(self) -> None:
@@ -193,4 +193,4 @@ class FleetBudget:
 
     def _report(self) -> None:
         for key, rates in self._limiter.rates().items():
-            self._metrics.key_rates(key, rates.share, rates.effective, rates.decreases)
+            self._metrics.fleet.key_rates(key, rates.share, rates.effective, rates.decreases)

@@ -53,9 +53,8 @@ class ManagementServer:
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Bind and serve; the bound ``(host, port)``."""
         bound_host, bound_port = await serve(self._runner, host, port)
-        for answer in ANSWERS:
-            self._metrics.management_requests.labels(answer)
-        self._metrics.listener_started(LISTENER, Refusal)
+        self._metrics.listeners.management_started(ANSWERS)
+        self._metrics.listeners.started(LISTENER, Refusal)
         log.info(
             "management server listening",
             extra={"address": f"http://{bound_host}:{bound_port}", "port": bound_port},
@@ -71,13 +70,13 @@ class ManagementServer:
         try:
             response = await handler(request)
         except web.HTTPException as exc:
-            self._metrics.management_answered(_ANSWERS.get(exc.status, OTHER))
+            self._metrics.listeners.management_answered(_ANSWERS.get(exc.status, OTHER))
             raise
-        self._metrics.management_answered(_ANSWERS.get(response.status, OTHER))
+        self._metrics.listeners.management_answered(_ANSWERS.get(response.status, OTHER))
         return response
 
     async def _metrics_route(self, _request: web.Request) -> web.Response:
-        self._metrics.ready.set(0 if self._health.readiness_problems() else 1)
+        self._metrics.pipeline.ready(not self._health.readiness_problems())
         return web.Response(body=self._metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
     async def _healthz(self, _request: web.Request) -> web.Response:
@@ -85,7 +84,7 @@ class ManagementServer:
 
     async def _readyz(self, _request: web.Request) -> web.Response:
         problems = self._health.readiness_problems()
-        self._metrics.ready.set(0 if problems else 1)
+        self._metrics.pipeline.ready(not problems)
         return _answer(problems)
 
 
@@ -96,10 +95,10 @@ class _ManagementEvents:
         self._metrics = metrics
 
     def malformed(self) -> None:
-        self._metrics.management_answered(MALFORMED)
+        self._metrics.listeners.management_answered(MALFORMED)
 
     def refused(self, reason: Refusal) -> None:
-        self._metrics.listener_refused(LISTENER, reason)
+        self._metrics.listeners.refused(LISTENER, reason)
 
 
 def _answer(problems: list[str]) -> web.Response:

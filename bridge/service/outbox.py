@@ -89,7 +89,7 @@ class DeadLetterOutbox:
     def _send(self, letter: DeadLetter, ticket: Ticket) -> None:
         def acknowledged(error: str | None) -> None:
             if error is None:
-                self._metrics.dead_letters.labels(letter.reason).inc()
+                self._metrics.pipeline.dead_lettered(letter.reason)
                 self._health.dead_letters_failing = False
                 self._health.dead_letter_topic_missing = False
                 self._tracker.finish(ticket)

@@ -91,9 +91,9 @@ class RecordWork:
             held.topic, held.partition, held.offset, units=prepared.units, size=_size(held)
         )
         if not prepared.matched:
-            self._metrics.records_unmatched.labels(record.topic).inc()
+            self._metrics.pipeline.unmatched(record.topic)
         for event in prepared.events:
-            self._metrics.mapped(event)
+            self._metrics.pipeline.mapped(event)
         for letter in prepared.dead_letters:
             self._sink.write(letter, ticket)
         return [Delivery(event, ticket) for event in prepared.events]

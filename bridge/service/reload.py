@@ -26,7 +26,6 @@ up the shutdown. A load that finishes after nobody waits for it is closed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import threading
@@ -51,8 +50,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-SUCCESS: Final = "success"
-FAILURE: Final = "failure"
 EVERY_KEY: Final = frozenset({"*"})
 NO_KEY: Final = frozenset[str]()
 # Each top-level section and the keys of it that apply live; any other change needs
@@ -225,7 +222,7 @@ class ConfigReloader:
         self._forced = False
         self._last: _Attempt | None = None
         self._sha256 = _hash_or_empty(loaded.path)
-        metrics.config_info.labels(self._sha256).set(1)
+        metrics.config.in_force(self._sha256)
 
     def request(self, *, force: bool) -> None:
         """Ask for a reload; ``force`` (SIGHUP) reloads even an unchanged file."""
@@ -293,7 +290,7 @@ class ConfigReloader:
         return self._last is not None and self._last.sha256 == sha256
 
     def _failed(self, sha256: str, problems: list[str]) -> bool:
-        self._metrics.config_reloads.labels(FAILURE).inc()
+        self._metrics.config.reload_failed()
         if self._same_as_last(sha256) and self._last is not None and not self._last.ok:
             log.error(
                 "configuration still invalid; running on the previous one (problems logged before)",
@@ -331,11 +328,9 @@ class ConfigReloader:
         self.current = adopted
         if self.watched().files != self._watching:  # a new secret file, a ConfigMap swap
             self._rewatch.set()
-        with contextlib.suppress(KeyError):
-            self._metrics.config_info.remove(self._sha256)
         self._sha256 = sha256
-        self._metrics.config_info.labels(sha256).set(1)
-        self._metrics.config_reloads.labels(SUCCESS).inc()
+        self._metrics.config.in_force(sha256)
+        self._metrics.config.reload_succeeded()
         self._last = _Attempt(sha256, ok=True)
         log.info(
             "configuration reloaded",

@@ -47,7 +47,7 @@ from bridge.records import SourceRecord
 from bridge.replay import NotADeadLetter, ReplayLetter, ReplayReport, Selection, read_letter
 from bridge.replay.report import Failure, position
 from bridge.replay.scope import narrow_to_rule
-from bridge.service.dispatch import Delivery, Dispatcher
+from bridge.service.dispatch import Delivery, Dispatcher, FanOut
 from bridge.service.health import Health
 from bridge.service.offsets import OffsetTracker, Ticket
 from bridge.service.outbox import DeadLetterOutbox
@@ -79,15 +79,13 @@ class ReplayOptions:
     group_id: str | None = None
 
 
-class _ReplayMetrics(BridgeMetrics):
-    """The run's metrics, plus the delivered count the report needs."""
+class _ReportDeliveries:
+    """The report's side of each delivered event (the metrics record it too, see FanOut)."""
 
     def __init__(self, report: ReplayReport) -> None:
-        super().__init__()
         self._report = report
 
-    def delivered(self, event: MappedEvent, status: int, now: float | None = None) -> None:
-        super().delivered(event, status, now)
+    def delivered(self, event: MappedEvent, status: int) -> None:
         self._report.events_delivered += 1
 
 
@@ -161,8 +159,8 @@ class Replay:
 
     def _build_delivery(self) -> None:
         settings = self._loaded.settings
-        metrics = _ReplayMetrics(self.report)
-        self._client, _limiter, deliverer = vibes_delivery(self._loaded, metrics)
+        metrics = BridgeMetrics()
+        self._client, _limiter, deliverer = vibes_delivery(self._loaded, metrics.delivery)
         if self._options.requeue:
             producer = DeadLetterProducer(
                 producer_config(settings.kafka).settings, settings.dead_letter.topic
@@ -174,7 +172,7 @@ class Replay:
             deliverer,
             self._tracker,
             sink,
-            metrics,
+            FanOut(metrics.delivery, _ReportDeliveries(self.report)),
             max_in_flight=settings.delivery.max_in_flight,
         )
 

@@ -218,7 +218,7 @@ def _build(loaded: LoadedBridge, loop: asyncio.AbstractEventLoop, limits: SizeLi
     warnings = (*consumer_settings.warnings, *producer_settings.warnings, *callback_warnings)
     for warning in dict.fromkeys(warnings):  # the producers share most of theirs
         log.warning(warning)
-    client, limiter, deliverer = vibes_delivery(loaded, metrics)
+    client, limiter, deliverer = vibes_delivery(loaded, metrics.delivery)
     fleet = _fleet(loaded, limiter, metrics, consumer_settings, producer_settings)
     outbox = DeadLetterOutbox(
         DeadLetterProducer(producer_settings.settings, settings.dead_letter.topic),
@@ -231,7 +231,7 @@ def _build(loaded: LoadedBridge, loop: asyncio.AbstractEventLoop, limits: SizeLi
         deliverer,
         tracker,
         outbox,
-        metrics=metrics,
+        outcomes=metrics.delivery,
         max_in_flight=settings.delivery.max_in_flight,
     )
     consumer = ConsumerLoop(
@@ -346,6 +346,6 @@ async def _heartbeat(service: Service) -> None:
         service.health.loop_alive()
         service.health.credentials_failing = service.deliverer.credentials_failing
         ready = not service.health.readiness_problems()
-        service.metrics.ready.set(1 if ready else 0)
-        service.metrics.last_progress.set(time.time())
+        service.metrics.pipeline.ready(ready)
+        service.metrics.pipeline.progressed()
         await asyncio.sleep(_HEARTBEAT_SECONDS)

@@ -73,7 +73,7 @@ class World:
             cast(Deliverer, self.deliverer),
             self.tracker,
             self.sink,
-            self.metrics,
+            self.metrics.delivery,
             max_in_flight=max_in_flight,
         )
 

@@ -64,7 +64,7 @@ def run(error: BaseException, count: int) -> tuple[AcknowledgingSink, OffsetTrac
             cast(Deliverer, RaisingDeliverer(error)),
             tracker,
             sink,
-            BridgeMetrics(),
+            BridgeMetrics().delivery,
             max_in_flight=4,
         )
         deliveries = [
