@@ -29,9 +29,11 @@ def run_command(config_path: Path, log_level: str) -> None:
     order, and dead-letter what can never succeed. Serves /metrics, /healthz and /readyz
     on the management port. Exit 0 after a graceful stop, 1 on a fatal error, 2 on a
     bad configuration."""
+    from bridge.service.allocator import tune_allocator
     from bridge.service.logs import configure_json_logging
     from bridge.service.runner import run_service
 
+    tune_allocator()  # before any thread: see bridge/service/allocator.py
     configure_json_logging(log_level)
     loaded = load_or_exit(config_path)
     try:

@@ -28,13 +28,13 @@ from bridge.kafka.producer import AcknowledgedProducer, DeadLetterProducer
 from bridge.loading import LoadedBridge
 from bridge.mapping.engine import Engine
 from bridge.metrics import BridgeMetrics
+from bridge.service.allocator import glibc_malloc_trim, release_freed_memory
 from bridge.service.callback_receiver import CallbackReceiver
 from bridge.service.consumer_loop import ConsumerLoop, LoopSettings
 from bridge.service.dispatch import Dispatcher
 from bridge.service.fleet_budget import FleetBudget
 from bridge.service.health import Health
 from bridge.service.management import ManagementServer
-from bridge.service.memory_release import glibc_malloc_trim, release_freed_memory
 from bridge.service.offsets import OffsetTracker
 from bridge.service.outbox import DeadLetterOutbox
 from bridge.service.record_work import RecordWork
