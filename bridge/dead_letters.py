@@ -22,7 +22,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final, NamedTuple
 
-from bridge.errors import DeadLetterReason, DecodeCode, EventRejected, MappingCode, RecordError
+from bridge.errors import (
+    BridgeError,
+    DeadLetterReason,
+    DecodeCode,
+    EventRejected,
+    MappingCode,
+    RecordError,
+)
 from bridge.kafka.sizes import headers_size, record_size
 from bridge.records import MAX_OFFSET, MAX_PARTITION, SourceRecord, is_topic_name
 from bridge.vibes.api import ERROR_RESPONSE_LIMIT, one_line
@@ -108,7 +115,7 @@ class DeadLetter(NamedTuple):
     cut: tuple[str, ...] = ()
 
 
-class NotADeadLetter(ValueError):
+class NotADeadLetter(BridgeError):
     """A record on the dead-letter topic that the bridge did not write (or that was altered)."""
 
 

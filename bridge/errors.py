@@ -14,7 +14,23 @@ decide by type instead of by message::
     ├── TransientError           the world is briefly unavailable: retry, never dead-letter
     │   ├── SchemaRegistryUnavailable
     │   └── DeliveryUnavailable  429, 5xx, timeout, connection: retry with backoff
-    └── CredentialsRejected      401/403: every event would fail; pause, report not ready
+    ├── CredentialsRejected      401/403: every event would fail; pause, report not ready
+    ├── KafkaFailure             Kafka did not do what was asked (raised by bridge/kafka only)
+    │   ├── KafkaCallFailed      a librdkafka call raised; its error name, never its exception
+    │   ├── TopicUnavailable     replay's topic is missing or the broker silent (kafka/reader.py)
+    │   ├── BudgetTopicUnavailable  the fleet budget's topic is unusable (kafka/budget_topic.py)
+    │   ├── ProduceFailed        the broker did not take a record (kafka/producer.py)
+    │   └── MalformedMessage     a fetched message without coordinates (kafka/messages.py)
+    └── the other edges' own errors, defined where they are raised:
+        CallbackApiError (delivery/callback_api.py), InvalidCallback (vibes/callbacks.py),
+        NotADeadLetter (dead_letters.py), MalformedEntry (fleet/wire.py),
+        SchemaFileError (codecs/avro_schema.py); RegistryOutage (service/replay.py)
+        is a SchemaRegistryUnavailable that ends a replay.
+
+confluent-kafka's exceptions stop at ``bridge/kafka``: every
+public call there turns them into a :class:`KafkaFailure`
+(``tests/test_error_tree.py`` checks both this and that every exception class
+another module sees is in this tree, or listed there with the reason it is not).
 
 Messages must never carry secrets or person data (names, phone numbers, ids):
 they end up in logs and in dead-letter headers.
@@ -242,3 +258,30 @@ class CredentialsRejected(BridgeError):
     def __init__(self, status: int) -> None:
         self.status = status
         super().__init__(f"Vibes rejected the credentials (HTTP {status})")
+
+
+class KafkaFailure(BridgeError):
+    """Kafka did not do what the bridge asked: the broker, the client, or a message from it.
+
+    The Kafka edge's own type for every failure it lets out, so that nothing outside
+    ``bridge/kafka`` needs confluent-kafka's exception types to decide what to do.
+    """
+
+
+class KafkaCallFailed(KafkaFailure):
+    """A librdkafka call raised where no finer meaning applies.
+
+    ``code`` is librdkafka's error name (``_TRANSPORT``, ``_INVALID_ARG`` ...);
+    ``fatal`` says the client can no longer be used, ``retriable`` that the same
+    call may pass later. librdkafka's message is not kept: the name is stable and
+    says enough, and the chained exception is there for a traceback.
+    """
+
+    def __init__(
+        self, call: str, code: str, *, fatal: bool = False, retriable: bool = False
+    ) -> None:
+        self.call = call
+        self.code = code
+        self.fatal = fatal
+        self.retriable = retriable
+        super().__init__(f"{call}: {code}")

@@ -45,6 +45,7 @@ from bridge.dead_letters import (
     Headers,
     invalid_callback_letter,
 )
+from bridge.errors import KafkaFailure
 from bridge.kafka.sizes import headers_size
 from bridge.metrics import BridgeMetrics
 from bridge.service.listener import (
@@ -271,7 +272,7 @@ class CallbackReceiver:
         except TimeoutError:
             log.warning("callback not stored in time; answered 503 so that Vibes retries")
             return False
-        except Exception as exc:  # ProduceFailed, or the producer closing
+        except KafkaFailure as exc:  # ProduceFailed: the broker did not take the record
             log.warning("callback not stored; answered 503", extra={"kafka_error": str(exc)})
             return False
         return True

@@ -120,7 +120,7 @@ class _FailureSink:
         self._outbox.write(letter, ticket)  # finishes the ticket once acknowledged
 
 
-class RegistryOutage(RuntimeError):
+class RegistryOutage(SchemaRegistryUnavailable):
     """The Schema Registry is down: the replay stops where it is, to be run again later."""
 
 
