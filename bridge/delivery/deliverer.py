@@ -26,23 +26,18 @@ from datetime import timedelta
 from typing import Protocol
 
 from bridge.delivery.client import VibesClient
-from bridge.delivery.outcomes import Delivered
+from bridge.delivery.outcomes import (
+    CredentialsRejected,
+    Delivered,
+    DeliveryUnavailable,
+    Outcome,
+)
 from bridge.delivery.ratelimit import Clock, RateLimiter, Sleep
 from bridge.delivery.retry import Backoff
-from bridge.errors import (
-    BridgeError,
-    CredentialsRejected,
-    DeliveryUnavailable,
-    EventExpired,
-    EventRejected,
-    RecordError,
-    RetryReason,
-)
+from bridge.errors import EventExpired, EventRejected, ExpiryCode, RetryReason
 from bridge.mapping.engine import MappedEvent
 
 log = logging.getLogger(__name__)
-
-EXPIRED_CODE = "max_retry_duration"
 
 
 class DeliveryObserver(Protocol):
@@ -149,11 +144,9 @@ class Deliverer:
             elif isinstance(outcome, CredentialsRejected):
                 self._credentials_rejected(outcome)
             else:
-                raise _with_attempts(outcome, run.attempts)
+                raise EventRejected(outcome.status, outcome.response, attempts=run.attempts)
 
-    async def _attempt(
-        self, event: MappedEvent, run: _Run, *, probing: bool
-    ) -> Delivered | BridgeError | None:
+    async def _attempt(self, event: MappedEvent, run: _Run, *, probing: bool) -> Outcome | None:
         """One POST after the key's rate slot; None when credentials failed meanwhile."""
         if probing:
             started = self._clock()
@@ -172,7 +165,7 @@ class Deliverer:
         finally:
             self._observer.in_flight_changed(-1)
         seconds = self._clock() - started
-        self._observer.attempt_finished(event, _status_of(outcome), seconds)
+        self._observer.attempt_finished(event, outcome.status, seconds)
         if log.isEnabledFor(logging.DEBUG):
             _log_attempt(event, run.attempts, outcome, seconds)
         return outcome
@@ -207,7 +200,7 @@ class Deliverer:
             f"Vibes still unavailable ({outcome.reason.value}) after {run.attempts} attempts "
             f"over {elapsed:.1f} s; max_retry_duration is {self._max_retry_duration:g} s"
         )
-        raise _with_attempts(EventExpired(EXPIRED_CODE, message), run.attempts)
+        raise EventExpired(ExpiryCode.MAX_RETRY_DURATION, message, attempts=run.attempts)
 
     async def _pass_credentials_gate(self, run: _Run) -> bool:
         """Wait while credentials fail; True when this task is to probe them."""
@@ -251,9 +244,7 @@ class Deliverer:
         self._gate_changed = asyncio.Event()
 
 
-def _log_attempt(
-    event: MappedEvent, attempt: int, outcome: Delivered | BridgeError, seconds: float
-) -> None:
+def _log_attempt(event: MappedEvent, attempt: int, outcome: Outcome, seconds: float) -> None:
     # Coordinates, not the event_id: a user's event_id template may hold person data.
     source = event.source
     log.debug(
@@ -263,18 +254,6 @@ def _log_attempt(
         source.partition,
         source.offset,
         event.rule,
-        _status_of(outcome) or type(outcome).__name__,
+        outcome.status or type(outcome).__name__,
         seconds,
     )
-
-
-def _status_of(outcome: Delivered | BridgeError) -> int | None:
-    if isinstance(outcome, Delivered | EventRejected | CredentialsRejected | DeliveryUnavailable):
-        return outcome.status
-    return None
-
-
-def _with_attempts(error: BridgeError, attempts: int) -> BridgeError:
-    if isinstance(error, RecordError):
-        error.attempts = attempts
-    return error
