@@ -4,11 +4,9 @@ confluent-kafka's exceptions stop at bridge/kafka (bridge/errors.py draws the tr
 from __future__ import annotations
 
 import asyncio
-import importlib
 import inspect
-import pkgutil
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,6 +22,7 @@ from bridge.kafka.messages import MalformedMessage
 from bridge.kafka.producer import AcknowledgedProducer, DeadLetterProducer, ProduceFailed
 from bridge.kafka.reader import BoundedReader, TopicUnavailable
 from bridge.kafka.topic_limits import read_topic_limits
+from tests.support.modules import bridge_modules
 
 BRIDGE = Path(bridge.__file__).resolve().parent
 
@@ -44,17 +43,11 @@ DELIBERATE = {
 }
 
 
-def bridge_modules() -> Iterator[str]:
-    for info in pkgutil.walk_packages([str(BRIDGE)], prefix="bridge."):
-        if not info.name.endswith("__main__"):
-            yield info.name
-
-
 def exception_classes() -> list[type[BaseException]]:
     """Every exception class defined (not just imported) in a bridge module."""
     found: dict[str, type[BaseException]] = {}
-    for name in bridge_modules():
-        module = importlib.import_module(name)
+    for module in bridge_modules():
+        name = module.__name__
         for _, value in inspect.getmembers(module, inspect.isclass):
             if issubclass(value, BaseException) and value.__module__ == name:
                 found[f"{name}.{value.__qualname__}"] = value
@@ -83,6 +76,7 @@ def test_the_walk_finds_the_exception_classes() -> None:
     # A walk that found nothing would make the membership test vacuous.
     names = {cls.__name__ for cls in exception_classes()}
     assert {"BridgeError", "TopicUnavailable", "InvalidCallback", "SettingsError"} <= names
+    assert "RegistryOutage" in names  # bridge/service, a namespace package, is walked too
 
 
 def test_every_exception_another_module_sees_is_in_the_tree() -> None:

@@ -56,7 +56,11 @@ class DeliveryObserver(Protocol):
         """+1 when a request starts, -1 when it ends."""
 
     def credentials_failing(self, failing: bool) -> None:
-        """Called on transitions only: True on the first 401/403, False on recovery."""
+        """Called on transitions only: True on the first 401/403, False on recovery.
+
+        Named after the gauge it feeds (``vibes_bridge_credentials_failing``, a name
+        the spec fixes); everywhere else the bridge's word is "credentials rejected".
+        """
 
 
 class NullObserver:
@@ -113,14 +117,14 @@ class Deliverer:
         self._credentials_retry_seconds = credentials_retry_seconds
         self._clock = clock
         self._sleep = sleep
-        self._failing = False
+        self._credentials_rejected = False
         self._probing = False  # one task at a time probes while credentials fail
         self._gate_changed = asyncio.Event()
 
     @property
-    def credentials_failing(self) -> bool:
+    def credentials_rejected(self) -> bool:
         """True from the first 401/403 until a probe gets through."""
-        return self._failing
+        return self._credentials_rejected
 
     async def deliver(self, event: MappedEvent) -> Delivered:
         """Until Vibes has the event; raises EventRejected or EventExpired when it never will."""
@@ -136,13 +140,13 @@ class Deliverer:
             if outcome is None:
                 continue  # the gate closed while this attempt waited for its slot
             if probing and not isinstance(outcome, CredentialsRejected | DeliveryUnavailable):
-                self._credentials_work()
+                self._open_gate()
             if isinstance(outcome, Delivered):
                 return Delivered(status=outcome.status, attempts=run.attempts)
             if isinstance(outcome, DeliveryUnavailable):
                 await self._back_off(event, outcome, run)
             elif isinstance(outcome, CredentialsRejected):
-                self._credentials_rejected(outcome)
+                self._close_gate(outcome)
             else:
                 raise EventRejected(outcome.status, outcome.response, attempts=run.attempts)
 
@@ -155,7 +159,7 @@ class Deliverer:
             run.paused += self._clock() - started
         waited = await self._limiter.acquire(event.company_key)
         self._observer.rate_limit_waited(event.company_key, waited)
-        if self._failing and not probing:
+        if self._credentials_rejected and not probing:
             return None
         run.attempts += 1
         self._observer.in_flight_changed(1)
@@ -204,11 +208,11 @@ class Deliverer:
 
     async def _pass_credentials_gate(self, run: _Run) -> bool:
         """Wait while credentials fail; True when this task is to probe them."""
-        if not self._failing:
+        if not self._credentials_rejected:
             return False
         started = self._clock()
         try:
-            while self._failing:
+            while self._credentials_rejected:
                 if not self._probing:
                     self._probing = True
                     return True
@@ -217,10 +221,10 @@ class Deliverer:
         finally:
             run.paused += self._clock() - started
 
-    def _credentials_rejected(self, outcome: CredentialsRejected) -> None:
-        if self._failing:
+    def _close_gate(self, outcome: CredentialsRejected) -> None:
+        if self._credentials_rejected:
             return
-        self._failing = True
+        self._credentials_rejected = True
         self._notify_gate()
         self._observer.credentials_failing(True)
         log.error(
@@ -230,10 +234,10 @@ class Deliverer:
             self._credentials_retry_seconds,
         )
 
-    def _credentials_work(self) -> None:
-        if not self._failing:
+    def _open_gate(self) -> None:
+        if not self._credentials_rejected:
             return
-        self._failing = False
+        self._credentials_rejected = False
         self._notify_gate()
         self._observer.credentials_failing(False)
         log.warning("Vibes accepts the credentials again: delivery resumes")

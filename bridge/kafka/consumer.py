@@ -20,11 +20,9 @@ from bridge.kafka.client_logs import client_logging
 from bridge.kafka.config import ConfigValue
 from bridge.kafka.failures import call_failed, error_name, translates
 from bridge.kafka.messages import MalformedMessage, to_source_record
-from bridge.records import SourceRecord
+from bridge.records import Partition, SourceRecord
 
 log = logging.getLogger(__name__)
-
-Partition = tuple[str, int]
 
 
 class RebalanceListener(Protocol):

@@ -17,9 +17,9 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPar
 from bridge.errors import KafkaFailure
 from bridge.kafka.client_logs import client_logging
 from bridge.kafka.config import ConfigValue
-from bridge.kafka.consumer import ConsumerTrouble, Partition, record_or_trouble
+from bridge.kafka.consumer import ConsumerTrouble, record_or_trouble
 from bridge.kafka.failures import translates
-from bridge.records import SourceRecord
+from bridge.records import Partition, SourceRecord
 
 _METADATA_TIMEOUT: Final = 10.0
 

@@ -343,7 +343,7 @@ async def _heartbeat(service: Service) -> None:
             service.health.dead_letter_topic_missing = not exists
             next_topic_check = time.monotonic() + _TOPIC_RECHECK_SECONDS
         service.health.loop_alive()
-        service.health.credentials_failing = service.deliverer.credentials_failing
+        service.health.credentials_rejected = service.deliverer.credentials_rejected
         ready = not service.health.readiness_problems()
         service.metrics.ready.set(1 if ready else 0)
         service.metrics.last_progress.set(time.time())
