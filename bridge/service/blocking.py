@@ -27,7 +27,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, Generic, TypeVar, TypeVarTuple
+from typing import Final, Generic, TypeVar, TypeVarTuple
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -48,7 +48,7 @@ async def call_blocking(
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
     context = contextvars.copy_context()
-    POOL.submit(_Job(lambda: context.run(fn, *args), loop, future, abandoned))
+    POOL.submit(_Job(lambda: context.run(fn, *args), loop, future, abandoned).run)
     return await future
 
 
@@ -58,7 +58,7 @@ class DaemonPool:
     def __init__(self, max_threads: int) -> None:
         self.max_threads = max_threads
         self._lock = threading.Lock()
-        self._waiting: deque[_Job[Any]] = deque()
+        self._waiting: deque[Callable[[], None]] = deque()
         self._running = 0
 
     @property
@@ -67,18 +67,19 @@ class DaemonPool:
         with self._lock:
             return self._running
 
-    def submit(self, job: _Job[Any]) -> None:
+    def submit(self, work: Callable[[], None]) -> None:
+        """Run ``work`` (which must not raise) on a thread now, or when one is free."""
         with self._lock:
             if self._running >= self.max_threads:
-                self._waiting.append(job)
+                self._waiting.append(work)
                 return
             self._running += 1
-        threading.Thread(target=self._work, args=(job,), name="blocking-call", daemon=True).start()
+        threading.Thread(target=self._work, args=(work,), name="blocking-call", daemon=True).start()
 
-    def _work(self, first: _Job[Any]) -> None:
-        job: _Job[Any] | None = first
+    def _work(self, first: Callable[[], None]) -> None:
+        job: Callable[[], None] | None = first
         while job is not None:
-            job.run()
+            job()
             with self._lock:
                 if self._waiting:
                     job = self._waiting.popleft()
