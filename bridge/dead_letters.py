@@ -22,47 +22,54 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final, NamedTuple
 
-from bridge.errors import DeadLetterReason, DecodeCode, EventRejected, MappingCode, RecordError
+from bridge.errors import (
+    BridgeError,
+    DeadLetterReason,
+    DecodeCode,
+    EventRejected,
+    MappingCode,
+    RecordError,
+)
 from bridge.kafka.sizes import headers_size, record_size
 from bridge.records import MAX_OFFSET, MAX_PARTITION, SourceRecord, is_topic_name
 from bridge.vibes.api import ERROR_RESPONSE_LIMIT, one_line
 
-REASON: Final = "bridge.error.reason"
-MESSAGE: Final = "bridge.error.message"
-CODE: Final = "bridge.error.code"
-SOURCE_TOPIC: Final = "bridge.source.topic"
-SOURCE_PARTITION: Final = "bridge.source.partition"
-SOURCE_OFFSET: Final = "bridge.source.offset"
-SOURCE_TIMESTAMP: Final = "bridge.source.timestamp"
-RULE: Final = "bridge.rule"
-HTTP_STATUS: Final = "bridge.http.status"
-RESPONSE: Final = "bridge.error.response"
-ATTEMPTS: Final = "bridge.attempts"
+REASON_HEADER: Final = "bridge.error.reason"
+MESSAGE_HEADER: Final = "bridge.error.message"
+CODE_HEADER: Final = "bridge.error.code"
+SOURCE_TOPIC_HEADER: Final = "bridge.source.topic"
+SOURCE_PARTITION_HEADER: Final = "bridge.source.partition"
+SOURCE_OFFSET_HEADER: Final = "bridge.source.offset"
+SOURCE_TIMESTAMP_HEADER: Final = "bridge.source.timestamp"
+RULE_HEADER: Final = "bridge.rule"
+HTTP_STATUS_HEADER: Final = "bridge.http.status"
+RESPONSE_HEADER: Final = "bridge.error.response"
+ATTEMPTS_HEADER: Final = "bridge.attempts"
 # Set only on a letter cut to fit the dead-letter topic (docs/running.md, "Size bounds"):
 # the original value or key size in bytes, the number of source headers dropped. The
 # coordinates say where the full record is while the source topic retains it.
-VALUE_TRUNCATED: Final = "bridge.error.value_truncated"
-KEY_TRUNCATED: Final = "bridge.error.key_truncated"
-HEADERS_DROPPED: Final = "bridge.error.headers_dropped"
+VALUE_TRUNCATED_HEADER: Final = "bridge.error.value_truncated"
+KEY_TRUNCATED_HEADER: Final = "bridge.error.key_truncated"
+HEADERS_DROPPED_HEADER: Final = "bridge.error.headers_dropped"
 # A letter with any of these is not the whole record: replay refuses to send it.
-CUT_MARKS: Final = (VALUE_TRUNCATED, KEY_TRUNCATED, HEADERS_DROPPED)
+CUT_MARKS: Final = (VALUE_TRUNCATED_HEADER, KEY_TRUNCATED_HEADER, HEADERS_DROPPED_HEADER)
 
 BRIDGE_HEADERS: Final = frozenset(
     {
-        REASON,
-        MESSAGE,
-        CODE,
-        SOURCE_TOPIC,
-        SOURCE_PARTITION,
-        SOURCE_OFFSET,
-        SOURCE_TIMESTAMP,
-        RULE,
-        HTTP_STATUS,
-        RESPONSE,
-        ATTEMPTS,
-        VALUE_TRUNCATED,
-        KEY_TRUNCATED,
-        HEADERS_DROPPED,
+        REASON_HEADER,
+        MESSAGE_HEADER,
+        CODE_HEADER,
+        SOURCE_TOPIC_HEADER,
+        SOURCE_PARTITION_HEADER,
+        SOURCE_OFFSET_HEADER,
+        SOURCE_TIMESTAMP_HEADER,
+        RULE_HEADER,
+        HTTP_STATUS_HEADER,
+        RESPONSE_HEADER,
+        ATTEMPTS_HEADER,
+        VALUE_TRUNCATED_HEADER,
+        KEY_TRUNCATED_HEADER,
+        HEADERS_DROPPED_HEADER,
     }
 )
 _MESSAGE_LIMIT: Final = 512
@@ -108,7 +115,7 @@ class DeadLetter(NamedTuple):
     cut: tuple[str, ...] = ()
 
 
-class NotADeadLetter(ValueError):
+class NotADeadLetter(BridgeError):
     """A record on the dead-letter topic that the bridge did not write (or that was altered)."""
 
 
@@ -122,21 +129,21 @@ def dead_letter(
         (name, value) for name, value in record.headers if name not in BRIDGE_HEADERS
     ]
     added: dict[str, str] = {
-        REASON: str(error.reason),
-        MESSAGE: one_line(error.message, _MESSAGE_LIMIT),
-        CODE: str(error.code),
-        SOURCE_TOPIC: record.topic,
-        SOURCE_PARTITION: str(record.partition),
-        SOURCE_OFFSET: str(record.offset),
-        ATTEMPTS: str(attempts),
+        REASON_HEADER: str(error.reason),
+        MESSAGE_HEADER: one_line(error.message, _MESSAGE_LIMIT),
+        CODE_HEADER: str(error.code),
+        SOURCE_TOPIC_HEADER: record.topic,
+        SOURCE_PARTITION_HEADER: str(record.partition),
+        SOURCE_OFFSET_HEADER: str(record.offset),
+        ATTEMPTS_HEADER: str(attempts),
     }
     if record.timestamp_ms is not None:
-        added[SOURCE_TIMESTAMP] = str(record.timestamp_ms)
+        added[SOURCE_TIMESTAMP_HEADER] = str(record.timestamp_ms)
     if rule is not None:
-        added[RULE] = rule
+        added[RULE_HEADER] = rule
     if isinstance(error, EventRejected):
-        added[HTTP_STATUS] = str(error.status)
-        added[RESPONSE] = one_line(error.response, ERROR_RESPONSE_LIMIT)
+        added[HTTP_STATUS_HEADER] = str(error.status)
+        added[RESPONSE_HEADER] = one_line(error.response, ERROR_RESPONSE_LIMIT)
     headers.extend((name, value.encode("utf-8")) for name, value in added.items())
     source = SourceCoordinates(record.topic, record.partition, record.offset, record.timestamp_ms)
     return DeadLetter(
@@ -147,8 +154,8 @@ def dead_letter(
 def invalid_callback_letter(body: bytes, why: str) -> DeadLetter:
     """The letter for a body the callback receiver could not read as a callback."""
     headers: Headers = [
-        (REASON, DeadLetterReason.INVALID_CALLBACK.encode()),
-        (MESSAGE, one_line(why, _MESSAGE_LIMIT).encode("utf-8")),
+        (REASON_HEADER, DeadLetterReason.INVALID_CALLBACK.encode()),
+        (MESSAGE_HEADER, one_line(why, _MESSAGE_LIMIT).encode("utf-8")),
     ]
     return DeadLetter(None, body, headers, DeadLetterReason.INVALID_CALLBACK)
 
@@ -162,20 +169,26 @@ def read_dead_letter(
     """
     headers = list(headers)
     own = _bridge_headers(headers)
-    reason = _reason(_required(own, REASON))
+    reason = _reason(_required(own, REASON_HEADER))
     cut = tuple(name for name in CUT_MARKS if name in own)
     if reason is DeadLetterReason.INVALID_CALLBACK:
-        return DeadLetter(key, value, headers, reason, None, own.get(CODE), None, cut)
-    timestamp = own.get(SOURCE_TIMESTAMP)
+        return DeadLetter(key, value, headers, reason, None, own.get(CODE_HEADER), None, cut)
+    timestamp = own.get(SOURCE_TIMESTAMP_HEADER)
     source = SourceCoordinates(
-        topic=_topic(_required(own, SOURCE_TOPIC)),
-        partition=_integer(SOURCE_PARTITION, _required(own, SOURCE_PARTITION), MAX_PARTITION),
-        offset=_integer(SOURCE_OFFSET, _required(own, SOURCE_OFFSET), MAX_OFFSET),
+        topic=_topic(_required(own, SOURCE_TOPIC_HEADER)),
+        partition=_integer(
+            SOURCE_PARTITION_HEADER, _required(own, SOURCE_PARTITION_HEADER), MAX_PARTITION
+        ),
+        offset=_integer(SOURCE_OFFSET_HEADER, _required(own, SOURCE_OFFSET_HEADER), MAX_OFFSET),
         timestamp_ms=(
-            None if timestamp is None else _integer(SOURCE_TIMESTAMP, timestamp, LATEST_TIME_MS)
+            None
+            if timestamp is None
+            else _integer(SOURCE_TIMESTAMP_HEADER, timestamp, LATEST_TIME_MS)
         ),
     )
-    return DeadLetter(key, value, headers, reason, own.get(RULE), own.get(CODE), source, cut)
+    return DeadLetter(
+        key, value, headers, reason, own.get(RULE_HEADER), own.get(CODE_HEADER), source, cut
+    )
 
 
 def source_headers(headers: Iterable[tuple[str, bytes | None]]) -> Headers:
@@ -206,12 +219,12 @@ def _reason(text: str) -> DeadLetterReason:
     try:
         return DeadLetterReason(text)
     except ValueError:
-        raise NotADeadLetter(f"header {REASON} is not a reason the bridge writes") from None
+        raise NotADeadLetter(f"header {REASON_HEADER} is not a reason the bridge writes") from None
 
 
 def _topic(text: str) -> str:
     if not is_topic_name(text):
-        raise NotADeadLetter(f"header {SOURCE_TOPIC} is not a Kafka topic name")
+        raise NotADeadLetter(f"header {SOURCE_TOPIC_HEADER} is not a Kafka topic name")
     return text
 
 
@@ -279,17 +292,17 @@ def largest_own_headers(topics: Iterable[str], rules: Iterable[str]) -> int:
     number = b"9" * _NUMBER_DIGITS
     code = max((len(code) for code in (*DecodeCode, *MappingCode)), default=0)
     longest: Headers = [
-        (REASON, b"x" * _CODE_LIMIT),
-        (MESSAGE, b"x" * _MESSAGE_LIMIT),
-        (CODE, b"x" * max(code, _CODE_LIMIT)),
-        (SOURCE_TOPIC, b"x" * max((len(t.encode("utf-8")) for t in topics), default=0)),
-        (SOURCE_PARTITION, number),
-        (SOURCE_OFFSET, number),
-        (SOURCE_TIMESTAMP, number),
-        (RULE, b"x" * max((len(r.encode("utf-8")) for r in rules), default=0)),
-        (HTTP_STATUS, number),
-        (RESPONSE, b"x" * ERROR_RESPONSE_LIMIT),
-        (ATTEMPTS, number),
+        (REASON_HEADER, b"x" * _CODE_LIMIT),
+        (MESSAGE_HEADER, b"x" * _MESSAGE_LIMIT),
+        (CODE_HEADER, b"x" * max(code, _CODE_LIMIT)),
+        (SOURCE_TOPIC_HEADER, b"x" * max((len(t.encode("utf-8")) for t in topics), default=0)),
+        (SOURCE_PARTITION_HEADER, number),
+        (SOURCE_OFFSET_HEADER, number),
+        (SOURCE_TIMESTAMP_HEADER, number),
+        (RULE_HEADER, b"x" * max((len(r.encode("utf-8")) for r in rules), default=0)),
+        (HTTP_STATUS_HEADER, number),
+        (RESPONSE_HEADER, b"x" * ERROR_RESPONSE_LIMIT),
+        (ATTEMPTS_HEADER, number),
         *_marks(10**_NUMBER_DIGITS - 1, 10**_NUMBER_DIGITS - 1, 10**_NUMBER_DIGITS - 1),
     ]
     return headers_size(longest)
@@ -298,9 +311,9 @@ def largest_own_headers(topics: Iterable[str], rules: Iterable[str]) -> int:
 def _marks(key: int, value: int, headers: int) -> Headers:
     """The cut marks, in the order (key, source headers, value) of :func:`_shares`."""
     return [
-        (KEY_TRUNCATED, str(key).encode()),
-        (HEADERS_DROPPED, str(headers).encode()),
-        (VALUE_TRUNCATED, str(value).encode()),
+        (KEY_TRUNCATED_HEADER, str(key).encode()),
+        (HEADERS_DROPPED_HEADER, str(headers).encode()),
+        (VALUE_TRUNCATED_HEADER, str(value).encode()),
     ]
 
 

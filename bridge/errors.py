@@ -12,16 +12,38 @@ decide by type instead of by message::
     │   ├── EventExpired         too old to send, or retried too long (reason expired)
     │   └── DeliveryFailed       delivery ended in an unclassified exception (reason delivery_error)
     ├── TransientError           the world is briefly unavailable: retry, never dead-letter
-    │   ├── SchemaRegistryUnavailable
-    │   └── DeliveryUnavailable  429, 5xx, timeout, connection: retry with backoff
-    └── CredentialsRejected      401/403: every event would fail; pause, report not ready
+    │   └── SchemaRegistryUnavailable
+    ├── KafkaFailure             Kafka did not do what was asked (raised by bridge/kafka only)
+    │   ├── KafkaCallFailed      a librdkafka call raised; its error name, never its exception
+    │   ├── TopicUnavailable     replay's topic is missing or the broker silent (kafka/reader.py)
+    │   ├── BudgetTopicUnavailable  the fleet budget's topic is unusable (kafka/budget_topic.py)
+    │   ├── ProduceFailed        the broker did not take a record (kafka/producer.py)
+    │   └── MalformedMessage     a fetched message without coordinates (kafka/messages.py)
+    └── the other edges' own errors, defined where they are raised:
+        CallbackApiError (delivery/callback_api.py), InvalidCallback (vibes/callbacks.py),
+        NotADeadLetter (dead_letters.py), MalformedEntry (fleet/wire.py),
+        SchemaFileError (codecs/avro_schema.py); RegistryOutage (service/replay.py)
+        is a SchemaRegistryUnavailable that ends a replay.
+
+confluent-kafka's exceptions stop at ``bridge/kafka``: every
+public call there turns them into a :class:`KafkaFailure`
+(``tests/test_error_tree.py`` checks both this and that every exception class
+another module sees is in this tree, or listed there with the reason it is not).
+
+A delivery attempt's outcome is not an exception but a plain value
+(``bridge/delivery/outcomes.py``: ``Delivered``, ``Rejected``,
+``CredentialsRejected``, ``DeliveryUnavailable``); the deliverer retries, pauses
+or raises the final verdict, an :class:`EventRejected` or :class:`EventExpired`.
+A :class:`RecordError` is complete when constructed (its attempts too) and refuses
+changes after, so no verdict is amended on its way to a dead letter.
 
 Messages must never carry secrets or person data (names, phone numbers, ids):
 they end up in logs and in dead-letter headers.
 
 The finer cause of a decode or mapping error is a member of :class:`DecodeCode` or
-:class:`MappingCode`: the one list of codes, which the docs' tables must match
-(``tests/test_error_codes.py`` compares them).
+:class:`MappingCode`, and the limit an expired event passed an :class:`ExpiryCode`:
+the one list of codes, which the docs must match (``tests/test_error_codes.py``
+compares them).
 """
 
 from __future__ import annotations
@@ -82,6 +104,13 @@ class DecodeCode(StrEnum):
     NO_SOURCE = "no_source"
 
 
+class ExpiryCode(StrEnum):
+    """Which limit an ``expired`` dead letter passed (docs/operations.md, the ``expired`` row)."""
+
+    MAX_EVENT_AGE = "max_event_age"
+    MAX_RETRY_DURATION = "max_retry_duration"
+
+
 class MappingCode(StrEnum):
     """Why a rule cannot turn a decoded value into a valid event (docs/configuration.md)."""
 
@@ -131,14 +160,25 @@ class RecordError(BridgeError):
     """
 
     reason: ClassVar[DeadLetterReason]
-    # Delivery attempts made before this outcome (the dead letter's ``bridge.attempts``);
-    # 0 for records that never reached delivery. The deliverer sets it when it raises.
-    attempts: int = 0
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, attempts: int = 0) -> None:
         self.code = code
         self.message = message
+        # Delivery attempts made before this verdict (the dead letter's ``bridge.attempts``);
+        # 0 for records that never reached delivery.
+        self.attempts = attempts
         super().__init__(f"{code}: {message}")
+        object.__setattr__(self, "_sealed", True)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        """Refuse changes once constructed: a verdict is built whole, never amended.
+
+        Dunder names stay writable: Python itself sets ``__traceback__``,
+        ``__cause__`` and ``__notes__`` on exceptions it raises.
+        """
+        if getattr(self, "_sealed", False) and not name.startswith("__"):
+            raise AttributeError(f"{type(self).__name__} is immutable: pass {name} when raising")
+        super().__setattr__(name, value)
 
 
 class DecodeError(RecordError):
@@ -175,10 +215,12 @@ class EventRejected(RecordError):
 
     reason: ClassVar[DeadLetterReason] = DeadLetterReason.REJECTED
 
-    def __init__(self, status: int, response: str) -> None:
+    def __init__(self, status: int, response: str, *, attempts: int = 0) -> None:
         self.status = status
         self.response = response
-        super().__init__(f"http_{status}", f"Vibes refused the event with HTTP {status}")
+        super().__init__(
+            f"http_{status}", f"Vibes refused the event with HTTP {status}", attempts=attempts
+        )
 
 
 class EventExpired(RecordError):
@@ -186,6 +228,10 @@ class EventExpired(RecordError):
     (``max_retry_duration``); ``code`` says which."""
 
     reason: ClassVar[DeadLetterReason] = DeadLetterReason.EXPIRED
+    code: ExpiryCode
+
+    def __init__(self, code: ExpiryCode, message: str, *, attempts: int = 0) -> None:
+        super().__init__(code, message, attempts=attempts)
 
 
 class DeliveryFailed(RecordError):
@@ -215,30 +261,28 @@ class SchemaRegistryUnavailable(TransientError):
     """The Schema Registry could not be reached or answered 5xx."""
 
 
-class DeliveryUnavailable(TransientError):
-    """One delivery attempt failed for a reason that may pass: retry it later.
+class KafkaFailure(BridgeError):
+    """Kafka did not do what the bridge asked: the broker, the client, or a message from it.
 
-    ``retry_after`` is Vibes' ``Retry-After`` in seconds when it sent one;
-    ``status`` is the HTTP status when there was an answer at all.
+    The Kafka edge's own type for every failure it lets out, so that nothing outside
+    ``bridge/kafka`` needs confluent-kafka's exception types to decide what to do.
+    """
+
+
+class KafkaCallFailed(KafkaFailure):
+    """A librdkafka call raised where no finer meaning applies.
+
+    ``code`` is librdkafka's error name (``_TRANSPORT``, ``_INVALID_ARG`` ...);
+    ``fatal`` says the client can no longer be used, ``retriable`` that the same
+    call may pass later. librdkafka's message is not kept: the name is stable and
+    says enough, and the chained exception is there for a traceback.
     """
 
     def __init__(
-        self, reason: RetryReason, *, status: int | None = None, retry_after: float | None = None
+        self, call: str, code: str, *, fatal: bool = False, retriable: bool = False
     ) -> None:
-        self.reason = reason
-        self.status = status
-        self.retry_after = retry_after
-        detail = f"HTTP {status}" if status is not None else reason.value
-        super().__init__(f"Vibes unavailable ({detail})")
-
-
-class CredentialsRejected(BridgeError):
-    """Vibes answered 401 or 403: the credentials are wrong for every event, not this one.
-
-    Never a dead letter: delivery pauses, the bridge reports not ready, and it
-    retries slowly until the credentials work again.
-    """
-
-    def __init__(self, status: int) -> None:
-        self.status = status
-        super().__init__(f"Vibes rejected the credentials (HTTP {status})")
+        self.call = call
+        self.code = code
+        self.fatal = fatal
+        self.retriable = retriable
+        super().__init__(f"{call}: {code}")

@@ -23,6 +23,10 @@ MAX_TIMESTAMP: Final = 2**63 - 1
 _TOPIC_NAME: Final = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 
 
+Partition = tuple[str, int]
+"""A (topic, partition number) pair: the one name for it in the bridge."""
+
+
 def is_topic_name(text: str) -> bool:
     """Whether Kafka accepts ``text`` as a topic name."""
     return _TOPIC_NAME.fullmatch(text) is not None and text not in (".", "..")

@@ -50,7 +50,7 @@ BANNED = [
 ]
 
 ALLOWED = [
-    ("bridge/replay/letters.py", "from bridge.dead_letters import REASON"),
+    ("bridge/replay/letters.py", "from bridge.dead_letters import REASON_HEADER"),
     ("bridge/service/replay.py", "from bridge.replay import read_letter"),
     ("bridge/codecs/registry.py", "import httpx"),
     ("bridge/kafka/consumer.py", "import confluent_kafka"),

@@ -19,6 +19,7 @@ import httpx
 import orjson
 
 from bridge.bounded_http import NO_COMPRESSION, Answer, BlockingHttp, is_deadline
+from bridge.errors import BridgeError
 from bridge.vibes.api import (
     API_VERSION_HEADER,
     CALLBACK_RESPONSE_LIMIT,
@@ -30,7 +31,7 @@ from bridge.vibes.callbacks import callbacks_path
 Entity = dict[str, Any]
 
 
-class CallbackApiError(Exception):
+class CallbackApiError(BridgeError):
     """The Callback API refused or could not be reached; the message is safe to print."""
 
     def __init__(self, message: str, status: int | None = None) -> None:

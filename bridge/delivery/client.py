@@ -16,13 +16,12 @@ import httpx
 from bridge.bounded_http import NO_COMPRESSION, Answer, as_httpx_error, exchange
 from bridge.delivery.credentials import CredentialsSource
 from bridge.delivery.outcomes import (
-    Delivered,
+    Outcome,
     outcome_of_exception,
     outcome_of_response,
     timed_out,
 )
 from bridge.delivery.transport import build_transport
-from bridge.errors import BridgeError
 from bridge.vibes.api import (
     API_VERSION_HEADER,
     JSON_CONTENT_TYPE,
@@ -73,7 +72,7 @@ class VibesClient:
         self._urls: dict[str, httpx.URL] = {}
         self._headers = self._build_headers()
 
-    async def post_event(self, company_key: str, body: bytes) -> Delivered | BridgeError:
+    async def post_event(self, company_key: str, body: bytes) -> Outcome:
         """ONE attempt; never raises for HTTP or network trouble: the outcome is returned."""
         request = httpx.Request(
             "POST",

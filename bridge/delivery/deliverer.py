@@ -26,23 +26,18 @@ from datetime import timedelta
 from typing import Protocol
 
 from bridge.delivery.client import VibesClient
-from bridge.delivery.outcomes import Delivered
+from bridge.delivery.outcomes import (
+    CredentialsRejected,
+    Delivered,
+    DeliveryUnavailable,
+    Outcome,
+)
 from bridge.delivery.ratelimit import Clock, RateLimiter, Sleep
 from bridge.delivery.retry import Backoff
-from bridge.errors import (
-    BridgeError,
-    CredentialsRejected,
-    DeliveryUnavailable,
-    EventExpired,
-    EventRejected,
-    RecordError,
-    RetryReason,
-)
+from bridge.errors import EventExpired, EventRejected, ExpiryCode, RetryReason
 from bridge.mapping.engine import MappedEvent
 
 log = logging.getLogger(__name__)
-
-EXPIRED_CODE = "max_retry_duration"
 
 
 class DeliveryObserver(Protocol):
@@ -61,7 +56,11 @@ class DeliveryObserver(Protocol):
         """+1 when a request starts, -1 when it ends."""
 
     def credentials_failing(self, failing: bool) -> None:
-        """Called on transitions only: True on the first 401/403, False on recovery."""
+        """Called on transitions only: True on the first 401/403, False on recovery.
+
+        Named after the gauge it feeds (``vibes_bridge_credentials_failing``, a name
+        the spec fixes); everywhere else the bridge's word is "credentials rejected".
+        """
 
 
 class NullObserver:
@@ -118,14 +117,14 @@ class Deliverer:
         self._credentials_retry_seconds = credentials_retry_seconds
         self._clock = clock
         self._sleep = sleep
-        self._failing = False
+        self._credentials_rejected = False
         self._probing = False  # one task at a time probes while credentials fail
         self._gate_changed = asyncio.Event()
 
     @property
-    def credentials_failing(self) -> bool:
+    def credentials_rejected(self) -> bool:
         """True from the first 401/403 until a probe gets through."""
-        return self._failing
+        return self._credentials_rejected
 
     async def deliver(self, event: MappedEvent) -> Delivered:
         """Until Vibes has the event; raises EventRejected or EventExpired when it never will."""
@@ -141,19 +140,17 @@ class Deliverer:
             if outcome is None:
                 continue  # the gate closed while this attempt waited for its slot
             if probing and not isinstance(outcome, CredentialsRejected | DeliveryUnavailable):
-                self._credentials_work()
+                self._open_gate()
             if isinstance(outcome, Delivered):
                 return Delivered(status=outcome.status, attempts=run.attempts)
             if isinstance(outcome, DeliveryUnavailable):
                 await self._back_off(event, outcome, run)
             elif isinstance(outcome, CredentialsRejected):
-                self._credentials_rejected(outcome)
+                self._close_gate(outcome)
             else:
-                raise _with_attempts(outcome, run.attempts)
+                raise EventRejected(outcome.status, outcome.response, attempts=run.attempts)
 
-    async def _attempt(
-        self, event: MappedEvent, run: _Run, *, probing: bool
-    ) -> Delivered | BridgeError | None:
+    async def _attempt(self, event: MappedEvent, run: _Run, *, probing: bool) -> Outcome | None:
         """One POST after the key's rate slot; None when credentials failed meanwhile."""
         if probing:
             started = self._clock()
@@ -162,7 +159,7 @@ class Deliverer:
             run.paused += self._clock() - started
         waited = await self._limiter.acquire(event.company_key)
         self._observer.rate_limit_waited(event.company_key, waited)
-        if self._failing and not probing:
+        if self._credentials_rejected and not probing:
             return None
         run.attempts += 1
         self._observer.in_flight_changed(1)
@@ -172,7 +169,7 @@ class Deliverer:
         finally:
             self._observer.in_flight_changed(-1)
         seconds = self._clock() - started
-        self._observer.attempt_finished(event, _status_of(outcome), seconds)
+        self._observer.attempt_finished(event, outcome.status, seconds)
         if log.isEnabledFor(logging.DEBUG):
             _log_attempt(event, run.attempts, outcome, seconds)
         return outcome
@@ -207,15 +204,15 @@ class Deliverer:
             f"Vibes still unavailable ({outcome.reason.value}) after {run.attempts} attempts "
             f"over {elapsed:.1f} s; max_retry_duration is {self._max_retry_duration:g} s"
         )
-        raise _with_attempts(EventExpired(EXPIRED_CODE, message), run.attempts)
+        raise EventExpired(ExpiryCode.MAX_RETRY_DURATION, message, attempts=run.attempts)
 
     async def _pass_credentials_gate(self, run: _Run) -> bool:
         """Wait while credentials fail; True when this task is to probe them."""
-        if not self._failing:
+        if not self._credentials_rejected:
             return False
         started = self._clock()
         try:
-            while self._failing:
+            while self._credentials_rejected:
                 if not self._probing:
                     self._probing = True
                     return True
@@ -224,10 +221,10 @@ class Deliverer:
         finally:
             run.paused += self._clock() - started
 
-    def _credentials_rejected(self, outcome: CredentialsRejected) -> None:
-        if self._failing:
+    def _close_gate(self, outcome: CredentialsRejected) -> None:
+        if self._credentials_rejected:
             return
-        self._failing = True
+        self._credentials_rejected = True
         self._notify_gate()
         self._observer.credentials_failing(True)
         log.error(
@@ -237,10 +234,10 @@ class Deliverer:
             self._credentials_retry_seconds,
         )
 
-    def _credentials_work(self) -> None:
-        if not self._failing:
+    def _open_gate(self) -> None:
+        if not self._credentials_rejected:
             return
-        self._failing = False
+        self._credentials_rejected = False
         self._notify_gate()
         self._observer.credentials_failing(False)
         log.warning("Vibes accepts the credentials again: delivery resumes")
@@ -251,9 +248,7 @@ class Deliverer:
         self._gate_changed = asyncio.Event()
 
 
-def _log_attempt(
-    event: MappedEvent, attempt: int, outcome: Delivered | BridgeError, seconds: float
-) -> None:
+def _log_attempt(event: MappedEvent, attempt: int, outcome: Outcome, seconds: float) -> None:
     # Coordinates, not the event_id: a user's event_id template may hold person data.
     source = event.source
     log.debug(
@@ -263,18 +258,6 @@ def _log_attempt(
         source.partition,
         source.offset,
         event.rule,
-        _status_of(outcome) or type(outcome).__name__,
+        outcome.status or type(outcome).__name__,
         seconds,
     )
-
-
-def _status_of(outcome: Delivered | BridgeError) -> int | None:
-    if isinstance(outcome, Delivered | EventRejected | CredentialsRejected | DeliveryUnavailable):
-        return outcome.status
-    return None
-
-
-def _with_attempts(error: BridgeError, attempts: int) -> BridgeError:
-    if isinstance(error, RecordError):
-        error.attempts = attempts
-    return error

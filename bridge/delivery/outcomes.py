@@ -3,6 +3,10 @@
 Pure: the client hands in what httpx gave it, and the deliverer decides by type.
 Keeping the mapping here, away from the network, lets every status and every
 exception class be tested without a server.
+
+An attempt's outcome is a frozen value, not an exception: most attempts are
+retried, and only the deliverer's final verdict (``EventRejected``,
+``EventExpired``) is raised, built whole with the attempts it took.
 """
 
 from __future__ import annotations
@@ -14,13 +18,7 @@ from typing import Final
 import httpx
 
 from bridge.delivery.retry import parse_retry_after
-from bridge.errors import (
-    BridgeError,
-    CredentialsRejected,
-    DeliveryUnavailable,
-    EventRejected,
-    RetryReason,
-)
+from bridge.errors import RetryReason
 from bridge.vibes.api import StatusClass, error_messages, status_class
 
 RETRY_AFTER_HEADER: Final = "retry-after"
@@ -34,9 +32,48 @@ class Delivered:
     attempts: int
 
 
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A non-retryable 4xx (not 401, 403, 409 or 429): the event can never pass.
+
+    ``response`` is Vibes' error messages on one line, cut to the dead-letter
+    header's 1 KiB (``bridge.vibes.api.error_messages``).
+    """
+
+    status: int
+    response: str
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialsRejected:
+    """401 or 403: the credentials are wrong for every event, not this one.
+
+    Never a dead letter: delivery pauses, the bridge reports not ready, and it
+    probes slowly until the credentials work again.
+    """
+
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryUnavailable:
+    """A failure that may pass: retry later.
+
+    ``retry_after`` is Vibes' ``Retry-After`` in seconds when it sent one;
+    ``status`` is the HTTP status when there was an answer at all.
+    """
+
+    reason: RetryReason
+    status: int | None = None
+    retry_after: float | None = None
+
+
+Outcome = Delivered | Rejected | CredentialsRejected | DeliveryUnavailable
+
+
 def outcome_of_response(
     status: int, headers: Mapping[str, str], body: bytes, now: float
-) -> Delivered | BridgeError:
+) -> Outcome:
     """What an answer means for its event; ``now`` is epoch seconds, for a dated Retry-After.
 
     Returned, not raised: one attempt's outcome is data the deliverer acts on.
@@ -49,7 +86,7 @@ def outcome_of_response(
     if kind is StatusClass.CREDENTIALS:
         return CredentialsRejected(status)
     if kind is StatusClass.REJECTED:
-        return EventRejected(status, error_messages(body))
+        return Rejected(status, error_messages(body))
     retry_after = parse_retry_after(_header(headers, RETRY_AFTER_HEADER), now)
     reason = RetryReason.STATUS_429 if kind is StatusClass.RATE_LIMITED else RetryReason.STATUS_5XX
     return DeliveryUnavailable(reason, status=status, retry_after=retry_after)

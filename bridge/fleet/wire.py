@@ -15,11 +15,13 @@ from typing import Any, Final, TypeGuard
 
 import orjson
 
+from bridge.errors import BridgeError
+
 VERSION: Final = 1
 _MAX_KEYS: Final = 10_000
 
 
-class MalformedEntry(ValueError):
+class MalformedEntry(BridgeError):
     """An entry this version cannot read; the message names the problem, not the payload."""
 
 

@@ -29,8 +29,10 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from bridge.errors import KafkaFailure
 from bridge.kafka.client_logs import client_logging
 from bridge.kafka.config import ConfigValue
+from bridge.kafka.failures import error_name, translates
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,7 @@ class BudgetRecord:
     age_seconds: float
 
 
-class BudgetTopicUnavailable(Exception):
+class BudgetTopicUnavailable(KafkaFailure):
     """The topic neither exists nor could be created; the message says why (no secrets)."""
 
 
@@ -94,6 +96,7 @@ class BudgetLink:
         # comes: the clients are never used and closed at once.
         self._busy = threading.Lock()
 
+    @translates
     def open(self) -> None:
         """Ensure the topic exists, then read it from the start; BudgetTopicUnavailable if not."""
         admin = AdminClient(self._admin_settings, **client_logging())
@@ -107,6 +110,7 @@ class BudgetLink:
             [TopicPartition(self.topic, number, OFFSET_BEGINNING) for number in range(partitions)]
         )
 
+    @translates
     def publish(self, member: str, value: bytes | None) -> None:
         """Queue this member's entry (None: a tombstone, the member leaves)."""
         if self._writer is None:
@@ -117,6 +121,7 @@ class BudgetLink:
             log.warning("budget entry not queued", extra={"kafka_error": type(exc).__name__})
         self._writer.poll(0)
 
+    @translates
     def read(self, timeout: float) -> list[BudgetRecord]:
         """Entries that arrived, waiting at most ``timeout`` seconds for the first."""
         with self._busy:
@@ -138,6 +143,7 @@ class BudgetLink:
             )
         return records
 
+    @translates
     def group_members(self) -> int | None:
         """Members of the consumer group now, for the static share; None when unknown."""
         admin = AdminClient(self._admin_settings, **client_logging())
@@ -148,6 +154,7 @@ class BudgetLink:
             return None
         return len(description.members) or None
 
+    @translates
     def close(self, member: str, timeout: float = 5.0) -> None:
         """Say goodbye (a tombstone) so the others take this member's share at once."""
         if self._writer is not None:
@@ -164,7 +171,7 @@ class BudgetLink:
         try:
             metadata = admin.list_topics(timeout=_ADMIN_TIMEOUT)
         except KafkaException as exc:
-            raise BudgetTopicUnavailable(f"cannot list topics: {_error_name(exc)}") from None
+            raise BudgetTopicUnavailable(f"cannot list topics: {error_name(exc)}") from None
         found = metadata.topics.get(self.topic)
         if found is None or found.error is not None:
             return 0
@@ -180,10 +187,5 @@ class BudgetLink:
             error = exc.args[0] if exc.args else None
             if isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
                 return  # another member created it meanwhile
-            raise BudgetTopicUnavailable(f"cannot create it: {_error_name(exc)}") from None
+            raise BudgetTopicUnavailable(f"cannot create it: {error_name(exc)}") from None
         log.info("created the budget topic", extra={"topic": self.topic})
-
-
-def _error_name(exc: KafkaException) -> str:
-    error = exc.args[0] if exc.args else None
-    return error.name() if isinstance(error, KafkaError) else type(exc).__name__

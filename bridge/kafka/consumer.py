@@ -14,16 +14,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from bridge.kafka.client_logs import client_logging
 from bridge.kafka.config import ConfigValue
+from bridge.kafka.failures import call_failed, error_name, translates
 from bridge.kafka.messages import MalformedMessage, to_source_record
-from bridge.records import SourceRecord
+from bridge.records import Partition, SourceRecord
 
 log = logging.getLogger(__name__)
-
-Partition = tuple[str, int]
 
 
 class RebalanceListener(Protocol):
@@ -47,6 +46,7 @@ class ConsumerTrouble:
 class KafkaSource:
     """The subscribed consumer of the bridge's source topics."""
 
+    @translates
     def __init__(
         self,
         settings: Mapping[str, ConfigValue],
@@ -73,22 +73,27 @@ class KafkaSource:
     def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._listener.partitions_lost(_pairs(partitions))
 
+    @translates
     def fetch(self, max_records: int, timeout: float) -> list[SourceRecord | ConsumerTrouble]:
         """Up to ``max_records`` records (or fetch errors), waiting at most ``timeout`` seconds."""
         messages = self._consumer.consume(num_messages=max_records, timeout=timeout)
         return [record_or_trouble(message) for message in messages]
 
+    @translates
     def pause(self, partitions: Iterable[Partition]) -> None:
         self._consumer.pause(_topic_partitions(partitions))
 
+    @translates
     def resume(self, partitions: Iterable[Partition]) -> None:
         self._consumer.resume(_topic_partitions(partitions))
 
+    @translates
     def seek(self, partition: Partition, offset: int) -> None:
         """Fetch ``partition`` again from ``offset`` (a registry outage: retry the record)."""
         topic, number = partition
         self._consumer.seek(TopicPartition(topic, number, offset))
 
+    @translates
     def assignment(self) -> list[Partition]:
         return _pairs(self._consumer.assignment())
 
@@ -105,9 +110,7 @@ class KafkaSource:
         try:
             self._consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
-            error = exc.args[0] if exc.args else None
-            code = error.name() if isinstance(error, KafkaError) else type(exc).__name__
-            log.warning("offset commit refused", extra={"kafka_error": code})
+            log.warning("offset commit refused", extra={"kafka_error": error_name(exc)})
             return False
         return True
 
@@ -136,6 +139,7 @@ class KafkaSource:
                 marks[(topic, number)] = high
         return marks
 
+    @translates
     def close(self) -> None:
         """Leave the group (runs the revoke callback for what is still assigned)."""
         if not self._closed:
@@ -144,10 +148,15 @@ class KafkaSource:
 
 
 def record_or_trouble(message: Message) -> SourceRecord | ConsumerTrouble:
+    """The record a fetched message holds, or the trouble it reports instead.
+
+    A fatal error (the client can no longer be used) is raised as
+    :class:`~bridge.errors.KafkaCallFailed`: it ends the run.
+    """
     error = message.error()
     if error is not None:
         if error.fatal():
-            raise KafkaException(error)
+            raise call_failed("fetch", error)
         return ConsumerTrouble(error.name(), error.retriable())
     try:
         return to_source_record(message)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from confluent_kafka import Message
 
+from bridge.errors import KafkaFailure
 from bridge.records import SourceRecord
 
 
-class MalformedMessage(ValueError):
+class MalformedMessage(KafkaFailure):
     """A message from the client that lacks its coordinates (never expected from a fetch)."""
 
 

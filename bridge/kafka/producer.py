@@ -19,8 +19,10 @@ from typing import Final, NamedTuple
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
 
+from bridge.errors import KafkaFailure
 from bridge.kafka.client_logs import client_logging
 from bridge.kafka.config import ConfigValue
+from bridge.kafka.failures import error_name, translates
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ class DeadLetterProducer:
     by the broker.
     """
 
+    @translates
     def __init__(self, settings: Mapping[str, ConfigValue], topic: str) -> None:
         self.topic = topic
         self._settings = dict(settings)
@@ -64,6 +67,7 @@ class DeadLetterProducer:
             if self._backlog or not self._offer(letter):  # keep the backlog's order
                 self._backlog.append(letter)
 
+    @translates
     def poll(self, timeout: float = 0.0) -> int:
         """Serve acknowledgements and refusals, then retry the backlog; the number served."""
         served = self._producer.poll(timeout)
@@ -75,6 +79,7 @@ class DeadLetterProducer:
             on_done(error)
         return served + len(refused)
 
+    @translates
     def flush(self, timeout: float) -> int:
         """Wait for every queued letter's acknowledgement; the number still outstanding."""
         deadline = time.monotonic() + timeout
@@ -105,9 +110,10 @@ class DeadLetterProducer:
         except BufferError:
             return False
         except KafkaException as exc:  # MSG_SIZE_TOO_LARGE and the like: never out of send
-            self._refused.append((on_done, kafka_error_name(exc)))
+            self._refused.append((on_done, error_name(exc)))
         return True
 
+    @translates
     def topic_exists(self, timeout: float = 5.0) -> bool:
         """Whether the broker knows the dead-letter topic (readiness checks this once)."""
         admin = AdminClient(
@@ -136,6 +142,7 @@ class AcknowledgedProducer:
     from ``poll``, so a thread of its own polls and hands each result to the loop.
     """
 
+    @translates
     def __init__(
         self, settings: Mapping[str, ConfigValue], loop: asyncio.AbstractEventLoop
     ) -> None:
@@ -169,9 +176,10 @@ class AcknowledgedProducer:
         except BufferError:  # the local queue is full: the broker is far behind
             future.set_exception(ProduceFailed("local queue full"))
         except KafkaException as exc:
-            future.set_exception(ProduceFailed(kafka_error_name(exc)))
+            future.set_exception(ProduceFailed(error_name(exc)))
         return future
 
+    @translates
     def close(self, timeout: float) -> int:
         """Wait for what is queued, stop polling; the number of records still unacknowledged."""
         remaining = self._producer.flush(timeout)
@@ -191,13 +199,7 @@ class _Letter(NamedTuple):
     on_done: Acknowledgement
 
 
-def kafka_error_name(exc: KafkaException) -> str:
-    """librdkafka's name for the error ``exc`` carries (``MSG_SIZE_TOO_LARGE`` ...)."""
-    error = exc.args[0] if exc.args else None
-    return error.name() if isinstance(error, KafkaError) else "kafka"
-
-
-class ProduceFailed(Exception):
+class ProduceFailed(KafkaFailure):
     """The broker did not take a record; the message is librdkafka's error name."""
 
 

@@ -14,21 +14,24 @@ from typing import Final
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
+from bridge.errors import KafkaFailure
 from bridge.kafka.client_logs import client_logging
 from bridge.kafka.config import ConfigValue
-from bridge.kafka.consumer import ConsumerTrouble, Partition, record_or_trouble
-from bridge.records import SourceRecord
+from bridge.kafka.consumer import ConsumerTrouble, record_or_trouble
+from bridge.kafka.failures import translates
+from bridge.records import Partition, SourceRecord
 
 _METADATA_TIMEOUT: Final = 10.0
 
 
-class TopicUnavailable(RuntimeError):
+class TopicUnavailable(KafkaFailure):
     """The topic does not exist or the broker did not answer (the message says which)."""
 
 
 class BoundedReader:
     """Assigned reader of every partition of one topic, up to the end offsets seen at start."""
 
+    @translates
     def __init__(self, settings: Mapping[str, ConfigValue], topic: str) -> None:
         self.topic = topic
         self._consumer = Consumer(dict(settings), **client_logging())
@@ -46,6 +49,7 @@ class BoundedReader:
             raise TopicUnavailable(f"topic {self.topic} does not exist")
         return [(self.topic, number) for number in sorted(found.partitions)]
 
+    @translates
     def start(self, *, from_beginning: bool) -> None:
         """Fix the end offsets and assign each partition at its committed position (or start)."""
         lows: dict[Partition, int] = {}
@@ -78,10 +82,12 @@ class BoundedReader:
         """Records between the start positions and the end offsets (an upper bound)."""
         return sum(max(0, self._ends[p] - self._starts[p]) for p in self._partitions)
 
+    @translates
     def fetch(self, max_records: int, timeout: float) -> list[SourceRecord | ConsumerTrouble]:
         messages = self._consumer.consume(num_messages=max_records, timeout=timeout)
         return [record_or_trouble(message) for message in messages]
 
+    @translates
     def reached_end(self) -> bool:
         """Whether every partition was read up to the end offset seen at start."""
         positions = self._consumer.position(
@@ -105,5 +111,6 @@ class BoundedReader:
             return False
         return True
 
+    @translates
     def close(self) -> None:
         self._consumer.close()

@@ -21,7 +21,7 @@ from confluent_kafka.admin._resource import ResourceType
 
 from bridge.kafka.client_logs import client_logging
 from bridge.kafka.config import ConfigValue
-from bridge.kafka.producer import kafka_error_name
+from bridge.kafka.failures import error_name, translates
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ _ADMIN_KEYS_TO_DROP: Final = (
 )
 
 
+@translates
 def read_topic_limits(
     settings: Mapping[str, ConfigValue], topics: Sequence[str], timeout: float = 10.0
 ) -> dict[str, int]:
@@ -52,10 +53,10 @@ def read_topic_limits(
         try:
             limits[resource.name] = int(future.result(timeout=timeout)[_TOPIC_LIMIT].value)
         except KafkaException as exc:
-            if kafka_error_name(exc) == "UNKNOWN_TOPIC_OR_PART":
+            if error_name(exc) == "UNKNOWN_TOPIC_OR_PART":
                 missing.append(resource.name)
             else:
-                _unknown(resource.name, kafka_error_name(exc))
+                _unknown(resource.name, error_name(exc))
         except TimeoutError:
             _unknown(resource.name, "no answer in time")
         except (KeyError, ValueError, TypeError):

@@ -33,6 +33,8 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from bridge.service.blocking import call_blocking
+
 log = logging.getLogger(__name__)
 
 RELEASE_INTERVAL_SECONDS: Final = 60.0
@@ -112,4 +114,4 @@ async def release_freed_memory(
         return
     while True:
         await asyncio.sleep(interval)
-        await asyncio.to_thread(release)
+        await call_blocking(release)

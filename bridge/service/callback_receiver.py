@@ -37,14 +37,15 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from bridge.config.model import CallbackSettings
 from bridge.dead_letters import (
-    RULE,
-    SOURCE_OFFSET,
-    SOURCE_PARTITION,
-    SOURCE_TIMESTAMP,
-    SOURCE_TOPIC,
+    RULE_HEADER,
+    SOURCE_OFFSET_HEADER,
+    SOURCE_PARTITION_HEADER,
+    SOURCE_TIMESTAMP_HEADER,
+    SOURCE_TOPIC_HEADER,
     Headers,
     invalid_callback_letter,
 )
+from bridge.errors import KafkaFailure
 from bridge.kafka.sizes import headers_size
 from bridge.metrics import BridgeMetrics
 from bridge.service.listener import (
@@ -70,18 +71,18 @@ from bridge.vibes.entity import MAX_EVENT_ID_LENGTH
 
 log = logging.getLogger(__name__)
 
-CALLBACK_ID: Final = "vibes.callback.id"
-CALLBACK_TYPE: Final = "vibes.callback.type"
-EVENT_TYPE: Final = "vibes.event_type"
-ACTION_TYPE: Final = "vibes.action.type"
-ACTION_STATUS: Final = "vibes.action.status"
-ACTION_REASON: Final = "vibes.action.status_reason"
+CALLBACK_ID_HEADER: Final = "vibes.callback.id"
+CALLBACK_TYPE_HEADER: Final = "vibes.callback.type"
+EVENT_TYPE_HEADER: Final = "vibes.event_type"
+ACTION_TYPE_HEADER: Final = "vibes.action.type"
+ACTION_STATUS_HEADER: Final = "vibes.action.status"
+ACTION_REASON_HEADER: Final = "vibes.action.status_reason"
 _COORDINATE_HEADERS: Final = {
-    "rule": RULE,
-    "topic": SOURCE_TOPIC,
-    "partition": SOURCE_PARTITION,
-    "offset": SOURCE_OFFSET,
-    "timestamp": SOURCE_TIMESTAMP,
+    "rule": RULE_HEADER,
+    "topic": SOURCE_TOPIC_HEADER,
+    "partition": SOURCE_PARTITION_HEADER,
+    "offset": SOURCE_OFFSET_HEADER,
+    "timestamp": SOURCE_TIMESTAMP_HEADER,
 }
 _HEADER_VALUE_LIMIT: Final = 256
 LISTENER: Final = "callbacks"
@@ -271,7 +272,7 @@ class CallbackReceiver:
         except TimeoutError:
             log.warning("callback not stored in time; answered 503 so that Vibes retries")
             return False
-        except Exception as exc:  # ProduceFailed, or the producer closing
+        except KafkaFailure as exc:  # ProduceFailed: the broker did not take the record
             log.warning("callback not stored; answered 503", extra={"kafka_error": str(exc)})
             return False
         return True
@@ -293,15 +294,15 @@ class _ReceiverEvents:
 def callback_headers(callback: ProcessedCallback) -> Headers:
     """The record's headers: what a consumer routes on, without parsing the value."""
     values = {
-        CALLBACK_TYPE: "event_processed",
-        EVENT_TYPE: callback.event_type,
-        ACTION_TYPE: callback.action_type,
-        ACTION_STATUS: callback.status,
+        CALLBACK_TYPE_HEADER: "event_processed",
+        EVENT_TYPE_HEADER: callback.event_type,
+        ACTION_TYPE_HEADER: callback.action_type,
+        ACTION_STATUS_HEADER: callback.status,
     }
     if callback.status_reason is not None:
-        values[ACTION_REASON] = callback.status_reason
+        values[ACTION_REASON_HEADER] = callback.status_reason
     if callback.callback_id is not None:
-        values[CALLBACK_ID] = callback.callback_id
+        values[CALLBACK_ID_HEADER] = callback.callback_id
     for name, value in source_coordinates(callback).items():
         values[_COORDINATE_HEADERS[name]] = value
     return [(name, value[:_HEADER_VALUE_LIMIT].encode()) for name, value in values.items()]
@@ -310,7 +311,14 @@ def callback_headers(callback: ProcessedCallback) -> Headers:
 def largest_callback_headers() -> int:
     """An upper bound of the key and header bytes of one stored callback (see
     :func:`callback_headers`): what the topic's limit must leave beside the body."""
-    names = (CALLBACK_TYPE, EVENT_TYPE, ACTION_TYPE, ACTION_STATUS, ACTION_REASON, CALLBACK_ID)
+    names = (
+        CALLBACK_TYPE_HEADER,
+        EVENT_TYPE_HEADER,
+        ACTION_TYPE_HEADER,
+        ACTION_STATUS_HEADER,
+        ACTION_REASON_HEADER,
+        CALLBACK_ID_HEADER,
+    )
     longest = [
         (name, b"x" * _HEADER_VALUE_LIMIT) for name in (*names, *_COORDINATE_HEADERS.values())
     ]

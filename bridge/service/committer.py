@@ -15,8 +15,9 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 from bridge.metrics import BridgeMetrics
+from bridge.records import Partition
 from bridge.service.health import Health
-from bridge.service.record_work import Partition, RecordWork
+from bridge.service.record_work import RecordWork
 
 
 class CommitSource(Protocol):

@@ -23,10 +23,10 @@ from typing import Protocol
 
 from bridge.codecs import Decoder
 from bridge.errors import SchemaRegistryUnavailable
-from bridge.kafka.consumer import ConsumerTrouble, Partition
+from bridge.kafka.consumer import ConsumerTrouble
 from bridge.mapping.engine import Engine
 from bridge.metrics import BridgeMetrics
-from bridge.records import SourceRecord
+from bridge.records import Partition, SourceRecord
 from bridge.service.back_pressure import BackPressure, Verdict
 from bridge.service.committer import Committer
 from bridge.service.dispatch import Delivery
@@ -75,7 +75,7 @@ class Deliveries(Protocol):
 
     def submit(self, deliveries: list[Delivery]) -> None: ...
 
-    def forget(self, partitions: set[tuple[str, int]]) -> None: ...
+    def forget(self, partitions: set[Partition]) -> None: ...
 
 
 class ConsumerLoop:

@@ -21,6 +21,7 @@ from bridge.dead_letters import DeadLetter, dead_letter
 from bridge.delivery import Deliverer
 from bridge.errors import DeliveryFailed, EventExpired, EventRejected, RecordError
 from bridge.mapping.engine import MappedEvent
+from bridge.records import Partition
 from bridge.service.lanes import KeyLanes
 from bridge.service.offsets import OffsetTracker, Ticket
 
@@ -83,7 +84,7 @@ class Dispatcher:
         for delivery in deliveries:
             self._lanes.push(delivery.event.source.key, delivery)
 
-    def forget(self, partitions: set[tuple[str, int]]) -> None:
+    def forget(self, partitions: set[Partition]) -> None:
         """Stop work for revoked partitions: their new owner delivers it again."""
         dropped = self._lanes.drop(
             lambda delivery: (delivery.ticket.topic, delivery.ticket.partition) in partitions

@@ -32,6 +32,7 @@ from bridge.fleet import (
 from bridge.fleet.wire import WireEntry
 from bridge.kafka.budget_topic import BudgetLink, BudgetRecord, BudgetTopicUnavailable
 from bridge.metrics import BridgeMetrics
+from bridge.service.blocking import call_blocking
 
 log = logging.getLogger(__name__)
 
@@ -106,16 +107,16 @@ class FleetBudget:
                 self._plan_static()
                 continue
             if now >= next_publish:
-                await asyncio.to_thread(self._link.publish, self.member, self._entry())
+                await call_blocking(self._link.publish, self.member, self._entry())
                 next_publish = now + self._settings.publish_interval_seconds
-            records = await asyncio.to_thread(self._link.read, TICK_SECONDS)
+            records = await call_blocking(self._link.read, TICK_SECONDS)
             self._apply(records)
             self._plan()
 
     async def close(self) -> None:
         """Leave: a tombstone lets the others take this member's share without waiting."""
         if self._link is not None and self._opened:
-            await asyncio.to_thread(self._link.close, self.member)
+            await call_blocking(self._link.close, self.member)
 
     async def _keep_aimd_going(self) -> None:
         while True:
@@ -126,9 +127,9 @@ class FleetBudget:
     async def _open_or_degrade(self) -> None:
         assert self._link is not None
         try:
-            await asyncio.to_thread(self._link.open)
+            await call_blocking(self._link.open)
         except BudgetTopicUnavailable as problem:
-            self._static_members = await asyncio.to_thread(self._link.group_members)
+            self._static_members = await call_blocking(self._link.group_members)
             log.error(
                 "the budget topic is unusable; a static share of the rate is in force",
                 extra={

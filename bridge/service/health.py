@@ -28,7 +28,7 @@ class Health:
     loop_turn: float | None = None
     subscribed: bool = False
     stopping: bool = False
-    credentials_failing: bool = False
+    credentials_rejected: bool = False
     dead_letter_topic_missing: bool = False
     dead_letters_failing: bool = False
 
@@ -58,7 +58,7 @@ class Health:
             problems.append("not subscribed to the source topics yet")
         if self.stopping:
             problems.append("shutting down")
-        if self.credentials_failing:
+        if self.credentials_rejected:
             problems.append("Vibes rejects the credentials (401/403)")
         if self.dead_letter_topic_missing:
             problems.append("the dead-letter topic does not exist")

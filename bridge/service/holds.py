@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
-Partition = tuple[str, int]
+from bridge.records import Partition
 
 
 class PartitionHolds:

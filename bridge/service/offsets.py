@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-TopicPartition = tuple[str, int]
+from bridge.records import Partition
 
 
 class Ticket(NamedTuple):
@@ -64,8 +64,8 @@ class OffsetTracker:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._lock = threading.Lock()
-        self._partitions: dict[TopicPartition, _PartitionState] = {}
-        self._generations: dict[TopicPartition, int] = {}
+        self._partitions: dict[Partition, _PartitionState] = {}
+        self._generations: dict[Partition, int] = {}
         self._records = 0
         self._bytes = 0
 
@@ -89,7 +89,7 @@ class OffsetTracker:
         with self._lock:
             self._drop((topic, partition))
 
-    def _drop(self, key: TopicPartition) -> None:
+    def _drop(self, key: Partition) -> None:
         state = self._partitions.pop(key, None)
         if state is not None:
             self._records -= len(state.pending)
@@ -157,12 +157,12 @@ class OffsetTracker:
     # ------------------------------------------------------------------ commits
 
     def positions_to_commit(
-        self, partitions: list[TopicPartition] | None = None
-    ) -> dict[TopicPartition, int]:
+        self, partitions: list[Partition] | None = None
+    ) -> dict[Partition, int]:
         """Positions (next offset to read) that moved since they were last handed out."""
         with self._lock:
             keys = list(self._partitions) if partitions is None else partitions
-            moved: dict[TopicPartition, int] = {}
+            moved: dict[Partition, int] = {}
             for key in keys:
                 state = self._partitions.get(key)
                 if state is None or state.next_position is None:
@@ -171,13 +171,13 @@ class OffsetTracker:
                     moved[key] = state.next_position
             return moved
 
-    def committed(self, positions: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+    def committed(self, positions: dict[Partition, int]) -> dict[Partition, int]:
         """Record that these positions were committed (so they are not handed out again).
 
         Returns how far each position moved, in offsets (records, but for compacted
         or transactional gaps), for the committed-records counter.
         """
-        moved: dict[TopicPartition, int] = {}
+        moved: dict[Partition, int] = {}
         with self._lock:
             for key, position in positions.items():
                 state = self._partitions.get(key)
@@ -205,7 +205,7 @@ class OffsetTracker:
                 return None
             return state.committed if state.committed is not None else state.first_offset
 
-    def oldest_unfinished_ages(self) -> dict[TopicPartition, float]:
+    def oldest_unfinished_ages(self) -> dict[Partition, float]:
         """Per tracked partition, seconds its oldest unfinished record has waited (0: none).
 
         The head of ``order`` is always unfinished (``_advance`` pops the finished
@@ -213,7 +213,7 @@ class OffsetTracker:
         """
         now = self._clock()
         with self._lock:
-            ages: dict[TopicPartition, float] = {}
+            ages: dict[Partition, float] = {}
             for key, state in self._partitions.items():
                 head = state.pending[state.order[0]] if state.order else None
                 ages[key] = 0.0 if head is None else max(0.0, now - head.since)
@@ -231,7 +231,7 @@ class OffsetTracker:
         """The value bytes of those records."""
         return self._bytes
 
-    def pending_in(self, partitions: list[TopicPartition]) -> int:
+    def pending_in(self, partitions: list[Partition]) -> int:
         """Unfinished records in these partitions (revocation waits for them)."""
         with self._lock:
             total = 0

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from bridge.dead_letters import VALUE_TRUNCATED, DeadLetter, fit_letter
+from bridge.dead_letters import VALUE_TRUNCATED_HEADER, DeadLetter, fit_letter
 from bridge.kafka.producer import DeadLetterProducer
 from bridge.kafka.sizes import LIBRDKAFKA_DEFAULT_MESSAGE_MAX_BYTES, record_budget
 from bridge.metrics import BridgeMetrics
@@ -66,7 +66,9 @@ class DeadLetterOutbox:
                 extra={
                     "reason": letter.reason,
                     "value_bytes": len(letter.value or b""),
-                    "value_truncated": any(name == VALUE_TRUNCATED for name, _ in fitted.headers),
+                    "value_truncated": any(
+                        name == VALUE_TRUNCATED_HEADER for name, _ in fitted.headers
+                    ),
                     "budget_bytes": self._budget,
                 },
             )

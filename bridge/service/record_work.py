@@ -22,12 +22,11 @@ from typing import Protocol
 
 from bridge.config.model import DeliverySettings
 from bridge.metrics import BridgeMetrics
-from bridge.records import SourceRecord
+from bridge.records import Partition, SourceRecord
 from bridge.service.dispatch import DeadLetterSink, Delivery
 from bridge.service.offsets import OffsetTracker
 from bridge.service.stages import PreparedRecord
 
-Partition = tuple[str, int]
 # A revocation waits at most this long for the revoked partitions' work.
 _REVOKE_TIMEOUT_SECONDS = 10.0
 

@@ -28,11 +28,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from watchfiles import Change, awatch
 
@@ -45,10 +44,10 @@ from bridge.errors import ConfigError
 from bridge.loading import LoadedBridge, load_bridge
 from bridge.mapping.engine import Engine
 from bridge.metrics import BridgeMetrics
+from bridge.service.blocking import call_blocking
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
 EVERY_KEY: Final = frozenset({"*"})
 NO_KEY: Final = frozenset[str]()
@@ -274,13 +273,13 @@ class ConfigReloader:
         """Load the file and apply it; True when it was applied (or already running)."""
         path = self.current.path
         try:
-            sha256 = await _off_loop(lambda: file_sha256(path), _ignore)
+            sha256 = await call_blocking(file_sha256, path)
         except OSError as exc:
             return self._failed("", [f"{path}: cannot read the file ({exc.strerror})"])
         if not force and (sha256 == self._sha256 or self._same_as_last(sha256)):
             return sha256 == self._sha256
         try:
-            new = await _off_loop(lambda: self._loader(path), _close_loaded)
+            new = await call_blocking(self._loader, path, abandoned=_close_loaded)
         except ConfigError as exc:
             return self._failed(sha256, [str(problem) for problem in exc.problems])
         self._apply(new, sha256)
@@ -407,45 +406,6 @@ def _close(registries: list[SchemaRegistryClient]) -> None:
 
 def _close_loaded(loaded: LoadedBridge) -> None:
     loaded.close()
-
-
-def _ignore(_result: object) -> None:
-    return None
-
-
-async def _off_loop(call: Callable[[], T], discard: Callable[[T], None]) -> T:
-    """``call()`` on a daemon thread; a result that arrives when nobody waits is discarded.
-
-    Hand-written rather than ``asyncio.to_thread``: the default executor is joined
-    when the loop closes, so a stuck call there would hold up the process's exit.
-    """
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
-
-    def settle(result: T | None, error: BaseException | None) -> None:
-        if future.cancelled():
-            if error is None:
-                discard(result)  # type: ignore[arg-type]
-        elif error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)  # type: ignore[arg-type]
-
-    def work() -> None:
-        result: T | None = None
-        error: BaseException | None = None
-        try:
-            result = call()
-        except BaseException as exc:  # handed to the waiting coroutine
-            error = exc
-        try:
-            loop.call_soon_threadsafe(settle, result, error)
-        except RuntimeError:  # the loop is closed: nobody will take it
-            if error is None:
-                discard(result)  # type: ignore[arg-type]
-
-    threading.Thread(target=work, name="config-reload", daemon=True).start()
-    return await future
 
 
 def _hash_or_empty(path: Path) -> str:

@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Final
 
 from bridge.dead_letters import DeadLetter
@@ -47,6 +48,7 @@ from bridge.records import SourceRecord
 from bridge.replay import NotADeadLetter, ReplayLetter, ReplayReport, Selection, read_letter
 from bridge.replay.report import Failure, position
 from bridge.replay.scope import narrow_to_rule
+from bridge.service.blocking import call_blocking
 from bridge.service.dispatch import Delivery, Dispatcher, FanOut
 from bridge.service.health import Health
 from bridge.service.offsets import OffsetTracker, Ticket
@@ -116,7 +118,7 @@ class _FailureSink:
         self._outbox.write(letter, ticket)  # finishes the ticket once acknowledged
 
 
-class RegistryOutage(RuntimeError):
+class RegistryOutage(SchemaRegistryUnavailable):
     """The Schema Registry is down: the replay stops where it is, to be run again later."""
 
 
@@ -144,12 +146,12 @@ class Replay:
         self._stop.set()
 
     async def run(self, reader: BoundedReader) -> ReplayReport:
-        await asyncio.to_thread(reader.start, from_beginning=self._options.from_beginning)
+        await call_blocking(partial(reader.start, from_beginning=self._options.from_beginning))
         loop = asyncio.get_running_loop()
         if not self._options.dry_run:
             self._build_delivery()
         try:
-            await asyncio.to_thread(self._drive, reader, loop)
+            await call_blocking(self._drive, reader, loop)
         finally:
             if self._dispatcher is not None:
                 await self._dispatcher.cancel_all()
@@ -323,8 +325,10 @@ async def replay_dead_letters(
             loop.add_signal_handler(signum, replay.stop)
     settings = loaded.settings
     reader_settings = consumer_config(settings.kafka, group_id=replay.report.group_id).settings
-    reader = await asyncio.to_thread(BoundedReader, reader_settings, settings.dead_letter.topic)
+    reader = await call_blocking(
+        BoundedReader, reader_settings, settings.dead_letter.topic, abandoned=BoundedReader.close
+    )
     try:
         return await replay.run(reader)
     finally:
-        await asyncio.to_thread(reader.close)
+        await call_blocking(reader.close)

@@ -29,6 +29,7 @@ from bridge.loading import LoadedBridge
 from bridge.mapping.engine import Engine
 from bridge.metrics import BridgeMetrics
 from bridge.service.allocator import glibc_malloc_trim, release_freed_memory
+from bridge.service.blocking import call_blocking
 from bridge.service.callback_receiver import CallbackReceiver
 from bridge.service.consumer_loop import ConsumerLoop, LoopSettings
 from bridge.service.dispatch import Dispatcher
@@ -83,7 +84,7 @@ class CallbackService:
     async def stop(self) -> None:
         """Stop taking requests, then wait a little for records still on their way."""
         await self.receiver.stop()
-        await asyncio.to_thread(self.producer.close, _CALLBACK_FLUSH_SECONDS)
+        await call_blocking(self.producer.close, _CALLBACK_FLUSH_SECONDS)
 
 
 async def run_service(loaded: LoadedBridge, *, stop: asyncio.Event | None = None) -> int:
@@ -94,14 +95,14 @@ async def run_service(loaded: LoadedBridge, *, stop: asyncio.Event | None = None
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(signum, stop.set)
     # Before anything is consumed: a dead letter that cannot fit is a ConfigError (exit 2).
-    limits = await asyncio.to_thread(learn_size_limits, loaded)
+    limits = await call_blocking(learn_size_limits, loaded)
     service = _build(loaded, loop, limits)
     settings = loaded.settings
     bound = await _start_listeners(service)
     if bound is None:
         return EXIT_FAILED
     host, port = bound
-    producer_ok = await asyncio.to_thread(service.outbox.topic_exists)
+    producer_ok = await call_blocking(service.outbox.topic_exists)
     service.health.dead_letter_topic_missing = not producer_ok
     if not producer_ok:
         log.error(
@@ -127,7 +128,7 @@ async def run_service(loaded: LoadedBridge, *, stop: asyncio.Event | None = None
     )
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGHUP, lambda: reloader.request(force=True))
-    consumer_done = asyncio.ensure_future(asyncio.to_thread(service.consumer.run))
+    consumer_done = asyncio.ensure_future(call_blocking(service.consumer.run))
     heartbeat = asyncio.ensure_future(_heartbeat(service))
     releasing = asyncio.ensure_future(release_freed_memory(glibc_malloc_trim()))
     reloading = [asyncio.ensure_future(reloader.serve()), asyncio.ensure_future(reloader.watch())]
@@ -340,11 +341,11 @@ async def _heartbeat(service: Service) -> None:
     while True:
         if service.health.dead_letter_topic_missing and time.monotonic() >= next_topic_check:
             # Created meanwhile (by an operator, or by auto-creation on first write)?
-            exists = await asyncio.to_thread(service.outbox.topic_exists)
+            exists = await call_blocking(service.outbox.topic_exists)
             service.health.dead_letter_topic_missing = not exists
             next_topic_check = time.monotonic() + _TOPIC_RECHECK_SECONDS
         service.health.loop_alive()
-        service.health.credentials_failing = service.deliverer.credentials_failing
+        service.health.credentials_rejected = service.deliverer.credentials_rejected
         ready = not service.health.readiness_problems()
         service.metrics.pipeline.ready(ready)
         service.metrics.pipeline.progressed()

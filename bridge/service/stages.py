@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from bridge.codecs import Decoder
 from bridge.dead_letters import DeadLetter, dead_letter
-from bridge.errors import DecodeCode, DecodeError, EventExpired, RecordError
+from bridge.errors import DecodeCode, DecodeError, EventExpired, ExpiryCode, RecordError
 from bridge.mapping.engine import Engine, MappedEvent
 from bridge.records import SourceRecord
 
@@ -67,7 +67,7 @@ def prepare(
     )
     if result.events and _too_old(record, max_event_age_seconds, now_ms):
         expired = EventExpired(
-            "max_event_age", "the record is older than delivery.max_event_age: not sent"
+            ExpiryCode.MAX_EVENT_AGE, "the record is older than delivery.max_event_age: not sent"
         )
         letters += tuple(dead_letter(record, expired, rule=event.rule) for event in result.events)
         return PreparedRecord(record, (), letters, True)

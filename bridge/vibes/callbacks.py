@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import orjson
 
+from bridge.errors import BridgeError
 from bridge.vibes.entity import MAX_EVENT_ID_LENGTH, is_valid_event_type
 
 CALLBACK_TYPE: Final = "event_processed"
@@ -72,7 +73,7 @@ MAX_DESTINATION_URL: Final = 1024
 _REASON_SEPARATORS: Final = re.compile(r"[\s\-.]+")
 
 
-class InvalidCallback(ValueError):
+class InvalidCallback(BridgeError):
     """A body that is not an event-processed callback; the message holds no values."""
 
 

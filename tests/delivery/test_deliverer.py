@@ -191,13 +191,13 @@ def test_401_pauses_everyone_probes_slowly_and_resumes(caplog: pytest.LogCapture
     async def scenario() -> list[Delivered]:
         deliveries = asyncio.gather(*(r.deliverer.deliver(mapped(f"e-{i}")) for i in range(5)))
         await r.time.sleep(1.0)
-        failing_seen.append(r.deliverer.credentials_failing)
+        failing_seen.append(r.deliverer.credentials_rejected)
         return list(await deliveries)
 
     with caplog.at_level(logging.DEBUG, logger="bridge.delivery"):
         results = asyncio.run(r.time.run(scenario()))
     assert failing_seen == [True]
-    assert not r.deliverer.credentials_failing
+    assert not r.deliverer.credentials_rejected
     assert [result.status for result in results] == [200] * 5
     # five first attempts at 0, one probe at 15 (still 401), one at 30 (works), then the rest
     assert calls[:5] == pytest.approx([0.0, 0.001, 0.002, 0.003, 0.004])
@@ -261,7 +261,7 @@ def test_rotated_password_file_ends_the_pause(tmp_path: Path) -> None:
     async def scenario() -> Delivered:
         delivery = asyncio.ensure_future(r.deliverer.deliver(mapped()))
         await r.time.sleep(5.0)
-        assert r.deliverer.credentials_failing
+        assert r.deliverer.credentials_rejected
         replacement = secret.with_name("password.new")
         replacement.write_text("new-pass\n")
         replacement.replace(secret)  # a new inode, as a swapped Kubernetes symlink gives

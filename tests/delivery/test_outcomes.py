@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import httpx
 import orjson
 import pytest
 
 from bridge.bounded_http import as_httpx_error
-from bridge.delivery.outcomes import Delivered, outcome_of_exception, outcome_of_response
-from bridge.errors import CredentialsRejected, DeliveryUnavailable, EventRejected, RetryReason
+from bridge.delivery.outcomes import (
+    CredentialsRejected,
+    Delivered,
+    DeliveryUnavailable,
+    Outcome,
+    Rejected,
+    outcome_of_exception,
+    outcome_of_response,
+)
+from bridge.errors import (
+    DecodeCode,
+    DecodeError,
+    DeliveryFailed,
+    EventExpired,
+    EventRejected,
+    ExpiryCode,
+    MappingCode,
+    MappingError,
+    RecordError,
+    RetryReason,
+)
 from bridge.vibes.api import error_envelope
 
 NOW = 1_800_000_000.0
@@ -34,13 +55,13 @@ def test_credentials(status: int) -> None:
 def test_other_4xx_are_rejected_with_vibes_messages(status: int) -> None:
     body = orjson.dumps(error_envelope(status, ["event_type is invalid", "no recipient"]))
     outcome = answer(status, body=body)
-    assert isinstance(outcome, EventRejected)
+    assert isinstance(outcome, Rejected)
     assert (outcome.status, outcome.response) == (status, "event_type is invalid; no recipient")
 
 
 def test_a_rejection_without_the_envelope_keeps_no_body() -> None:
     outcome = answer(400, body=b"<html>customer +12995551234</html>")
-    assert isinstance(outcome, EventRejected)
+    assert isinstance(outcome, Rejected)
     assert outcome.response == ""
 
 
@@ -115,3 +136,55 @@ def test_errors_leaking_from_aiohttp_become_httpx_errors() -> None:
 def test_programming_errors_are_not_disguised_as_network_trouble() -> None:
     assert as_httpx_error(KeyError("bug")) is None
     assert as_httpx_error(ValueError("bug")) is None
+
+
+OUTCOMES = [
+    Delivered(200, 1),
+    Rejected(400, "no recipient"),
+    CredentialsRejected(401),
+    DeliveryUnavailable(RetryReason.STATUS_429, status=429, retry_after=2.0),
+]
+
+
+@pytest.mark.parametrize("outcome", OUTCOMES, ids=lambda o: type(o).__name__)
+def test_an_attempts_outcome_is_a_frozen_plain_value(outcome: Outcome) -> None:
+    assert not isinstance(outcome, BaseException)  # data for the deliverer, never raised
+    field = dataclasses.fields(outcome)[0].name
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(outcome, field, 0)
+    assert outcome == dataclasses.replace(outcome)  # compared by value
+
+
+VERDICTS = [
+    DecodeError(DecodeCode.TRUNCATED, "cut"),
+    MappingError(MappingCode.NO_RECIPIENT, "rule r: no recipient"),
+    EventRejected(400, "no recipient", attempts=2),
+    EventExpired(ExpiryCode.MAX_RETRY_DURATION, "retried too long", attempts=7),
+    DeliveryFailed("KeyError"),
+]
+
+
+@pytest.mark.parametrize("verdict", VERDICTS, ids=lambda v: type(v).__name__)
+@pytest.mark.parametrize("field", ["attempts", "code", "message", "anything_new"])
+def test_a_verdict_refuses_changes_after_construction(verdict: RecordError, field: str) -> None:
+    with pytest.raises(AttributeError, match="immutable"):
+        setattr(verdict, field, 1)
+
+
+@pytest.mark.parametrize("verdict", VERDICTS, ids=lambda v: type(v).__name__)
+def test_a_verdict_can_still_be_raised_chained_and_annotated(verdict: RecordError) -> None:
+    def fail() -> None:
+        try:
+            raise KeyError("inner")
+        except KeyError as inner:
+            verdict.add_note("a note Python stores on the exception")
+            raise verdict from inner
+
+    with pytest.raises(RecordError) as raised:
+        fail()
+    assert isinstance(raised.value.__cause__, KeyError)
+
+
+def test_the_attempts_are_a_constructor_argument() -> None:
+    assert EventRejected(422, "nope", attempts=3).attempts == 3
+    assert EventExpired(ExpiryCode.MAX_EVENT_AGE, "old").attempts == 0

@@ -202,7 +202,7 @@ def test_401_pauses_and_a_rewritten_secret_file_resumes(sim: SimProcess, tmp_pat
 
     async def scenario() -> list[Delivered]:
         deliveries = asyncio.ensure_future(deliver_all(b, events))
-        await wait_until_async(lambda: b.deliverer.credentials_failing, 30, "credentials to fail")
+        await wait_until_async(lambda: b.deliverer.credentials_rejected, 30, "credentials to fail")
         probing = "a second probe (it keeps probing)"
         await wait_until_async(lambda: stats(sim)["unauthorized"] >= 2, 30, probing)
         assert stats(sim)["sent"] == 0
@@ -212,7 +212,7 @@ def test_401_pauses_and_a_rewritten_secret_file_resumes(sim: SimProcess, tmp_pat
 
     results = run(b, scenario)
     assert all(result.status == 200 for result in results)
-    assert not b.deliverer.credentials_failing
+    assert not b.deliverer.credentials_rejected
     assert b.observer.credentials == [True, False]
     assert stats(sim)["sent"] == 5
 

@@ -8,7 +8,7 @@ import pytest
 
 from bridge.dead_letters import (
     LATEST_TIME_MS,
-    VALUE_TRUNCATED,
+    VALUE_TRUNCATED_HEADER,
     dead_letter,
     fit_letter,
     invalid_callback_letter,
@@ -224,7 +224,7 @@ def test_a_letter_cut_to_fit_says_so(budget_over_headers: int) -> None:
     cut = fit_letter(written, budget)
     assert cut is not None
     read = read_letter(_as_consumed(cut.headers, cut.key, cut.value))
-    assert VALUE_TRUNCATED in read.cut
+    assert VALUE_TRUNCATED_HEADER in read.cut
 
 
 def test_a_whole_letter_has_no_cut_marks() -> None:

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from confluent_kafka import Producer
 
-from bridge.dead_letters import VALUE_TRUNCATED, dead_letter, fit_letter
+from bridge.dead_letters import VALUE_TRUNCATED_HEADER, dead_letter, fit_letter
 from bridge.errors import EventRejected
 from bridge.kafka.sizes import record_size
 from bridge.records import SourceRecord
@@ -195,7 +195,7 @@ def test_a_letter_cut_to_fit_is_a_failure_and_never_sent(
     written = dead_letter(big, EventRejected(404, "no such account"), rule="order-update")
     cut = fit_letter(written, record_size(written.key, None, written.headers) + 1000)
     assert cut is not None
-    assert any(name == VALUE_TRUNCATED for name, _ in cut.headers)
+    assert any(name == VALUE_TRUNCATED_HEADER for name, _ in cut.headers)
     cut_record = SourceRecord("dlq", 0, 0, cut.value, cut.key, None, tuple(cut.headers))
     _produce_letters(setup.bootstrap, setup.dead_letter_topic, [_letter(good), cut_record])
 

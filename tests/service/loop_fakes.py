@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.kafka.consumer import ConsumerTrouble
-from bridge.records import SourceRecord
+from bridge.records import Partition, SourceRecord
 from bridge.service.dispatch import Delivery
 
-Partition = tuple[str, int]
 Acknowledgement = Callable[[str | None], None]
 
 

@@ -19,6 +19,7 @@ from bridge.errors import SchemaRegistryUnavailable
 from bridge.kafka.producer import DeadLetterProducer
 from bridge.loading import LoadedBridge, load_bridge
 from bridge.metrics import BridgeMetrics
+from bridge.records import Partition
 from bridge.service.consumer_loop import ConsumerLoop
 from bridge.service.health import Health
 from bridge.service.offsets import OffsetTracker
@@ -82,7 +83,7 @@ def _loaded(write_config: WriteConfig, event_type: str = "order_update") -> Load
 def _rig(
     write_config: WriteConfig,
     *,
-    assigned: tuple[tuple[str, int], ...] = (P0, P1, S0),
+    assigned: tuple[Partition, ...] = (P0, P1, S0),
     max_pending_records: int = 100,
     decoders: dict[str, Decoder] | None = None,
 ) -> Rig:

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from bridge.dead_letters import (
     BRIDGE_HEADERS,
     CUT_MARKS,
-    HEADERS_DROPPED,
-    KEY_TRUNCATED,
-    VALUE_TRUNCATED,
+    HEADERS_DROPPED_HEADER,
+    KEY_TRUNCATED_HEADER,
+    VALUE_TRUNCATED_HEADER,
     DeadLetter,
     dead_letter,
     fit_letter,
@@ -68,12 +68,12 @@ def test_a_large_value_is_cut_to_what_fits_and_says_its_size(size: int) -> None:
     assert original.value is not None
     assert original.value.startswith(fitted.value)
     assert len(fitted.value) > budget // 2  # the value gets what the small parts leave
-    assert header(fitted, VALUE_TRUNCATED) == str(len(original.value)).encode()
+    assert header(fitted, VALUE_TRUNCATED_HEADER) == str(len(original.value)).encode()
     assert fitted.key == original.key  # small parts are kept whole
     assert ("trace", b"abc") in fitted.headers
-    assert header(fitted, KEY_TRUNCATED) is None
-    assert header(fitted, HEADERS_DROPPED) is None
-    assert own(original) == [h for h in own(fitted) if h[0] != VALUE_TRUNCATED]
+    assert header(fitted, KEY_TRUNCATED_HEADER) is None
+    assert header(fitted, HEADERS_DROPPED_HEADER) is None
+    assert own(original) == [h for h in own(fitted) if h[0] != VALUE_TRUNCATED_HEADER]
     assert fitted.reason == original.reason
 
 
@@ -86,12 +86,12 @@ def test_a_huge_key_is_cut_and_large_source_headers_dropped_not_cut() -> None:
     assert fitted.value == b"v" * 100  # the small value is whole
     assert fitted.key is not None
     assert 0 < len(fitted.key) < 50_000
-    assert header(fitted, KEY_TRUNCATED) == b"50000"
-    assert header(fitted, HEADERS_DROPPED) == b"1"
+    assert header(fitted, KEY_TRUNCATED_HEADER) == b"50000"
+    assert header(fitted, HEADERS_DROPPED_HEADER) == b"1"
     assert ("small", b"s") in fitted.headers
     assert ("after", b"a") in fitted.headers
     assert all(name != "big" for name, _ in fitted.headers)
-    assert header(fitted, VALUE_TRUNCATED) is None
+    assert header(fitted, VALUE_TRUNCATED_HEADER) is None
 
 
 def test_a_null_value_and_key_stay_null() -> None:
@@ -100,7 +100,7 @@ def test_a_null_value_and_key_stay_null() -> None:
     assert fitted is not None
     assert fitted.key is None
     assert fitted.value is None
-    assert header(fitted, HEADERS_DROPPED) == b"1"
+    assert header(fitted, HEADERS_DROPPED_HEADER) == b"1"
 
 
 @pytest.mark.parametrize("budget", [0, 50, 200])
@@ -126,7 +126,7 @@ def test_the_start_up_bound_covers_the_largest_real_letter() -> None:
     assert fitted is not None  # the bound is enough for the worst letter the bridge writes
     assert fitted.value is not None
     assert len(fitted.value) < 100_000
-    assert header(fitted, VALUE_TRUNCATED) == b"100000"
+    assert header(fitted, VALUE_TRUNCATED_HEADER) == b"100000"
     assert header(fitted, "bridge.error.response") is not None
 
 
@@ -154,7 +154,7 @@ def test_a_fitted_letter_always_fits_and_keeps_prefixes(
     assert (fitted.value is None) == (value is None)
     assert (key or b"").startswith(fitted.key or b"")
     assert (value or b"").startswith(fitted.value or b"")
-    cut = header(fitted, VALUE_TRUNCATED)
+    cut = header(fitted, VALUE_TRUNCATED_HEADER)
     assert (cut is not None) == (len(fitted.value or b"") < len(value or b""))
     for name, _ in own(original):
         assert header(fitted, name) == header(original, name)

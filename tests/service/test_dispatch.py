@@ -14,7 +14,7 @@ from typing import Any, cast
 from bridge.dead_letters import DeadLetter
 from bridge.delivery import Deliverer
 from bridge.delivery.outcomes import Delivered
-from bridge.errors import DeadLetterReason, EventExpired, EventRejected, RecordError
+from bridge.errors import DeadLetterReason, EventExpired, EventRejected, ExpiryCode, RecordError
 from bridge.mapping.engine import MappedEvent
 from bridge.metrics import BridgeMetrics
 from bridge.records import SourceRecord
@@ -171,7 +171,7 @@ def _delivered(world: World) -> float:
 def test_a_refused_or_expired_event_becomes_a_letter_that_finishes_on_acknowledgement() -> None:
     errors: list[RecordError] = [
         EventRejected(400, "bad recipient"),
-        EventExpired("max_retry_duration", "retried too long"),
+        EventExpired(ExpiryCode.MAX_RETRY_DURATION, "retried too long"),
     ]
     for error in errors:
 

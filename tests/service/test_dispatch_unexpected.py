@@ -13,7 +13,7 @@ from typing import cast
 
 import pytest
 
-from bridge.dead_letters import CODE, MESSAGE, REASON, DeadLetter
+from bridge.dead_letters import CODE_HEADER, MESSAGE_HEADER, REASON_HEADER, DeadLetter
 from bridge.delivery import Deliverer
 from bridge.delivery.outcomes import Delivered
 from bridge.errors import DeadLetterReason
@@ -102,9 +102,9 @@ def test_an_unexpected_exception_dead_letters_the_event_and_finishes_the_ticket(
     for letter in sink.letters:
         headers = dict(letter.headers)
         assert letter.reason == DeadLetterReason.DELIVERY_ERROR
-        assert headers[REASON] == b"delivery_error"
-        assert headers[CODE] == type(error).__name__.encode()
-        assert PHONE.encode() not in (headers[MESSAGE] or b"")
+        assert headers[REASON_HEADER] == b"delivery_error"
+        assert headers[CODE_HEADER] == type(error).__name__.encode()
+        assert PHONE.encode() not in (headers[MESSAGE_HEADER] or b"")
     # Logged once for the five events, naming the kind, never the message.
     assert len(caplog.records) == 1
     assert type(error).__name__ in caplog.text or caplog.records[0].__dict__["exception"]

@@ -7,7 +7,7 @@ from typing import cast
 
 import pytest
 
-from bridge.dead_letters import VALUE_TRUNCATED, DeadLetter, dead_letter
+from bridge.dead_letters import VALUE_TRUNCATED_HEADER, DeadLetter, dead_letter
 from bridge.errors import DecodeCode, DecodeError
 from bridge.kafka.producer import DeadLetterProducer
 from bridge.metrics import BridgeMetrics
@@ -111,7 +111,7 @@ def test_a_large_letter_is_cut_to_fit_and_its_value_never_logged(
     _key, value, headers = rig.producer.sent[0]
     assert value is not None
     assert len(value) < 16_384
-    assert VALUE_TRUNCATED in {name for name, _ in headers}
+    assert VALUE_TRUNCATED_HEADER in {name for name, _ in headers}
     assert "cut to fit" in caplog.text
     assert PHONE.decode() not in caplog.text
     rig.outbox.serve()

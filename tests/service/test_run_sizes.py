@@ -23,7 +23,7 @@ from tests.support.waiting import wait_until
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 BIG_SOURCE = {"max.message.bytes": "2000000"}
-VALUE_TRUNCATED = "bridge.error.value_truncated"
+VALUE_TRUNCATED_HEADER = "bridge.error.value_truncated"
 
 
 def produce_raw(bootstrap: str, topic: str, values: list[bytes]) -> None:
@@ -88,13 +88,13 @@ def test_oversized_undecodable_records_get_cut_dead_letters_and_commit(
         assert headers["bridge.error.reason"] == b"decode_error"
         stored = letter.value()
         assert original.startswith(stored)
-        others = [(n, v) for n, v in letter.headers() or [] if n != VALUE_TRUNCATED]
+        others = [(n, v) for n, v in letter.headers() or [] if n != VALUE_TRUNCATED_HEADER]
         if record_size(letter.key(), original, others) > record_budget(limit):  # cut, said so
             assert len(stored) < len(original)
-            assert headers[VALUE_TRUNCATED] == str(len(original)).encode()
+            assert headers[VALUE_TRUNCATED_HEADER] == str(len(original)).encode()
         else:
             assert stored == original
-            assert VALUE_TRUNCATED not in headers
+            assert VALUE_TRUNCATED_HEADER not in headers
     assert bridge.metric("vibes_bridge_dead_letters_total", reason="decode_error") == len(sizes)
     assert bridge.get("/readyz").status_code == 200
     assert bridge.stop() == 0

@@ -102,8 +102,7 @@ def test_too_old_record_is_expired_per_event_not_sent(write_config: WriteConfig)
 
 def test_rejected_dead_letter_carries_status_and_truncated_response() -> None:
     record = _record({"x": 1}, headers=(("bridge.error.reason", b"old"),))
-    error = EventRejected(400, "event_type is unknown " * 100)
-    error.attempts = 1
+    error = EventRejected(400, "event_type is unknown " * 100, attempts=1)
     letter = dead_letter(record, error, rule="order-placed", attempts=1)
     headers = dict(letter.headers)
     assert headers["bridge.http.status"] == b"400"
