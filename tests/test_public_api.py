@@ -35,7 +35,9 @@ def _ruff_order(name: str) -> tuple[int, str]:
 
 
 def test_the_walk_finds_the_packages() -> None:
-    assert {"bridge", "bridge.codecs", "bridge.mapping", "bridge.config"} <= set(_packages())
+    assert {"bridge", "bridge.codecs", "bridge.mapping", "bridge.config", "bridge.service"} <= set(
+        _packages()
+    )
 
 
 @pytest.mark.parametrize("name", _packages())
