@@ -1,10 +1,14 @@
 """`vibes-bridge run`: wire Kafka, the engine, delivery and the management port, then serve.
 
-The only place that builds every part. Two threads of control: the consumer
-thread (``consumer_loop``) and the asyncio loop on the main thread (delivery,
-dead-letter outcomes, the management server, signals). SIGTERM or SIGINT ends
-the run gracefully: stop fetching, let in-flight work finish within
-``delivery.shutdown_timeout_seconds``, commit what finished, close, exit 0.
+The only place that builds every part. Two threads of control own the work:
+the consumer thread (``consumer_loop``, which also serves the dead-letter
+producer's acknowledgements) and the asyncio loop on the main thread (delivery,
+the listeners, reload, the fleet budget, signals). Beside them run threads that
+only wait: short blocking calls (``blocking.call_blocking``), the callback
+producer's poller, the Schema Registry client's loop thread and librdkafka's
+own. SIGTERM or SIGINT ends the run gracefully: stop fetching, let in-flight work
+finish within ``delivery.shutdown_timeout_seconds``, commit what finished,
+close, exit 0.
 """
 
 from __future__ import annotations
