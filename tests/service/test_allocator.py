@@ -21,19 +21,24 @@ from bridge.service.allocator import (
 from tests.support.paths import ROOT
 from tests.support.waiting import wait_until_async
 
-# A burst like librdkafka's fetch buffers: many blocks malloc'ed on a worker
-# thread (its own arena), all freed but every 64th, which pins the arena so
-# free() alone cannot shrink it. RSS is read before the burst, after the free,
-# and after one release.
-_BURST = textwrap.dedent(
+# Each script below runs in a process of its own, measuring itself with this.
+_RSS_MB = textwrap.dedent(
     """
-    import json, threading
-    from bridge.service.allocator import glibc_malloc_trim
-
     def rss_mb():
         for line in open("/proc/self/status"):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
+    """
+)
+
+# A burst like librdkafka's fetch buffers: many blocks malloc'ed on a worker
+# thread (its own arena), all freed but every 64th, which pins the arena so
+# free() alone cannot shrink it. RSS is read before the burst, after the free,
+# and after one release.
+_BURST = _RSS_MB + textwrap.dedent(
+    """
+    import json, threading
+    from bridge.service.allocator import glibc_malloc_trim
 
     kept = []
     def burst():
@@ -94,17 +99,12 @@ def test_without_malloc_trim_the_task_ends_at_once() -> None:
 # Buffers of a megabyte (librdkafka's fetched batches), each followed by a small
 # block that outlives it; one large block freed first, which raises glibc's
 # dynamic mmap threshold so the rest come from the thread's arena, pinned there.
-_PINNED_BUFFERS = textwrap.dedent(
+_PINNED_BUFFERS = _RSS_MB + textwrap.dedent(
     """
     import json, sys, threading
     from bridge.service.allocator import tune_allocator
 
     taken = tune_allocator() if sys.argv[1] == "tuned" else {}
-
-    def rss_mb():
-        for line in open("/proc/self/status"):
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
 
     kept = []
     def burst():
