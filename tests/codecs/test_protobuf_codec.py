@@ -368,3 +368,40 @@ def test_a_descriptor_set_without_its_imports_is_a_schema_file_error(tmp_path: P
     with pytest.raises(SchemaFileError) as raised:
         load_message_descriptor(path, ORDER)
     assert "imports address.proto, which is not included" in str(raised.value)
+
+
+# The hand-written Timestamp form is exactly the library's.
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    seconds=st.integers(min_value=-62_135_596_800, max_value=253_402_300_799),
+    nanos=st.one_of(
+        st.integers(min_value=0, max_value=999_999_999),
+        st.integers(min_value=0, max_value=999).map(lambda n: n * 1_000_000),
+        st.integers(min_value=0, max_value=999_999).map(lambda n: n * 1_000),
+    ),
+)
+def test_timestamps_are_written_exactly_as_the_json_mapping_writes_them(
+    seconds: int, nanos: int
+) -> None:
+    order: Any = order_event()
+    order.placed_at.seconds = seconds
+    order.placed_at.nanos = nanos
+    expected = order.placed_at.ToJsonString()
+    assert _schemaless().decode(order.SerializeToString())["placed_at"] == expected
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos"),
+    [(253_402_300_800, 0), (-62_135_596_801, 0), (0, -1), (0, 1_000_000_000)],
+)
+def test_timestamps_beyond_the_json_mappings_range_are_invalid_protobuf(
+    seconds: int, nanos: int
+) -> None:
+    order: Any = order_event()
+    order.placed_at.seconds = seconds
+    order.placed_at.nanos = nanos
+    with pytest.raises(DecodeError) as raised:
+        _schemaless().decode(order.SerializeToString())
+    assert raised.value.code == "invalid_protobuf"
