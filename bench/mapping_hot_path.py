@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from google.protobuf import json_format, message_factory
@@ -41,12 +41,15 @@ from ruamel.yaml import YAML
 
 from bridge.codecs import (
     AvroDecoder,
+    ConfluentJsonDecoder,
     Decoder,
     JsonDecoder,
     ProtobufDecoder,
+    SchemaRegistryClient,
     load_avro_schema,
     load_message_descriptor,
 )
+from bridge.codecs.registry import JsonSchemaDocument
 from bridge.loading import load_bridge
 from bridge.mapping.engine import Engine
 from bridge.records import SourceRecord
@@ -152,6 +155,61 @@ def message_to_dict_seconds(workload: Workload, rounds: int) -> tuple[float, flo
     ours = statistics.median(_seconds(bridge) for _ in range(rounds)) / len(values)
     theirs = statistics.median(_seconds(library) for _ in range(rounds)) / len(values)
     return ours, theirs
+
+
+# The JSON order's shape as a JSON Schema, for the confluent-json validation figure.
+ORDER_JSON_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "order_id": {"type": "string"},
+        "status": {"enum": ["PLACED", "CONFIRMED", "CANCELLED"]},
+        "customer": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "phone": {"type": "string"},
+                "sms_opt_in": {"type": "boolean"},
+            },
+            "required": ["id"],
+        },
+        "items": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"sku": {"type": "string"}, "quantity": {"type": "integer"}},
+            },
+        },
+        "total": {"type": "string"},
+    },
+    "required": ["order_id", "customer"],
+}
+
+
+class _OneSchemaRegistry:
+    """Stands for the registry client: every id is ORDER_JSON_SCHEMA (no HTTP in a
+    CPU benchmark; the client's cache makes a real one cost nothing per record)."""
+
+    def json_schema(self, schema_id: int) -> JsonSchemaDocument:
+        return JsonSchemaDocument(ORDER_JSON_SCHEMA, {})
+
+
+def json_validation_seconds(count: int, rounds: int) -> tuple[float, float]:
+    """Median seconds per record of confluent-json without and with ``validate``."""
+    example = orjson.dumps(json.loads(ORDER_EXAMPLE.read_text(encoding="utf-8")))
+    values = [b"\x00\x00\x00\x00\x01" + example] * count
+    registry = cast(SchemaRegistryClient, _OneSchemaRegistry())
+    medians = []
+    for validate in (False, True):
+        decoder = ConfluentJsonDecoder(registry, validate=validate)
+
+        def run(decode: Callable[[bytes], Any] = decoder.decode) -> int:
+            for value in values:
+                decode(value)
+            return count
+
+        run()
+        medians.append(statistics.median(_seconds(run) for _ in range(rounds)) / count)
+    return medians[0], medians[1]
 
 
 def _record(topic: str, offset: int, value: bytes, key: str) -> SourceRecord:
@@ -266,6 +324,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         action="store_true",
         help="also time json_format.MessageToDict against the Protobuf decoder",
     )
+    parser.add_argument(
+        "--json-validation",
+        action="store_true",
+        help="also time confluent-json decoding without and with validate: true",
+    )
     args = parser.parse_args(argv)
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as the goal says
@@ -286,6 +349,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         ours, theirs = message_to_dict_seconds(workloads[2], args.rounds)
         print(f"protobuf decode: bridge {ours * 1e6:.2f} µs/record,", end=" ")
         print(f"parse + MessageToDict {theirs * 1e6:.2f} µs/record")
+    if args.json_validation:
+        plain, validated = json_validation_seconds(min(args.records, 5_000), args.rounds)
+        print(f"confluent-json decode: {plain * 1e6:.2f} µs/record,", end=" ")
+        print(f"with validate: {validated * 1e6:.2f} µs/record")
     for result in results:
         result.pop("times")
     if args.json:
