@@ -6,12 +6,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bridge.codecs import ConfluentJsonDecoder, ConfluentProtobufDecoder, ProtobufDecoder
+from bridge.codecs import (
+    ConfluentJsonDecoder,
+    ConfluentProtobufDecoder,
+    ProtobufDecoder,
+    json_schema_shape,
+    load_message_descriptor,
+    protobuf_shape,
+)
 from bridge.errors import ConfigError
 from bridge.loading import load_bridge
+from bridge.mapping.avro_paths import unknown_field_paths
+from bridge.mapping.jmes import compile_expression
 from tests.support.configs import WriteConfig
 from tests.support.protobuf import CUSTOMER_SCHEMA, ORDER_DESC
 
@@ -256,3 +266,88 @@ def test_unusable_schema_files_are_problems_at_their_line(
     assert len(problems) == 1, problems
     assert problems[0].startswith(f"{line}: "), problems
     assert expected in problems[0], problems
+
+
+SHAPE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "tags": {"type": "object", "additionalProperties": {"type": "string"}},
+        "labels": {"type": "object", "patternProperties": {"^x-": {"type": "integer"}}},
+        "mixed": {
+            "type": "object",
+            "properties": {"known": {"type": "object", "properties": {"f": {"type": "string"}}}},
+            "additionalProperties": {"type": "object", "properties": {"g": {"type": "string"}}},
+        },
+        "closed": {"type": "object", "properties": {"known": {"type": "string"}}},
+        "either": {
+            "anyOf": [
+                {"type": "object", "properties": {"a": {"type": "string"}}},
+                {"type": "object", "properties": {"b": {"type": "string"}}},
+            ]
+        },
+        "merged": {
+            "allOf": [
+                {"properties": {"c": {"type": "string"}}},
+                {"properties": {"d": {"type": "string"}}},
+            ]
+        },
+        "maybe": {"type": ["null", "object"], "properties": {"e": {"type": "string"}}},
+        "tree": {"$ref": "#/definitions/Node"},
+        "free": {},
+    },
+    "definitions": {
+        "Node": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "children": {"type": "array", "items": {"$ref": "#/definitions/Node"}},
+            },
+        }
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("path", "problem"),
+    [
+        ("tags.anything", None),  # additionalProperties: any key
+        ('labels."x-trace"', None),  # patternProperties: any key
+        ("mixed.known.f", None),
+        ("mixed.other.g", None),  # properties plus an additionalProperties schema
+        ("closed.other", "field 'closed.other' is not in the JSON Schema"),
+        ("either.a", None),  # a field exists if any branch has it
+        ("either.b", None),
+        ("either.z", "field 'either.z' is not in the JSON Schema"),
+        ("merged.c", None),
+        ("merged.d", None),
+        ("merged.z", "field 'merged.z' is not in the JSON Schema"),
+        ("maybe.e", None),
+        ("tree.children[*].children[*].name", None),  # a recursive $ref ends
+        ("tree.children[*].nme", "field 'tree.children[*].nme' is not in the JSON Schema"),
+        ("free.whatever.deeper", None),  # a schema without a type: not checked
+        ("tags", None),
+    ],
+)
+def test_json_schema_shapes_report_only_paths_that_cannot_exist(
+    path: str, problem: str | None
+) -> None:
+    shape = json_schema_shape(SHAPE_SCHEMA, {})
+    found = unknown_field_paths(shape, compile_expression(path).ast, "JSON Schema")
+    if problem is None:
+        assert found == []
+    else:
+        assert len(found) == 1
+        assert found[0].startswith(problem)
+
+
+def test_protobuf_well_known_types_and_maps_have_their_json_shapes() -> None:
+    shape = protobuf_shape(load_message_descriptor(ORDER_DESC, "shop.OrderEvent"))
+    for path, problem in [
+        ("attributes.anything", None),  # a map: any key
+        ("placed_at.seconds", "field 'placed_at.seconds' is not in the Protobuf message"),
+        ("coupon", None),  # a wrapper: its value
+        ("items[*].unit_price_micros", None),
+        ("customer.address.city", None),  # the imported message
+    ]:
+        found = unknown_field_paths(shape, compile_expression(path).ast, "Protobuf message")
+        assert (found[0].split(" (")[0] if found else None) == problem, (path, found)
