@@ -22,7 +22,7 @@ from bridge.errors import DecodeError
 from bridge.kafka.messages import to_source_record
 from bridge.loading import load_bridge
 from devtools.avro_encode import encode_avro
-from tests.support.bridge_service import service_config, start_bridge
+from tests.support.bridge_service import run_replay, service_config, start_bridge
 from tests.support.kafka import produce, read_all
 from tests.support.protobuf import (
     ORDER_DESC,
@@ -247,9 +247,16 @@ def test_protobuf_and_json_schema_records_become_exactly_the_expected_bodies(
     )
     serializer = json_serializer(registry.url, f"{cj}-address", registry)
     framed = [json_serialize(serializer, cj, value) for value in _json_orders()]
+    # Two documents that fail their schema (the referenced subject's pattern; the enum)
+    # but map well: dead-lettered while validating, delivered by a replay without it.
+    address = {"city": "Springfield", "postal_code": "ABCDE"}
     invalid = [
-        framed[0][:5] + orjson.dumps({"order_id": "BAD-1", "customer": {"id": 7}}),
-        framed[0][:5] + orjson.dumps({"order_id": "BAD-2", "customer": {"address": {}}}),
+        framed[0][:5]
+        + orjson.dumps(
+            {"order_id": "BAD-1", "status": "PLACED", "customer": {"id": "C", "address": address}}
+        ),
+        framed[0][:5]
+        + orjson.dumps({"order_id": "BAD-2", "status": "LOST", "customer": {"id": "C"}}),
     ]
     produce(
         kafka_bootstrap,
@@ -298,6 +305,16 @@ def test_protobuf_and_json_schema_records_become_exactly_the_expected_bodies(
             assert headers["bridge.error.code"] == b"schema_violation"
         assert bridge.metric("vibes_bridge_dead_letters_total") == len(invalid)
         assert bridge.stop() == 0
+        # The letters hold the original bytes, so a replay with validation off sends them.
+        fixed = tmp_path / "fixed.yaml"
+        fixed.write_text(config.read_text().replace("validate: true", "validate: false"))
+        replayed = run_replay(fixed)
+        assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+        wait_until(
+            lambda: control.stats()["sent"] == len(expected) + len(invalid), 60, "letters sent"
+        )
+        order_ids = {event["body"]["event_data"]["order_id"] for event in control.events()}
+        assert {"BAD-1", "BAD-2"} <= order_ids
     finally:
         if bridge.running:
             bridge.stop()
