@@ -209,7 +209,10 @@ def _in_import_order(
 
 
 class _Plans:
-    """Compiled converters per message type; built once, read without a lock."""
+    """Compiled converters per message type; built once, read without a lock.
+
+    One per decoder, not one per process: a reload builds new decoders from new
+    descriptor pools, and a process-wide table would keep every old pool alive."""
 
     def __init__(self) -> None:
         self._plans: dict[Descriptor, _Convert] = {}
@@ -222,6 +225,12 @@ class _Plans:
                 plan = self._plans.get(descriptor) or _message_converter(descriptor, self)
                 self._plans[descriptor] = plan
         return plan
+
+    def to_dict(self, message: Message) -> dict[str, Any]:
+        """A parsed message as a fresh JSON-friendly dict (the mapping above)."""
+        descriptor = cast(Descriptor, message.DESCRIPTOR)  # the stubs' union of two classes
+        result: dict[str, Any] = self.converter(descriptor)(message)
+        return result
 
 
 def _message_converter(descriptor: Descriptor, plans: _Plans) -> _Convert:
@@ -382,16 +391,6 @@ def _json_mapped(message: Message) -> Any:
         ) from None
 
 
-_PLANS: Final = _Plans()
-
-
-def message_to_dict(message: Message) -> dict[str, Any]:
-    """A parsed message as a fresh JSON-friendly dict (the mapping above)."""
-    descriptor = cast(Descriptor, message.DESCRIPTOR)  # the stubs' union of two classes
-    result: dict[str, Any] = _PLANS.converter(descriptor)(message)
-    return result
-
-
 def _parse(message_class: type[Message], data: bytes) -> Message:
     message = message_class()
     try:
@@ -411,7 +410,7 @@ class ProtobufDecoder:
     def __init__(self, descriptor: Descriptor) -> None:
         self.descriptor = descriptor
         self._class = message_factory.GetMessageClass(descriptor)
-        self._convert = _PLANS.converter(descriptor)
+        self._convert = _Plans().converter(descriptor)
 
     def decode(self, data: bytes | None) -> dict[str, Any]:
         """A fresh dict; DecodeError ``invalid_protobuf`` or ``null_value`` otherwise."""
@@ -481,13 +480,17 @@ class _WriterTypes:
             raise DecodeError(DecodeCode.INVALID_REGISTRY_SCHEMA, f"{where}: {exc}") from None
         self._file = protos[-1]
         self._where = where
-        self._classes: dict[tuple[int, ...], type[Message]] = {}
+        self._classes: dict[tuple[int, ...], type[Message]] = {}  # valid paths only
+        self._lock = threading.Lock()
 
     def message_class(self, indexes: tuple[int, ...]) -> type[Message]:
-        found = self._classes.get(indexes)
+        found = self._classes.get(indexes)  # no lock: a dict read is atomic
         if found is None:
-            found = message_factory.GetMessageClass(self._descriptor(indexes))
-            self._classes[indexes] = found
+            with self._lock:
+                found = self._classes.get(indexes)
+                if found is None:
+                    found = message_factory.GetMessageClass(self._descriptor(indexes))
+                    self._classes[indexes] = found
         return found
 
     def _descriptor(self, indexes: tuple[int, ...]) -> Descriptor:
@@ -519,6 +522,7 @@ class ConfluentProtobufDecoder:
         self.registry = registry
         self._reader = None if reader is None else message_factory.GetMessageClass(reader)
         self._writers: dict[int, _WriterTypes] = {}
+        self._plans = _Plans()
         self._lock = threading.Lock()
 
     def decode(self, data: bytes | None) -> dict[str, Any]:
@@ -527,10 +531,8 @@ class ConfluentProtobufDecoder:
         data, schema_id = confluent_schema_id(data)
         indexes, start = read_message_indexes(data, HEADER_SIZE)
         writer = self._writers.get(schema_id) or self._writer(schema_id)
-        with self._lock:  # builds a class at most once per index path
-            message_class = writer.message_class(indexes)
-        message = _parse(self._reader or message_class, data[start:])
-        return message_to_dict(message)
+        message_class = writer.message_class(indexes)
+        return self._plans.to_dict(_parse(self._reader or message_class, data[start:]))
 
     def _writer(self, schema_id: int) -> _WriterTypes:
         files = self.registry.protobuf_files(schema_id)  # may raise; nothing cached then

@@ -165,6 +165,9 @@ def test_a_deep_document_that_parses_is_refused_not_crashed_by_validation(
         ('{"type": "record", "name": "R", "fields": []}', "AVRO", "unsupported_schema_type"),
         ('{"type": "nonsense"}', "JSON", "invalid_registry_schema"),
         ('"a string"', "JSON", "invalid_registry_schema"),
+        # A regular expression that does not compile would fail every document: refused.
+        ('{"properties": {"a": {"pattern": "("}}}', "JSON", "invalid_registry_schema"),
+        ('{"patternProperties": {"(": {}}}', "JSON", "invalid_registry_schema"),
     ],
 )
 def test_registry_schemas_that_cannot_validate_are_decode_errors(
