@@ -180,8 +180,8 @@ def test_a_reader_descriptor_reads_payloads_as_its_message(
     ("indexes", "code"),
     [
         (b"\x02\x0a", "bad_message_index"),  # [5]: the file has three messages
-        # [1, 2]: OrderEvent nests two messages (Item, the map's AttributesEntry)
-        (b"\x04\x02\x04", "bad_message_index"),
+        # [1, 5]: OrderEvent nests three messages (Item and the two maps' entries)
+        (b"\x04\x02\x0a", "bad_message_index"),
         (b"\x02\x01", "bad_message_index"),  # [-1]
         (b"\x01", "bad_message_index"),  # a count of -1
         (bytes([0x80, 0x02]), "bad_message_index"),  # a count of 128
@@ -405,3 +405,14 @@ def test_timestamps_beyond_the_json_mappings_range_are_invalid_protobuf(
     with pytest.raises(DecodeError) as raised:
         _schemaless().decode(order.SerializeToString())
     assert raised.value.code == "invalid_protobuf"
+
+
+def test_struct_int64_wrappers_and_integer_map_keys_take_their_json_forms() -> None:
+    order: Any = order_event()
+    order.extra.update({"source": "app", "nested": {"n": 1.5, "flags": [True, None]}})
+    order.big_wrapped.value = -(2**63)
+    order.items_by_line[7].sku = "MUG"
+    value = _schemaless().decode(order.SerializeToString())
+    assert value["extra"] == {"source": "app", "nested": {"n": 1.5, "flags": [True, None]}}
+    assert value["big_wrapped"] == -(2**63)  # an integer, not the mapping's string
+    assert value["items_by_line"] == {"7": {"sku": "MUG", "quantity": 0, "unit_price_micros": 0}}

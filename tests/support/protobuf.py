@@ -92,6 +92,7 @@ ORDER_DICT: dict[str, Any] = {
     "weight_kg": 1.25,
     "rating": 0.1,
     "tags": ["gift", "express"],
+    "items_by_line": {},
 }
 """What the bridge decodes :func:`order_event` to (the mapping of docs/codecs.md)."""
 
