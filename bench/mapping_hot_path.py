@@ -7,9 +7,13 @@ orjson, with logical types made JSON-friendly) and JSON-encode it. The hot path
 is what the bridge does: decode, match the example rules (examples/bridge.yaml),
 build each Vibes body and encode it. Both run over the same realistic records
 (shipments as schemaless Avro like schemas/examples/shipment_event.json, six line
-items; orders as JSON), alternating in each round; the figures are medians over
+items; orders as JSON; the same orders as schemaless Protobuf, whose message
+tests/codecs/protobuf/order_event.proto decodes to the JSON order's document, so
+the same rules apply), alternating in each round; the figures are medians over
 rounds, and the ratio is the median of the per-round ratios, so that drift on a
-shared machine moves both sides alike.
+shared machine moves both sides alike. The Protobuf floor decodes with the
+bridge's decoder; ``--protobuf-reference`` also times ``json_format.MessageToDict``
+on the same messages (docs/codecs.md says why the decoder walks messages itself).
 
 ``e164`` (phone-number parsing) is measured apart, as the cost the example rules
 add when their ``mdn`` recipients use ``as: e164``: the main figures are for the
@@ -29,12 +33,23 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
+from google.protobuf import json_format, message_factory
 from ruamel.yaml import YAML
 
-from bridge.codecs import AvroDecoder, Decoder, JsonDecoder, load_avro_schema
+from bridge.codecs import (
+    AvroDecoder,
+    ConfluentJsonDecoder,
+    Decoder,
+    JsonDecoder,
+    ProtobufDecoder,
+    SchemaRegistryClient,
+    load_avro_schema,
+    load_message_descriptor,
+)
+from bridge.codecs.registry import JsonSchemaDocument
 from bridge.loading import load_bridge
 from bridge.mapping.engine import Engine
 from bridge.records import SourceRecord
@@ -48,6 +63,7 @@ EXAMPLE_CONFIG = REPO / "examples" / "bridge.yaml"
 SHIPMENT_SCHEMA = REPO / "schemas" / "shipment_event.avsc"
 SHIPMENT_EXAMPLE = REPO / "schemas" / "examples" / "shipment_event.json"
 ORDER_EXAMPLE = REPO / "schemas" / "examples" / "order_event.json"
+ORDER_DESCRIPTOR_SET = REPO / "tests" / "codecs" / "protobuf" / "order_event.desc"
 
 SHIPMENT_STATUSES = ("SHIPPED", "OUT_FOR_DELIVERY", "DELIVERED", "IN_TRANSIT")
 ORDER_STATUSES = ("CONFIRMED", "CANCELLED", "PLACED")
@@ -88,6 +104,112 @@ def order_workload(count: int) -> Workload:
         value = orjson.dumps(document)
         records.append(_record("shop.orders", index, value, document["order_id"]))
     return Workload("orders (JSON)", JsonDecoder(), records)
+
+
+def protobuf_order_workload(count: int) -> Workload:
+    """The JSON orders as schemaless Protobuf (shop.bench.OrderEvent), on the same topic."""
+    descriptor = load_message_descriptor(ORDER_DESCRIPTOR_SET, "shop.bench.OrderEvent")
+    message_class = message_factory.GetMessageClass(descriptor)
+    example = json.loads(ORDER_EXAMPLE.read_text(encoding="utf-8"))
+    records = []
+    for index in range(count):
+        document = copy.deepcopy(example)
+        document["order_id"] = f"ORD-{index:08d}"
+        document["status"] = ORDER_STATUSES[index % len(ORDER_STATUSES)]
+        message = json_format.ParseDict(_without_nulls(document), message_class())
+        value = message.SerializeToString()
+        records.append(_record("shop.orders", index, value, document["order_id"]))
+    return Workload("orders (Protobuf)", ProtobufDecoder(descriptor), records)
+
+
+def _without_nulls(value: Any) -> Any:
+    """JSON nulls are unset fields in Protobuf."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def message_to_dict_seconds(workload: Workload, rounds: int) -> tuple[float, float]:
+    """Median seconds per record of the bridge's decoder and of parse + MessageToDict
+    (int64 would still be strings there), over the Protobuf workload's records."""
+    decoder = workload.decoder
+    assert isinstance(decoder, ProtobufDecoder)
+    message_class = message_factory.GetMessageClass(decoder.descriptor)
+    values = [record.value for record in workload.records if record.value is not None]
+
+    def library() -> int:
+        for value in values:
+            json_format.MessageToDict(
+                message_class.FromString(value), preserving_proto_field_name=True
+            )
+        return len(values)
+
+    def bridge() -> int:
+        for value in values:
+            decoder.decode(value)
+        return len(values)
+
+    bridge(), library()
+    ours = statistics.median(_seconds(bridge) for _ in range(rounds)) / len(values)
+    theirs = statistics.median(_seconds(library) for _ in range(rounds)) / len(values)
+    return ours, theirs
+
+
+# The JSON order's shape as a JSON Schema, for the confluent-json validation figure.
+ORDER_JSON_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "order_id": {"type": "string"},
+        "status": {"enum": ["PLACED", "CONFIRMED", "CANCELLED"]},
+        "customer": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "phone": {"type": "string"},
+                "sms_opt_in": {"type": "boolean"},
+            },
+            "required": ["id"],
+        },
+        "items": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"sku": {"type": "string"}, "quantity": {"type": "integer"}},
+            },
+        },
+        "total": {"type": "string"},
+    },
+    "required": ["order_id", "customer"],
+}
+
+
+class _OneSchemaRegistry:
+    """Stands for the registry client: every id is ORDER_JSON_SCHEMA (no HTTP in a
+    CPU benchmark; the client's cache makes a real one cost nothing per record)."""
+
+    def json_schema(self, schema_id: int) -> JsonSchemaDocument:
+        return JsonSchemaDocument(ORDER_JSON_SCHEMA, {})
+
+
+def json_validation_seconds(count: int, rounds: int) -> tuple[float, float]:
+    """Median seconds per record of confluent-json without and with ``validate``."""
+    example = orjson.dumps(json.loads(ORDER_EXAMPLE.read_text(encoding="utf-8")))
+    values = [b"\x00\x00\x00\x00\x01" + example] * count
+    registry = cast(SchemaRegistryClient, _OneSchemaRegistry())
+    medians = []
+    for validate in (False, True):
+        decoder = ConfluentJsonDecoder(registry, validate=validate)
+
+        def run(decode: Callable[[bytes], Any] = decoder.decode) -> int:
+            for value in values:
+                decode(value)
+            return count
+
+        run()
+        medians.append(statistics.median(_seconds(run) for _ in range(rounds)) / count)
+    return medians[0], medians[1]
 
 
 def _record(topic: str, offset: int, value: bytes, key: str) -> SourceRecord:
@@ -197,6 +319,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--records", type=int, default=20_000, help="records per workload")
     parser.add_argument("--rounds", type=int, default=7, help="timed rounds (median taken)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--protobuf-reference",
+        action="store_true",
+        help="also time json_format.MessageToDict against the Protobuf decoder",
+    )
+    parser.add_argument(
+        "--json-validation",
+        action="store_true",
+        help="also time confluent-json decoding without and with validate: true",
+    )
     args = parser.parse_args(argv)
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as the goal says
@@ -205,11 +337,22 @@ def main(argv: Sequence[str] | None = None) -> None:
             "rules": _engine(with_e164=False, workdir=Path(workdir)),
             "rules+e164": _engine(with_e164=True, workdir=Path(workdir)),
         }
-        results = [
-            _measure(workload, engines, args.rounds)
-            for workload in (shipment_workload(args.records), order_workload(args.records))
-        ]
-    results.append(_combined(results))
+        workloads = (
+            shipment_workload(args.records),
+            order_workload(args.records),
+            protobuf_order_workload(args.records),
+        )
+        results = [_measure(workload, engines, args.rounds) for workload in workloads]
+    # "both": the original two topics, so the figure stays comparable with earlier runs.
+    results.append(_combined(results[:2]))
+    if args.protobuf_reference:
+        ours, theirs = message_to_dict_seconds(workloads[2], args.rounds)
+        print(f"protobuf decode: bridge {ours * 1e6:.2f} µs/record,", end=" ")
+        print(f"parse + MessageToDict {theirs * 1e6:.2f} µs/record")
+    if args.json_validation:
+        plain, validated = json_validation_seconds(min(args.records, 5_000), args.rounds)
+        print(f"confluent-json decode: {plain * 1e6:.2f} µs/record,", end=" ")
+        print(f"with validate: {validated * 1e6:.2f} µs/record")
     for result in results:
         result.pop("times")
     if args.json:

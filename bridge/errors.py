@@ -100,6 +100,9 @@ class DecodeCode(StrEnum):
     UNKNOWN_SCHEMA_REFERENCE = "unknown_schema_reference"
     UNSUPPORTED_SCHEMA_TYPE = "unsupported_schema_type"
     INVALID_REGISTRY_SCHEMA = "invalid_registry_schema"
+    INVALID_PROTOBUF = "invalid_protobuf"
+    BAD_MESSAGE_INDEX = "bad_message_index"
+    SCHEMA_VIOLATION = "schema_violation"
     UNDECODABLE = "undecodable"
     NO_SOURCE = "no_source"
 

@@ -17,11 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from pydantic import SecretStr
 
-from bridge.codecs import AvroSchema, Decoder, make_decoder
+from bridge.codecs import Decoder, make_decoder
 from bridge.codecs.registry import SchemaRegistryClient
 from bridge.config import (
     BridgeConfig,
@@ -147,7 +147,7 @@ def _callback_tls(
 def _registry_connections(
     settings: BridgeConfig, document: SourceDocument
 ) -> tuple[dict[str, tuple[_RegistryConnection, ssl.SSLContext | None]], list[Problem]]:
-    """Each confluent-avro source's connection (topic to it), with the secrets read."""
+    """Each confluent-* source's connection (topic to it), with the secrets read."""
     connections: dict[str, tuple[_RegistryConnection, ssl.SSLContext | None]] = {}
     problems: list[Problem] = []
     for index, source in enumerate(settings.sources):
@@ -200,7 +200,7 @@ def _open_registries(
 
 def _decoders(
     settings: BridgeConfig,
-    schemas: dict[str, AvroSchema],
+    schemas: dict[str, Any],
     registries: dict[str, SchemaRegistryClient],
     document: SourceDocument,
 ) -> dict[str, Decoder]:
@@ -212,6 +212,7 @@ def _decoders(
             decoders[source.topic] = make_decoder(
                 source.format,
                 schema=schemas.get(source.topic),
+                validate=source.validate_values,
                 registry=registries.get(source.topic),
             )
         except ValueError as exc:  # the models check the same; this keeps a gap from crashing

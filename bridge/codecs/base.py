@@ -23,11 +23,28 @@ class SourceFormat(StrEnum):
     JSON = "json"
     AVRO = "avro"
     CONFLUENT_AVRO = "confluent-avro"
+    PROTOBUF = "protobuf"
+    CONFLUENT_PROTOBUF = "confluent-protobuf"
+    CONFLUENT_JSON = "confluent-json"
 
     @property
     def is_avro(self) -> bool:
         """Whether values are Avro, so a schema file (if given) can check rule paths."""
-        return self is not SourceFormat.JSON
+        return self in (SourceFormat.AVRO, SourceFormat.CONFLUENT_AVRO)
+
+    @property
+    def is_protobuf(self) -> bool:
+        """Whether values are Protobuf messages (a descriptor set names their type)."""
+        return self in (SourceFormat.PROTOBUF, SourceFormat.CONFLUENT_PROTOBUF)
+
+    @property
+    def uses_registry(self) -> bool:
+        """Whether values carry the Confluent header and need ``schema_registry:``."""
+        return self in (
+            SourceFormat.CONFLUENT_AVRO,
+            SourceFormat.CONFLUENT_PROTOBUF,
+            SourceFormat.CONFLUENT_JSON,
+        )
 
 
 FORMATS: Final = tuple(SourceFormat)

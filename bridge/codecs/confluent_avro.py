@@ -11,18 +11,16 @@ dropped). The JSON-friendly plan is compiled once per writer id.
 from __future__ import annotations
 
 import threading
-from typing import Any, Final
+from typing import Any
 
 from bridge.codecs.avro_codec import read_avro
 from bridge.codecs.avro_logical import Converter
 from bridge.codecs.avro_plan import compile_plan, reading_schema
 from bridge.codecs.avro_schema import AvroSchema
-from bridge.codecs.base import require_bytes
+from bridge.codecs.confluent_header import HEADER_SIZE, MAGIC_BYTE, confluent_schema_id
 from bridge.codecs.registry import SchemaRegistryClient
-from bridge.errors import DecodeCode, DecodeError
 
-MAGIC_BYTE: Final = 0
-HEADER_SIZE: Final = 5
+__all__ = ["HEADER_SIZE", "MAGIC_BYTE", "ConfluentAvroDecoder"]
 
 
 class ConfluentAvroDecoder:
@@ -41,17 +39,7 @@ class ConfluentAvroDecoder:
     def decode(self, data: bytes | None) -> dict[str, Any]:
         """A fresh dict; DecodeError ``truncated``, ``bad_magic_byte``,
         ``unknown_schema_id`` ... otherwise."""
-        data = require_bytes(data)
-        if len(data) < HEADER_SIZE:
-            raise DecodeError(
-                DecodeCode.TRUNCATED, f"{len(data)} bytes, shorter than the 5-byte Confluent header"
-            )
-        if data[0] != MAGIC_BYTE:
-            raise DecodeError(
-                DecodeCode.BAD_MAGIC_BYTE,
-                f"the first byte is {data[0]}, not the Confluent magic byte 0",
-            )
-        schema_id = int.from_bytes(data[1:HEADER_SIZE], "big")
+        data, schema_id = confluent_schema_id(data)
         writer = self._writers.get(schema_id) or self._writer(schema_id)
         return read_avro(data, HEADER_SIZE, writer[0], self.reader_schema, writer[1])
 

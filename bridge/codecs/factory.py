@@ -1,22 +1,33 @@
-"""One constructor for the three formats, as the configuration names them."""
+"""One constructor for every format, as the configuration names them."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+from google.protobuf.descriptor import Descriptor
 
 from bridge.codecs.avro_codec import AvroDecoder
-from bridge.codecs.avro_schema import AvroSchema, load_avro_schema
-from bridge.codecs.base import FORMATS, Decoder
+from bridge.codecs.avro_schema import load_avro_schema
+from bridge.codecs.base import FORMATS, Decoder, SourceFormat
 from bridge.codecs.confluent_avro import ConfluentAvroDecoder
+from bridge.codecs.confluent_json import ConfluentJsonDecoder
 from bridge.codecs.json_codec import JsonDecoder
+from bridge.codecs.protobuf_codec import (
+    ConfluentProtobufDecoder,
+    ProtobufDecoder,
+    load_message_descriptor,
+)
 from bridge.codecs.registry import DEFAULT_TIMEOUT_SECONDS, SchemaRegistryClient
 
 
 def make_decoder(
     format: str,
     *,
-    schema: AvroSchema | None = None,
+    schema: Any = None,
     schema_path: Path | None = None,
+    message: str | None = None,
+    validate: bool = False,
     registry_url: str | None = None,
     registry: SchemaRegistryClient | None = None,
     registry_timeout: float = DEFAULT_TIMEOUT_SECONDS,
@@ -28,22 +39,50 @@ def make_decoder(
       configuration loader) or as a file (``schema_path``).
     - ``confluent-avro``: ``registry_url`` (or a shared ``registry`` client);
       ``schema``/``schema_path``, if given, is the reader schema.
+    - ``protobuf``: the message's descriptor (``schema``), or a descriptor set file
+      (``schema_path``) and the message's full name (``message``).
+    - ``confluent-protobuf``: the registry; a descriptor (as for ``protobuf``), if
+      given, is the message type payloads are read as.
+    - ``confluent-json``: the registry; ``validate`` checks each document against
+      its registered JSON Schema.
 
     Raises ValueError for an unknown format or a missing argument, and
     :class:`~bridge.codecs.SchemaFileError` for a schema file that cannot be used.
     """
     if format not in FORMATS:
         raise ValueError(f"unknown format {format!r}; expected one of {', '.join(FORMATS)}")
-    if schema is None and schema_path is not None:
-        schema = load_avro_schema(schema_path)
-    if format == "json":
+    kind = SourceFormat(format)
+    if kind is SourceFormat.JSON:
         return JsonDecoder()
-    if format == "avro":
+    schema = _schema(kind, schema, schema_path, message)
+    if kind is SourceFormat.AVRO:
         if schema is None:
             raise ValueError("the avro format needs a schema file")
         return AvroDecoder(schema)
+    if kind is SourceFormat.PROTOBUF:
+        if not isinstance(schema, Descriptor):
+            raise ValueError("the protobuf format needs a descriptor set file and a message name")
+        return ProtobufDecoder(schema)
     if registry is None:
         if registry_url is None:
-            raise ValueError("the confluent-avro format needs a Schema Registry URL")
+            raise ValueError(f"the {format} format needs a Schema Registry URL")
         registry = SchemaRegistryClient(registry_url, timeout=registry_timeout)
+    if kind is SourceFormat.CONFLUENT_PROTOBUF:
+        reader = schema if isinstance(schema, Descriptor) else None
+        return ConfluentProtobufDecoder(registry, reader)
+    if kind is SourceFormat.CONFLUENT_JSON:
+        return ConfluentJsonDecoder(registry, validate=validate)
     return ConfluentAvroDecoder(registry, reader_schema=schema)
+
+
+def _schema(kind: SourceFormat, schema: Any, path: Path | None, message: str | None) -> Any:
+    """``schema``, or the one ``path`` holds for this format (Avro or Protobuf)."""
+    if schema is not None or path is None:
+        return schema
+    if kind.is_avro:
+        return load_avro_schema(path)
+    if kind.is_protobuf:
+        if message is None:
+            raise ValueError(f"the {kind} format needs message: with its descriptor set")
+        return load_message_descriptor(path, message)
+    return None  # confluent-json: a local JSON Schema serves the load-time checks only

@@ -275,15 +275,40 @@ class SourceSettings(_Model):
         None
     )
 
+    # protobuf and confluent-protobuf: the message's full name in the descriptor set.
+    message: str | None = Field(default=None, min_length=1)
+    # confluent-json: validate each document against its registered JSON Schema.
+    validate_values: bool = Field(default=False, alias="validate")
+
     @model_validator(mode="after")
     def _format_needs(self) -> SourceSettings:
-        if self.format == "avro" and self.schema_file is None:
-            raise ValueError("a source with format: avro needs schema: (an .avsc file)")
-        if self.format == "confluent-avro" and self.schema_registry is None:
-            raise ValueError("a source with format: confluent-avro needs schema_registry: (a URL)")
-        if self.format == "json" and (self.schema_file or self.schema_registry):
-            raise ValueError("a json source takes no schema or schema_registry")
+        """What each format needs and refuses (docs/configuration.md, "Sources")."""
+        problem = _format_problem(self)
+        if problem is not None:
+            raise ValueError(problem)
         return self
+
+
+def _format_problem(source: SourceSettings) -> str | None:
+    kind = source.format
+    if kind == "avro" and source.schema_file is None:
+        return "a source with format: avro needs schema: (an .avsc file)"
+    if kind == "protobuf" and (source.schema_file is None or source.message is None):
+        return (
+            "a source with format: protobuf needs schema: (a descriptor set, protoc"
+            " --descriptor_set_out) and message: (the message's full name)"
+        )
+    if kind.uses_registry and source.schema_registry is None:
+        return f"a source with format: {kind} needs schema_registry: (a URL)"
+    if kind == "json" and (source.schema_file or source.schema_registry):
+        return "a json source takes no schema or schema_registry"
+    if kind == "confluent-protobuf" and (source.schema_file is None) != (source.message is None):
+        return "a confluent-protobuf source takes schema: and message: together, or neither"
+    if source.message is not None and not kind.is_protobuf:
+        return f"message: applies only to protobuf formats, not {kind}"
+    if source.validate_values and kind != "confluent-json":
+        return f"validate: applies only to format: confluent-json, not {kind}"
+    return None
 
 
 class RuleSettings(_Model):

@@ -88,22 +88,62 @@ _ELEMENT_OF_ARRAY: Final = {"min_by", "max_by"}
 _EXPREF_ON_ELEMENTS: Final = {"sort_by": 0, "min_by": 0, "max_by": 0, "map": 1}
 
 
-def unknown_field_paths(schema: AvroSchema, ast: Mapping[str, Any]) -> list[str]:
+def unknown_field_paths(
+    schema: AvroSchema, ast: Mapping[str, Any], label: str = "Avro schema"
+) -> list[str]:
     """Problems with the field paths ``ast`` reads from records of ``schema`` (parsed).
 
     Each problem is one line, such as ``field 'customer.phon' is not in the Avro
     schema (record 'Customer' has: first_name, id, phone, sms_opt_in)``; each is
     reported once, in the order found. Field names from the schema are printed
-    (they are not person data), values never.
+    (they are not person data), values never. ``label`` names the schema in them:
+    Protobuf messages and JSON Schemas are checked as their Avro-like shapes
+    (``bridge.codecs.protobuf_shape``, ``bridge.codecs.json_schema_shape``).
     """
-    checker = _Checker(named_types(schema, {KAFKA_KEY: KAFKA_METADATA}))
+    checker = _Checker(named_types(schema, {KAFKA_KEY: KAFKA_METADATA}), label)
     checker.eval(ast, _Root(schema), "")
     return list(dict.fromkeys(checker.problems))
 
 
+# The schema types each ``as:`` conversion refuses for every value (bridge.mapping.
+# conversions): a path of only such types fails every record, so it is refused at
+# load time. Strings, bytes (base64 text), ints and longs may convert; an Avro
+# logical type is judged by its underlying type, so this never refuses one that
+# decodes to a convertible string.
+_NEVER_CONVERTED: Final[Mapping[str, frozenset[str]]] = {
+    "integer": frozenset({"record", "error", "map", "array", "boolean", "enum"}),
+    "number": frozenset({"record", "error", "map", "array", "boolean", "enum"}),
+    "boolean": frozenset({"record", "error", "map", "array", "float", "double"}),
+    "e164": frozenset({"record", "error", "map", "array", "boolean", "float", "double"}),
+}
+
+
+def conversion_problem(
+    schema: AvroSchema, ast: Mapping[str, Any], conversion: str, label: str = "Avro schema"
+) -> str | None:
+    """Why ``as: conversion`` can never take what ``ast`` reads, or None if it may."""
+    never = _NEVER_CONVERTED.get(conversion)
+    if never is None:
+        return None
+    checker = _Checker(named_types(schema, {KAFKA_KEY: KAFKA_METADATA}), label)
+    value, path = checker.eval_path(ast, _Root(schema), "")
+    if value is UNKNOWN:
+        return None
+    kinds = []
+    for branch in checker.branches(value):
+        if branch is UNKNOWN:
+            return None
+        kinds.append(type_name(branch))
+    if not kinds or any(kind not in never for kind in kinds):
+        return None
+    described = " or ".join(_article(kind) for kind in dict.fromkeys(kinds))
+    return f"'{path or '@'}' is {described} in the {label}: as: {conversion} never takes one"
+
+
 class _Checker:
-    def __init__(self, named: Mapping[str, Any]) -> None:
+    def __init__(self, named: Mapping[str, Any], label: str = "Avro schema") -> None:
         self.named = named
+        self.label = label
         self.problems: list[str] = []
         self._handlers: dict[str, Callable[[Mapping[str, Any], Any, str], tuple[Any, str]]] = {
             "field": self._field,
@@ -255,6 +295,10 @@ class _Checker:
             return UNKNOWN  # a name this schema does not define: do not guess
         return resolved
 
+    def branches(self, node: Any) -> list[Any]:
+        """The non-null alternatives of a type, resolved (UNKNOWN among them if unknown)."""
+        return self._branches(node)
+
     def _branches(self, node: Any) -> list[Any]:
         """The non-null alternatives of a (possibly union) type, resolved."""
         node = self._resolve(node)
@@ -315,7 +359,7 @@ class _Checker:
         if found:
             return _union(found)
         if records or others:
-            self.problems.append(_problem(full, parent, records, others))
+            self.problems.append(_problem(full, parent, records, others, self.label))
         return UNKNOWN
 
 
@@ -354,7 +398,9 @@ def _text(node: Mapping[str, Any]) -> str:
     return "..."
 
 
-def _problem(full: str, parent: str, records: list[dict[str, Any]], others: list[str]) -> str:
+def _problem(
+    full: str, parent: str, records: list[dict[str, Any]], others: list[str], label: str
+) -> str:
     if records and records[0].get("name") == KAFKA_KEY:
         names = ", ".join(sorted(f["name"] for f in KAFKA_METADATA["fields"]))
         return f"field '{full}' is not in the record metadata ({KAFKA_KEY} has: {names})"
@@ -367,7 +413,7 @@ def _problem(full: str, parent: str, records: list[dict[str, Any]], others: list
     hint = ""
     if "array" in others and _SIMPLE_PATH.fullmatch(parent):
         hint = f"; use {parent}[*].{full.rsplit('.', 1)[-1]} for each element"
-    return f"field '{full}' is not in the Avro schema ({'; '.join(described)}){hint}"
+    return f"field '{full}' is not in the {label} ({'; '.join(described)}){hint}"
 
 
 def _short(name: str) -> str:
@@ -375,5 +421,11 @@ def _short(name: str) -> str:
 
 
 def _article(kind: str) -> str:
-    word = {"record": "a record", "array": "an array", "enum": "an enum", "int": "an int"}
+    word = {
+        "record": "a record",
+        "array": "an array",
+        "enum": "an enum",
+        "int": "an int",
+        "error": "an error record",
+    }
     return word.get(kind, f"a {kind}")

@@ -18,16 +18,25 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from bridge.codecs import AvroSchema, SchemaFileError, load_avro_schema
+from bridge.codecs import (
+    SchemaFileError,
+    json_schema_shape,
+    load_avro_schema,
+    load_json_schema,
+    load_message_descriptor,
+    protobuf_shape,
+)
+from bridge.codecs.avro_schema import AvroSchema
 from bridge.config.loader import resolve_path
 from bridge.config.model import RuleSettings, SourceSettings, ValueSpec
 from bridge.config.yaml_source import KeyPath, SourceDocument
 from bridge.errors import Problem
-from bridge.mapping.avro_paths import unknown_field_paths
+from bridge.mapping.avro_paths import conversion_problem, unknown_field_paths
 from bridge.mapping.engine import CompiledRule, DebugData, Engine
 from bridge.mapping.jmes import Expression, ExpressionSyntaxError, compile_expression, reads_kafka
 from bridge.mapping.templates import Template, TemplateSyntaxError, parse_template
@@ -41,23 +50,27 @@ _Model = TypeVar("_Model", bound=BaseModel)
 class _Compilation:
     document: SourceDocument
     problems: list[Problem] = field(default_factory=list)
-    schemas: dict[str, AvroSchema] = field(default_factory=dict)  # topic -> parsed schema
+    schemas: dict[str, Any] = field(default_factory=dict)  # topic -> what its decoder reads
+    # topic -> (the Avro-like shape rule paths are checked against, how messages name it)
+    shapes: dict[str, tuple[AvroSchema, str]] = field(default_factory=dict)
     topics: set[str] = field(default_factory=set)
 
     def problem(self, key_path: KeyPath, message: str) -> None:
         self.problems.append(self.document.problem(key_path, message))
 
 
-# Every expression of one rule, with where it is written (for the schema check).
-_Expressions = list[tuple[KeyPath, Expression]]
+# Every expression of one rule, with where it is written (for the schema check);
+# the ``as:`` conversion when it is a ``path`` value's one expression.
+_Expressions = list[tuple[KeyPath, Expression, str | None]]
 
 
 @dataclass(frozen=True, slots=True)
 class CompiledMapping:
-    """The engine, and the Avro schemas parsed on the way (topic to schema) for the decoders."""
+    """The engine, and the schemas parsed on the way for the decoders (topic to an Avro
+    schema or a Protobuf message descriptor)."""
 
     engine: Engine
-    schemas: dict[str, AvroSchema]
+    schemas: dict[str, Any]
 
 
 def compile_rules(document: SourceDocument) -> tuple[CompiledMapping | None, list[Problem]]:
@@ -84,7 +97,7 @@ def compile_rules(document: SourceDocument) -> tuple[CompiledMapping | None, lis
         compiled = _compile_rule(state, key_path, rule, default_company, parts)
         topics = _rule_topics(state, key_path, rule.topic)
         _check_schema_paths(state, topics, parts)
-        if any(reads_kafka(expression) for _, expression in parts):
+        if any(reads_kafka(expression) for _, expression, _ in parts):
             topics_reading_kafka.update(topics)
         if compiled is not None and complete:
             for topic in topics:
@@ -161,12 +174,27 @@ def _load_source(state: _Compilation, key_path: KeyPath, source: SourceSettings)
     if source.topic in state.topics:
         state.problem((*key_path, "topic"), f"topic {source.topic!r} has two sources")
     state.topics.add(source.topic)
-    if source.format.is_avro and source.schema_file is not None:
-        try:
-            schema_path = resolve_path(state.document.path, source.schema_file)
-            state.schemas[source.topic] = load_avro_schema(schema_path)
-        except SchemaFileError as exc:
-            state.problem((*key_path, "schema"), str(exc))
+    if source.schema_file is None:
+        return
+    try:
+        _load_schema(state, source, resolve_path(state.document.path, source.schema_file))
+    except SchemaFileError as exc:
+        state.problem((*key_path, "schema"), str(exc))
+
+
+def _load_schema(state: _Compilation, source: SourceSettings, path: Path) -> None:
+    """The source's schema file: for its decoder and for checking the rules' paths."""
+    topic = source.topic
+    if source.format.is_avro:
+        schema = load_avro_schema(path)
+        state.schemas[topic] = schema
+        state.shapes[topic] = (schema, "Avro schema")
+    elif source.format.is_protobuf and source.message is not None:
+        descriptor = load_message_descriptor(path, source.message)
+        state.schemas[topic] = descriptor
+        state.shapes[topic] = (protobuf_shape(descriptor), "Protobuf message")
+    elif source.format == "confluent-json":
+        state.shapes[topic] = (json_schema_shape(load_json_schema(path), {}), "JSON Schema")
 
 
 def _rule_topics(state: _Compilation, key_path: KeyPath, topics: list[str]) -> list[str]:
@@ -236,7 +264,7 @@ def _compile_when(
     except ExpressionSyntaxError as exc:
         state.problem((*key_path, "when"), f"when: {exc}")
         return None
-    parts.append(((*key_path, "when"), expression))
+    parts.append(((*key_path, "when"), expression, None))
     return expression
 
 
@@ -259,7 +287,7 @@ def _compile_event_type(
         except TemplateSyntaxError as exc:
             state.problem(where, f"event_type: invalid template: {exc}")
             return None
-        parts.extend((where, expression) for expression in template.expressions)
+        parts.extend((where, expression, None) for expression in template.expressions)
         return template
     state.problem(where, "event_type must be a literal string or {template: ...}")
     return None
@@ -307,19 +335,24 @@ def _compile_value(
         label = f"{section}.{key}" if key else section
         state.problem(where if exc.key is None else (*where, exc.key), f"{label}: {exc}")
         return None
-    parts.extend((where, expression) for expression in value.expressions)
+    parts.extend((where, expression, value.conversion) for expression in value.expressions)
     return value
 
 
 def _check_schema_paths(state: _Compilation, topics: list[str], parts: _Expressions) -> None:
-    """A field path the topic's Avro schema lacks would silently empty messages: refuse it."""
+    """A field path the topic's schema lacks would silently empty messages, and a
+    conversion its type never takes would fail every record: refuse both."""
     reported: set[tuple[KeyPath, str]] = set()
     for topic in topics:
-        schema = state.schemas.get(topic)
-        if schema is None:
+        if topic not in state.shapes:
             continue
-        for where, expression in parts:
-            for message in unknown_field_paths(schema, expression.ast):
+        shape, label = state.shapes[topic]
+        for where, expression, conversion in parts:
+            messages = unknown_field_paths(shape, expression.ast, label)
+            if conversion is not None and not messages:
+                problem = conversion_problem(shape, expression.ast, conversion, label)
+                messages = [] if problem is None else [problem]
+            for message in messages:
                 if (where, message) not in reported:
                     reported.add((where, message))
                     state.problem(where, f"{message} (topic {topic})")

@@ -41,6 +41,9 @@ class ValueExpression:
     field: str
     expressions: tuple[Expression, ...]
     evaluate: Callable[[Any], Any]
+    # The ``as:`` of a ``path`` value, so that the load-time check can refuse a path
+    # whose schema type the conversion never takes (a record ``as: integer``).
+    conversion: str | None = None
 
 
 def compile_value(section: str, key: str, spec: Any) -> ValueExpression:
@@ -94,7 +97,11 @@ def _compile_long_form(key: str, field: str, form: str, spec: dict[str, Any]) ->
             raise ValueSpecError(f"the default cannot be converted: {exc}", "default") from None
     _check_encodable(default, "default")
     return ValueExpression(
-        key, field, expressions, _finish(field, produce, default, convert, required)
+        key,
+        field,
+        expressions,
+        _finish(field, produce, default, convert, required),
+        spec.get("as") if form == "path" else None,
     )
 
 

@@ -67,7 +67,7 @@ LIVE_KEYS: Final[Mapping[str, frozenset[str]]] = {
     "callbacks": frozenset({"allow_from", "trusted_proxies"}),
     "fleet": NO_KEY,
     # Each source's decoding; "topic" (the set of topics subscribed to) needs a restart.
-    "sources": frozenset({"format", "schema", "schema_registry"}),
+    "sources": frozenset({"format", "schema", "schema_registry", "message", "validate"}),
     "rules": EVERY_KEY,
 }
 # The one thing of the ConfigMap volume that changes on an update.

@@ -6,6 +6,7 @@ import io
 import uuid
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import fastavro
@@ -321,7 +322,14 @@ def test_make_decoder_needs_a_schema_for_avro() -> None:
     with pytest.raises(ValueError, match="schema"):
         make_decoder("avro")
     with pytest.raises(ValueError, match="unknown format"):
+        make_decoder("thrift")
+    with pytest.raises(ValueError, match="descriptor set file and a message name"):
         make_decoder("protobuf")
+    with pytest.raises(ValueError, match="needs message: with its descriptor set"):
+        make_decoder("confluent-protobuf", schema_path=Path("x.desc"), registry_url="http://r")
+    for registry_format in ("confluent-protobuf", "confluent-json"):
+        with pytest.raises(ValueError, match="Schema Registry URL"):
+            make_decoder(registry_format)
 
 
 @settings(max_examples=300)

@@ -14,6 +14,13 @@ tests use, with the documented JSON shapes and error codes:
   404 with ``error_code`` 40403 for an unknown id;
 - ``POST /subjects/{subject}/versions``: registers ``{"schema", "schemaType"?,
   "references"?}`` and answers ``{"id": N}`` (the same text gets the same id);
+- ``POST /subjects/{subject}``: looks a schema up in a subject (confluent-kafka's
+  serializers do, to name a reference's version): the version, or 404 40403;
+
+Schema types: ``AVRO`` and ``JSON`` texts must be JSON; ``PROTOBUF`` texts are kept
+as given (confluent-kafka's ``ProtobufSerializer`` registers the base64
+``FileDescriptorProto``) and served as they are, also for ``?format=serialized``
+(query strings are ignored): a real registry turns ``.proto`` text into that form.
 - ``GET  /subjects``, ``GET /subjects/{subject}/versions`` and
   ``GET /subjects/{subject}/versions/{version|latest}``.
 
@@ -191,6 +198,24 @@ def _register(
         return schema_id
 
 
+def _look_up(
+    state: RegistryState,
+    subject: str,
+    text: str,
+    schema_type: str,
+    references: list[dict[str, Any]],
+) -> tuple[int, Any]:
+    key = (text, schema_type, json.dumps(references, sort_keys=True))
+    with state.lock:
+        schema_id = state.ids_by_text.get(key)
+        versions = state.subjects.get(subject, [])
+        found = next((v for v in versions if v.schema_id == schema_id), None)
+        if found is None:
+            return 404, {"error_code": 40403, "message": "Schema not found"}
+        entry = state.schemas[found.schema_id]
+        return 200, {"subject": subject, "version": found.version, "id": found.schema_id, **entry}
+
+
 class _Handler(BaseHTTPRequestHandler):
     state: RegistryState
     # HTTP/1.0: one request per connection, so that stop() refuses the next request
@@ -215,23 +240,25 @@ class _Handler(BaseHTTPRequestHandler):
         parts = [unquote(p) for p in self.path.split("?")[0].strip("/").split("/")]
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
-        if len(parts) != 3 or parts[0] != "subjects" or parts[2] != "versions":
+        registering = len(parts) == 3 and parts[0] == "subjects" and parts[2] == "versions"
+        looking_up = len(parts) == 2 and parts[0] == "subjects"
+        if not (registering or looking_up):
             self._send(404, {"error_code": 404, "message": "HTTP 404 Not Found"})
             return
         try:
             request = json.loads(body)
             text = request["schema"]
-            json.loads(text)
+            schema_type = request.get("schemaType", "AVRO")
+            if schema_type != "PROTOBUF":
+                json.loads(text)
         except (ValueError, KeyError, TypeError):
             self._send(422, {"error_code": 42201, "message": "Invalid schema"})
             return
-        schema_id = _register(
-            self.state,
-            parts[1],
-            text,
-            request.get("schemaType", "AVRO"),
-            request.get("references") or [],
-        )
+        references = request.get("references") or []
+        if looking_up:
+            self._send(*_look_up(self.state, parts[1], text, schema_type, references))
+            return
+        schema_id = _register(self.state, parts[1], text, schema_type, references)
         self._send(200, {"id": schema_id})
 
     @staticmethod
