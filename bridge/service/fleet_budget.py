@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Final
+from typing import Final, TypeVar, TypeVarTuple
 
 from bridge.config.model import FleetSettings
 from bridge.delivery.aimd import AdaptiveLimiter
@@ -35,6 +36,9 @@ from bridge.metrics import BridgeMetrics
 from bridge.service.blocking import call_blocking
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+_Ts = TypeVarTuple("_Ts")
 
 TICK_SECONDS: Final = 0.1
 # Longer than members read apart (a tick, a fetch wait, a produce round trip).
@@ -63,6 +67,10 @@ class FleetBudget:
         self._settings = settings
         self._group = group
         self._link = link
+        # One call on the link at a time. A blocking call outlives the coroutine
+        # cancelled while awaiting it (a stopped run's read goes on for up to a
+        # tick), so close() must wait for it before closing the clients under it.
+        self._link_lock = threading.Lock()
         self._clock = clock
         self._table = BudgetTable(group)
         self._planner = SharePlanner(
@@ -107,16 +115,24 @@ class FleetBudget:
                 self._plan_static()
                 continue
             if now >= next_publish:
-                await call_blocking(self._link.publish, self.member, self._entry())
+                await self._on_link(self._link.publish, self.member, self._entry())
                 next_publish = now + self._settings.publish_interval_seconds
-            records = await call_blocking(self._link.read, TICK_SECONDS)
+            records = await self._on_link(self._link.read, TICK_SECONDS)
             self._apply(records)
             self._plan()
 
     async def close(self) -> None:
         """Leave: a tombstone lets the others take this member's share without waiting."""
         if self._link is not None and self._opened:
-            await call_blocking(self._link.close, self.member)
+            await self._on_link(self._link.close, self.member)
+
+    async def _on_link(self, call: Callable[[*_Ts], _T], *args: *_Ts) -> _T:
+        """``call(*args)`` on a worker thread, after any link call still running."""
+        return await call_blocking(self._serialised, call, *args)
+
+    def _serialised(self, call: Callable[[*_Ts], _T], *args: *_Ts) -> _T:
+        with self._link_lock:
+            return call(*args)
 
     async def _keep_aimd_going(self) -> None:
         while True:
@@ -127,9 +143,9 @@ class FleetBudget:
     async def _open_or_degrade(self) -> None:
         assert self._link is not None
         try:
-            await call_blocking(self._link.open)
+            await self._on_link(self._link.open)
         except BudgetTopicUnavailable as problem:
-            self._static_members = await call_blocking(self._link.group_members)
+            self._static_members = await self._on_link(self._link.group_members)
             log.error(
                 "the budget topic is unusable; a static share of the rate is in force",
                 extra={

@@ -7,6 +7,7 @@ here a stand-in lets the service logic's branches be driven deterministically.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 
@@ -27,9 +28,13 @@ class LoopbackLink:
 
     topic = "budget"
 
-    def __init__(self, *, fails: bool = False, members: int | None = None) -> None:
+    def __init__(
+        self, *, fails: bool = False, members: int | None = None, read_seconds: float = 0.01
+    ) -> None:
         self.fails = fails
         self.members = members
+        self.read_seconds = read_seconds
+        self.reading = threading.Event()
         self.published: list[BudgetRecord] = []
 
     def open(self) -> None:
@@ -40,7 +45,8 @@ class LoopbackLink:
         self.published.append(BudgetRecord(member, value, 0.0))
 
     def read(self, timeout: float) -> list[BudgetRecord]:
-        time.sleep(min(timeout, 0.01))
+        self.reading.set()
+        time.sleep(min(timeout, self.read_seconds))  # a poll: blocks, then takes what came
         records, self.published = self.published, []
         return records
 
@@ -102,3 +108,13 @@ def test_leaving_publishes_a_tombstone() -> None:
     asyncio.run(_run_until(fleet, lambda: limiter.rate("demo") == pytest.approx(BUDGET), 10))
     asyncio.run(fleet.close())
     assert link.published[-1] == BudgetRecord(fleet.member, None, 0.0)
+
+
+def test_leaving_waits_for_a_read_the_stopped_run_left_running() -> None:
+    # The run is cancelled while its read blocks (as SIGTERM finds it, a poll of up
+    # to a tick); the read goes on on its thread and must not race the close.
+    link = LoopbackLink(read_seconds=0.5)
+    fleet, _limiter, _metrics = _fleet(link)
+    asyncio.run(_run_until(fleet, link.reading.is_set, 10))
+    asyncio.run(fleet.close())
+    assert link.published == [BudgetRecord(fleet.member, None, 0.0)]
