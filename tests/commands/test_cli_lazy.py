@@ -82,3 +82,11 @@ def test_group_lists_every_command() -> None:
         assert cli.list_commands(ctx) == sorted(COMMANDS)
         assert all(cli.get_command(ctx, name) is not None for name in COMMANDS)
         assert cli.get_command(ctx, "no-such-command") is None
+
+
+def test_a_file_without_json_schemas_never_imports_the_validator() -> None:
+    """jsonschema costs about 8 MB and 0.1 s at start; only ``confluent-json`` needs it."""
+    modules = imported_by("validate", "-c", "examples/bridge.yaml")
+    assert "bridge.codecs.confluent_json" in modules  # the codecs were loaded
+    assert "jsonschema" not in modules
+    assert "referencing" not in modules
