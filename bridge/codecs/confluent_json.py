@@ -50,9 +50,7 @@ class ConfluentJsonDecoder:
         self.registry = registry
         self.validate = validate
         self._json = JsonDecoder()
-        # Schema id -> its validator; None when not validating (the id was only
-        # checked to exist in the registry: compiling it would be wasted work).
-        self._validators: dict[int, Validator | None] = {}
+        self._validators: dict[int, Validator] = {}
         self._lock = threading.Lock()
 
     def decode(self, data: bytes | None) -> dict[str, Any]:
@@ -60,23 +58,20 @@ class ConfluentJsonDecoder:
         ``unknown_schema_id``, the ``json`` format's codes and, when validating,
         ``schema_violation`` otherwise."""
         data, schema_id = confluent_schema_id(data)
-        if schema_id in self._validators:
-            validator = self._validators[schema_id]
-        else:
-            validator = self._validator(schema_id)
+        validator = self._validators.get(schema_id) or self._validator(schema_id)
         value = self._json.decode(data[HEADER_SIZE:])
-        if validator is not None:
+        if self.validate:
             _check(validator, value)
         return value
 
-    def _validator(self, schema_id: int) -> Validator | None:
+    def _validator(self, schema_id: int) -> Validator:
         document = self.registry.json_schema(schema_id)  # may raise; nothing cached then
         with self._lock:
-            if schema_id not in self._validators:
-                self._validators[schema_id] = (
-                    _make_validator(document, f"schema id {schema_id}") if self.validate else None
-                )
-            return self._validators[schema_id]
+            found = self._validators.get(schema_id)
+            if found is None:
+                found = _make_validator(document, f"schema id {schema_id}")
+                self._validators[schema_id] = found
+            return found
 
 
 def _make_validator(document: JsonSchemaDocument, where: str) -> Validator:
