@@ -36,7 +36,7 @@ from tests.support.schema_registry import (
     confluent_frame,
     running_schema_registry,
 )
-from tests.support.simulator import SimControl, start_sim
+from tests.support.simulator import SimControl, SimProcess, start_sim
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -121,25 +121,20 @@ def test_json_avro_and_confluent_avro_records_become_exactly_the_expected_bodies
             for v in _shipments()
         ],
     )
-    config = service_config(
-        tmp_path / "bridge.yaml",
-        bootstrap=kafka_bootstrap,
-        sim_url="http://127.0.0.1:1",  # replaced below, once the simulator runs
-        group=unique_group_id,
-        dead_letter_topic=dead_letters,
-        sources=[],
-        rules=RULES.format(orders=orders, shipments=shipments, returns=returns),
-    )
     sources = (
         f"  - topic: {orders}\n    format: json\n"
         f"  - topic: {shipments}\n    format: avro\n    schema: {schema_path}\n"
         f"  - topic: {returns}\n    format: confluent-avro\n"
         f"    schema_registry: {registry.url}\n"
     )
-    sim = start_sim((), tmp_path / "sim.log")
-    control = SimControl(sim.url)
-    text = config.read_text().replace("sources:\n", "sources:\n" + sources)
-    config.write_text(text.replace("http://127.0.0.1:1", sim.url))
+    config, sim, control = _configure_with_simulator(
+        tmp_path,
+        kafka_bootstrap,
+        unique_group_id,
+        dead_letters,
+        RULES.format(orders=orders, shipments=shipments, returns=returns),
+        sources,
+    )
     expected = _expected_bodies(config, kafka_bootstrap, [orders, shipments, returns])
     assert len(expected) == PER_TOPIC // 2 + 2 * PER_TOPIC
     bridge = start_bridge(config, tmp_path / "bridge.log")
@@ -264,15 +259,6 @@ def test_protobuf_and_json_schema_records_become_exactly_the_expected_bodies(
         [(b"bad", value) for value in invalid] + [(b"good", value) for value in framed],
         partition=0,
     )
-    config = service_config(
-        tmp_path / "bridge.yaml",
-        bootstrap=kafka_bootstrap,
-        sim_url="http://127.0.0.1:1",
-        group=unique_group_id,
-        dead_letter_topic=dead_letters,
-        sources=[],
-        rules=PROTOBUF_RULES.format(pb=pb, cpb=cpb, cj=cj),
-    )
     sources = (
         f"  - topic: {pb}\n    format: protobuf\n"
         f"    schema: {ORDER_DESC}\n    message: shop.OrderEvent\n"
@@ -281,10 +267,14 @@ def test_protobuf_and_json_schema_records_become_exactly_the_expected_bodies(
         f"  - topic: {cj}\n    format: confluent-json\n"
         f"    schema_registry: {registry.url}\n    validate: true\n"
     )
-    sim = start_sim((), tmp_path / "sim.log")
-    control = SimControl(sim.url)
-    text = config.read_text().replace("sources:\n", "sources:\n" + sources)
-    config.write_text(text.replace("http://127.0.0.1:1", sim.url))
+    config, sim, control = _configure_with_simulator(
+        tmp_path,
+        kafka_bootstrap,
+        unique_group_id,
+        dead_letters,
+        PROTOBUF_RULES.format(pb=pb, cpb=cpb, cj=cj),
+        sources,
+    )
     expected = _expected_bodies(
         config, kafka_bootstrap, [pb, cpb, cj], counts={cj: PER_TOPIC + len(invalid)}
     )
@@ -320,3 +310,27 @@ def test_protobuf_and_json_schema_records_become_exactly_the_expected_bodies(
             bridge.stop()
         control.close()
         sim.stop()
+
+
+def _configure_with_simulator(
+    tmp_path: Path,
+    bootstrap: str,
+    group: str,
+    dead_letters: str,
+    rules: str,
+    sources: str,
+) -> tuple[Path, SimProcess, SimControl]:
+    """The configuration file with ``sources`` (YAML list items) and a simulator it points at."""
+    config = service_config(
+        tmp_path / "bridge.yaml",
+        bootstrap=bootstrap,
+        sim_url="http://127.0.0.1:1",  # replaced below, once the simulator runs
+        group=group,
+        dead_letter_topic=dead_letters,
+        sources=[],
+        rules=rules,
+    )
+    sim = start_sim((), tmp_path / "sim.log")
+    text = config.read_text().replace("sources:\n", "sources:\n" + sources)
+    config.write_text(text.replace("http://127.0.0.1:1", sim.url))
+    return config, sim, SimControl(sim.url)
