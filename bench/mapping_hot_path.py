@@ -30,7 +30,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -93,14 +93,20 @@ def shipment_workload(count: int) -> Workload:
     return Workload("shipments (Avro)", AvroDecoder(schema), records)
 
 
-def order_workload(count: int) -> Workload:
-    """``count`` orders as JSON, keyed by order id; the statuses cycle so some match no rule."""
+def _order_documents(count: int) -> Iterator[dict[str, Any]]:
+    """The example order ``count`` times, each with its own id; the statuses cycle."""
     example = json.loads(ORDER_EXAMPLE.read_text(encoding="utf-8"))
-    records = []
     for index in range(count):
         document = copy.deepcopy(example)
         document["order_id"] = f"ORD-{index:08d}"
         document["status"] = ORDER_STATUSES[index % len(ORDER_STATUSES)]
+        yield document
+
+
+def order_workload(count: int) -> Workload:
+    """``count`` orders as JSON, keyed by order id; the statuses cycle so some match no rule."""
+    records = []
+    for index, document in enumerate(_order_documents(count)):
         value = orjson.dumps(document)
         records.append(_record("shop.orders", index, value, document["order_id"]))
     return Workload("orders (JSON)", JsonDecoder(), records)
@@ -110,12 +116,8 @@ def protobuf_order_workload(count: int) -> Workload:
     """The JSON orders as schemaless Protobuf (shop.bench.OrderEvent), on the same topic."""
     descriptor = load_message_descriptor(ORDER_DESCRIPTOR_SET, "shop.bench.OrderEvent")
     message_class = message_factory.GetMessageClass(descriptor)
-    example = json.loads(ORDER_EXAMPLE.read_text(encoding="utf-8"))
     records = []
-    for index in range(count):
-        document = copy.deepcopy(example)
-        document["order_id"] = f"ORD-{index:08d}"
-        document["status"] = ORDER_STATUSES[index % len(ORDER_STATUSES)]
+    for index, document in enumerate(_order_documents(count)):
         message = json_format.ParseDict(_without_nulls(document), message_class())
         value = message.SerializeToString()
         records.append(_record("shop.orders", index, value, document["order_id"]))
