@@ -146,7 +146,8 @@ class OtelTracing(Tracing):
             f"vibes callback {action_type}", context=parent, kind=SpanKind.CONSUMER
         )
         span.set_attributes(outcome)
-        span.add_event(f"{action_type} {status}", attributes=outcome)
+        # Named by the reason when there is one: "sms_queued_to_carrier" reads as what happened.
+        span.add_event(reason if reason != "none" else status, attributes=outcome)
         if status == "failed":
             span.set_status(StatusCode.ERROR, reason)
         span.end()
