@@ -44,7 +44,8 @@ _TRACE_HEADERS: Final = frozenset({"traceparent", "tracestate"})
 # W3C: a traceparent is 55 characters, a tracestate at most 512 (32 members); a
 # longer header is not trace context, and is not parsed.
 _TRACE_HEADER_LIMIT: Final = 512
-_EVENTS_ROUTE: Final = events_path("{company_key}")
+# The path as a template (url.template, and the span's name): events_path quotes braces.
+_EVENTS_ROUTE: Final = events_path("company_key").replace("company_key", "{company_key}")
 _PROPAGATOR: Final = TraceContextTextMapPropagator()
 
 
@@ -80,6 +81,11 @@ class OtelTracing(Tracing):
             endpoint = settings.endpoint.rstrip("/") + "/v1/traces"
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
         return cls(provider, vibes_base_url=vibes_base_url, group_id=group_id)
+
+    @property
+    def resource(self) -> Resource:
+        """What every span is said to come from (``service.name`` and the SDK's own)."""
+        return self._provider.resource
 
     # ------------------------------------------------------------------ records
 

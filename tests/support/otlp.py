@@ -93,7 +93,7 @@ class OtlpReceiver:
         self._server.server_close()
 
     def _take(self, request: ExportTraceServiceRequest) -> None:
-        received = []
+        received: list[ReceivedSpan] = []
         for resource_spans in request.resource_spans:
             resource = _attributes(resource_spans.resource.attributes)
             service = str(resource.get("service.name", ""))
