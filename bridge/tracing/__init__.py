@@ -68,6 +68,9 @@ class Tracing:
         status_reason)``: the only values of it a span may carry.
         """
 
+    def flush(self, timeout_seconds: float) -> None:
+        """Export what is buffered, within ``timeout_seconds`` (blocking; benchmarks, tests)."""
+
     def shutdown(self, timeout_seconds: float) -> None:
         """Export what is still buffered, within ``timeout_seconds``, and stop (blocking)."""
 

@@ -158,8 +158,11 @@ class OtelTracing(Tracing):
             span.set_status(StatusCode.ERROR, reason)
         span.end()
 
-    def shutdown(self, timeout_seconds: float) -> None:
+    def flush(self, timeout_seconds: float) -> None:
         self._provider.force_flush(int(timeout_seconds * 1000))
+
+    def shutdown(self, timeout_seconds: float) -> None:
+        self.flush(timeout_seconds)
         self._provider.shutdown()
 
 
