@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,6 +45,7 @@ from bridge.loading import LoadedBridge, load_bridge  # noqa: E402
 from bridge.records import SourceRecord  # noqa: E402
 from bridge.service.stages import prepare  # noqa: E402
 from bridge.tracing import NO_TRACING, Tracing, start_tracing  # noqa: E402
+from tests.support.otlp import receiver_process  # noqa: E402
 
 CONFIG = """\
 version: 1
@@ -65,13 +65,6 @@ rules:
       rule: {value: order-update}
       trace_id: {trace: trace_id}
       traceparent: {trace: traceparent}
-"""
-RECEIVER = """
-import sys, threading
-from tests.support.otlp import OtlpReceiver
-receiver = OtlpReceiver()
-print(receiver.endpoint, flush=True)
-sys.stdin.read()
 """
 DELIVERED = Delivered(200, attempts=1)
 Run = Callable[[LoadedBridge, list[SourceRecord]], None]
@@ -125,21 +118,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--records", type=int, default=5000, help="records per variant and round")
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args(argv)
-    receiver = subprocess.Popen(
-        [sys.executable, "-c", RECEIVER],
-        cwd=REPO,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    try:
-        assert receiver.stdout is not None
-        endpoint = receiver.stdout.readline().strip()
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / "bridge.yaml"
-            path.write_text(CONFIG)
-            loaded = load_bridge(path)
+    with receiver_process() as endpoint, tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "bridge.yaml"
+        path.write_text(CONFIG)
+        loaded = load_bridge(path)
         on = start_tracing(
             TracingSettings(enabled=True, endpoint=endpoint),
             vibes_base_url="http://v",
@@ -174,10 +156,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         for name, values in timings.items():
             median = statistics.median(values)
             print(f"{name:<14} {median:>10.1f} {median / base:>11.2f}x")
-    finally:
-        if receiver.stdin is not None:
-            receiver.stdin.close()
-        receiver.wait(10)
 
 
 if __name__ == "__main__":

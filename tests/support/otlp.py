@@ -9,7 +9,12 @@ subprocess exports to it over a real socket.
 from __future__ import annotations
 
 import gzip
+import os
+import subprocess
+import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -20,6 +25,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from tests.support.paths import ROOT
 
 TRACES_PATH = "/v1/traces"
 
@@ -128,3 +135,37 @@ def _value(value: AnyValue) -> Any:
     if kind == "array_value":
         return [_value(item) for item in value.array_value.values]
     return None if kind is None else getattr(value, kind)
+
+
+@contextmanager
+def receiver_process() -> Iterator[str]:
+    """An :class:`OtlpReceiver` in a process of its own (so a benchmark's CPU time leaves
+    its decoding out); yields its endpoint, stops it at the end."""
+    receiver = subprocess.Popen(
+        [sys.executable, "-c", _RECEIVER_MAIN],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert receiver.stdout is not None
+        yield receiver.stdout.readline().strip()
+    finally:
+        if receiver.stdin is not None:
+            receiver.stdin.close()  # the receiver's cue to leave
+        try:
+            receiver.wait(10)
+        except subprocess.TimeoutExpired:
+            receiver.kill()
+            receiver.wait()
+
+
+_RECEIVER_MAIN = """
+import sys
+from tests.support.otlp import OtlpReceiver
+receiver = OtlpReceiver()
+print(receiver.endpoint, flush=True)
+sys.stdin.read()
+"""
