@@ -6,9 +6,9 @@ producer's acknowledgements) and the asyncio loop on the main thread (delivery,
 the listeners, reload, the fleet budget, signals). Beside them run threads that
 only wait: short blocking calls (``blocking.call_blocking``), the callback
 producer's poller, the Schema Registry client's loop thread, librdkafka's
-own, and with tracing on the span exporter (``bridge.tracing``). SIGTERM or SIGINT ends the run gracefully: stop fetching, let in-flight work
-finish within ``delivery.shutdown_timeout_seconds``, commit what finished,
-close, exit 0.
+own, and with tracing on the span exporter (``bridge.tracing``). SIGTERM or
+SIGINT ends the run gracefully: stop fetching, let in-flight work finish within
+``delivery.shutdown_timeout_seconds``, commit what finished, close, exit 0.
 """
 
 from __future__ import annotations
