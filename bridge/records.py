@@ -46,7 +46,7 @@ class SourceRecord:
 
 
 class TraceIds(NamedTuple):
-    """The trace a record's processing belongs to, as plain text (``bridge/tracing.py``
+    """The trace a record's processing belongs to, as plain text (``bridge/tracing``
     makes it when tracing is on): what a rule's ``debug_data`` may carry to Vibes and
     back, and what each delivery attempt's span takes as its parent."""
 

@@ -84,7 +84,7 @@ class NullObserver:
 
 
 class AttemptSpan(Protocol):
-    """One attempt's trace span (``bridge/tracing.py``), from before the POST to its outcome."""
+    """One attempt's trace span (``bridge/tracing``), from before the POST to its outcome."""
 
     @property
     def headers(self) -> Mapping[str, str]:
