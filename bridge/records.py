@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Final, TypedDict
+from typing import Final, NamedTuple, TypedDict
 
 # Kafka's own bounds: partitions are int32, offsets and timestamps int64.
 MAX_PARTITION: Final = 2**31 - 1
@@ -25,6 +25,17 @@ _TOPIC_NAME: Final = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 
 Partition = tuple[str, int]
 """A (topic, partition number) pair: the one name for it in the bridge."""
+
+
+class Position(NamedTuple):
+    """A group's position in a partition: the next offset to read, and the commit's metadata.
+
+    The metadata is the text stored with the commit (empty when none); the
+    bridge's own format is in ``bridge/service/commit_metadata.py``.
+    """
+
+    offset: int
+    metadata: str = ""
 
 
 def is_topic_name(text: str) -> bool:
