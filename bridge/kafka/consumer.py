@@ -129,12 +129,13 @@ class KafkaSource:
         return True
 
     def _offsets(self, positions: Mapping[Partition, Position]) -> list[TopicPartition]:
-        if self._with_metadata:
-            return [
-                TopicPartition(t, p, position.offset, metadata=position.metadata or None)
-                for (t, p), position in positions.items()
-            ]
-        return [TopicPartition(t, p, position.offset) for (t, p), position in positions.items()]
+        """The commit's partitions; without metadata the broker stores an empty text."""
+        return [
+            TopicPartition(t, p, position.offset, metadata=position.metadata)
+            if self._with_metadata and position.metadata
+            else TopicPartition(t, p, position.offset)
+            for (t, p), position in positions.items()
+        ]
 
     def committed(
         self, partitions: Iterable[Partition], timeout: float
