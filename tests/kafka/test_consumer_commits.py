@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from bridge.kafka.config import ConfigValue
 from bridge.kafka.consumer import KafkaSource
 from bridge.records import Partition, Position
 from tests.support.waiting import wait_until
@@ -36,7 +37,7 @@ def source(
 ) -> Iterator[tuple[KafkaSource, Partition]]:
     topic = new_topic(1)
     listener = Assignments()
-    settings = {
+    settings: dict[str, ConfigValue] = {
         "bootstrap.servers": kafka_bootstrap,
         "group.id": unique_group_id,
         "enable.auto.commit": False,
