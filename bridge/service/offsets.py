@@ -86,20 +86,20 @@ class _PartitionState:
 
     def finished_ranges(self) -> Iterator[Range]:
         """Finished offsets past the position: gaps between unfinished ones, then inherited."""
-        if self.frontier is None:
+        frontier = self.frontier
+        if frontier is None:
             return
-        previous = self.next_position
-        assert previous is not None
+        previous = self.order[0] if self.order else frontier
         for offset in self.order:
             if offset in self.pending:
                 if offset > previous:
                     yield (previous, offset)
                 previous = offset + 1
-        if self.frontier > previous:
-            yield (previous, self.frontier)
+        if frontier > previous:
+            yield (previous, frontier)
         for start, end in self.inherited:  # none of them consumed yet, so none unfinished here
-            if end > self.frontier:
-                yield (max(start, self.frontier), end)
+            if end > frontier:
+                yield (max(start, frontier), end)
 
 
 class OffsetTracker:
@@ -130,7 +130,9 @@ class OffsetTracker:
         """
         key = (topic, partition)
         inherited = (
-            deque(commit_metadata.decode(start.metadata, start.offset)) if start else deque()
+            deque(commit_metadata.decode(start.metadata, start.offset))
+            if start is not None
+            else deque()
         )
         with self._lock:
             generation = self._generations.get(key, 0) + 1
