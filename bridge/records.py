@@ -27,6 +27,17 @@ Partition = tuple[str, int]
 """A (topic, partition number) pair: the one name for it in the bridge."""
 
 
+class Position(NamedTuple):
+    """A group's position in a partition: the next offset to read, and the commit's metadata.
+
+    The metadata is the text stored with the commit (empty when none); the
+    bridge's own format is in ``bridge/service/commit_metadata.py``.
+    """
+
+    offset: int
+    metadata: str = ""
+
+
 def is_topic_name(text: str) -> bool:
     """Whether Kafka accepts ``text`` as a topic name."""
     return _TOPIC_NAME.fullmatch(text) is not None and text not in (".", "..")

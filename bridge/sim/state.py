@@ -28,7 +28,8 @@ class Stats:
 
     ``received == sent + duplicates + rejected + rate_limited + unauthorized + faults
     + malformed + internal_errors`` holds at any moment between requests.
-    ``faults_*`` split ``faults`` by kind. ``malformed`` also counts requests too
+    ``faults_*`` split ``faults`` by kind (``faults_targeted``: 503s for an
+    ``event_id`` matching the ``/_sim/failing`` pattern). ``malformed`` also counts requests too
     broken to have a path: they might have been events requests.
     """
 
@@ -43,6 +44,7 @@ class Stats:
     faults_503: int = 0
     faults_timeout: int = 0
     faults_drop: int = 0
+    faults_targeted: int = 0
     malformed: int = 0
     internal_errors: int = 0
 

@@ -19,7 +19,7 @@ from bridge.errors import SchemaRegistryUnavailable
 from bridge.kafka.producer import DeadLetterProducer
 from bridge.loading import LoadedBridge, load_bridge
 from bridge.metrics import BridgeMetrics
-from bridge.records import Partition, SourceRecord, TraceIds
+from bridge.records import Partition, Position, SourceRecord, TraceIds
 from bridge.service.consumer_loop import ConsumerLoop
 from bridge.service.health import Health
 from bridge.service.offsets import OffsetTracker
@@ -271,6 +271,41 @@ def test_the_in_flight_bound_pauses_everything_and_resumes_at_half(
     rig.turn()
     assert rig.source.paused == set()
     assert rig.metrics.registry.get_sample_value("vibes_bridge_consumer_paused") == 0
+
+
+def test_records_finished_behind_a_stuck_one_do_not_fill_the_bound(
+    write_config: WriteConfig,
+) -> None:
+    """The bound counts unfinished work: one stuck record, twenty finished after it, no pause;
+    the position waits at the stuck record and the commit's metadata lists the twenty."""
+    rig = _rig(write_config, max_pending_records=4)
+    rig.turn(record(ORDERS, 0, 0, EVENT))
+    rig.dispatcher.submitted.pop(0)  # stuck: never finished
+    for offset in range(1, 21):
+        rig.turn(record(ORDERS, 0, offset, EVENT))
+        rig.finish_all()
+        assert rig.source.paused == set(), offset
+    rig.clock.advance(1.0)
+    rig.turn()
+    assert (rig.source.commits[-1], rig.source.metadata[-1]) == ({P0: 0}, {P0: "vb1:0:1+20"})
+
+
+def test_an_assignment_skips_the_records_its_commit_lists_as_finished(
+    write_config: WriteConfig,
+) -> None:
+    """After a restart: 1, 2 and 4 were finished past the committed 0; 0, 3 and 5 are done again."""
+    rig = _rig(write_config, assigned=(P0,))
+    rig.source.group_positions = {P0: Position(0, "vb1:0:1+2,1+1")}
+    rig.loop.partitions_assigned([P0])
+    rig.turn(*(record(ORDERS, 0, offset, EVENT) for offset in range(6)))
+    assert [d.ticket.offset for d in rig.dispatcher.submitted] == [0, 3, 5]
+    sample = rig.metrics.registry.get_sample_value
+    assert sample("vibes_bridge_records_skipped_finished_total", {"topic": ORDERS}) == 3
+    assert sample("vibes_bridge_records_consumed_total", {"topic": ORDERS}) == 3
+    rig.finish_all()
+    rig.clock.advance(1.0)
+    rig.turn()
+    assert (rig.source.commits[-1], rig.source.metadata[-1]) == ({P0: 6}, {P0: ""})
 
 
 # ---------------------------------------------------------------------- revocation
