@@ -5,7 +5,7 @@ this package to the consumer and reports through :class:`DeliveryObserver`.
 """
 
 from bridge.delivery.client import VibesClient
-from bridge.delivery.credentials import CredentialsSource
+from bridge.delivery.credentials import CompanyCredentials, CredentialsSource
 from bridge.delivery.deliverer import Deliverer, DeliveryObserver, NullObserver
 from bridge.delivery.outcomes import Delivered, outcome_of_exception, outcome_of_response
 from bridge.delivery.ratelimit import RateLimiter
@@ -15,6 +15,7 @@ from bridge.delivery.transport import DEFAULT_TRANSPORT, TransportKind, build_tr
 __all__ = [
     "DEFAULT_TRANSPORT",
     "Backoff",
+    "CompanyCredentials",
     "CredentialsSource",
     "Delivered",
     "Deliverer",

@@ -46,6 +46,7 @@ class RecordingObserver:
     in_flight: int = 0
     most_in_flight: int = 0
     credentials: list[bool] = field(default_factory=list)
+    company_credentials: list[tuple[str, bool]] = field(default_factory=list)
 
     def attempt_finished(self, event: MappedEvent, status: int | None, seconds: float) -> None:
         self.statuses.append(status)
@@ -62,6 +63,9 @@ class RecordingObserver:
 
     def credentials_failing(self, failing: bool) -> None:
         self.credentials.append(failing)
+
+    def company_credentials_rejected(self, company_key: str, rejected: bool) -> None:
+        self.company_credentials.append((company_key, rejected))
 
 
 def mock_client(
