@@ -132,7 +132,7 @@ def load_bridge(path: Path, environ: Mapping[str, str] | None = None) -> LoadedB
         credentials,
         decoders,
         compiled.engine,
-        warnings,
+        tuple(_in_file_order([*warnings, *compiled.warnings])),
         tuple(dict.fromkeys(registries.values())),
         vibes_tls,
         callback_token,

@@ -131,7 +131,9 @@ def _keys_without_credentials(settings: BridgeConfig, document: SourceDocument) 
 
 
 def read_secret_pair(
-    settings: VibesSettings | CompanySettings | SchemaRegistrySettings, where: KeyPath, document: SourceDocument
+    settings: VibesSettings | CompanySettings | SchemaRegistrySettings,
+    where: KeyPath,
+    document: SourceDocument,
 ) -> tuple[Credentials | None, list[Problem]]:
     """Resolve ``username``/``password`` or their ``*_file`` forms (mounted Kubernetes secrets).
 

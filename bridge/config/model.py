@@ -11,7 +11,7 @@ Every model forbids unknown keys: a typo must not silently disable a rule.
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -27,6 +27,7 @@ from pydantic import (
 from bridge.codecs.base import SourceFormat
 from bridge.config.durations import Duration
 from bridge.records import is_topic_name
+from bridge.vibes.entity import MAX_BODY_BYTES
 
 # A value expression exactly as written: a JMESPath string or a {path|template|value: ...} map.
 ValueSpec = Any
@@ -170,10 +171,6 @@ class CompanySettings(_Credentials):
         return self
 
 
-# Vibes documents 16 KB as the largest event body it takes.
-DEFAULT_MAX_BODY_BYTES: Final = 16 * 1024
-
-
 class VibesSettings(_Credentials):
     base_url: str = "https://public-api.vibescm.com"
     company_key: str = Field(min_length=1)
@@ -182,9 +179,7 @@ class VibesSettings(_Credentials):
     timeout_seconds: Annotated[float, NotBool] = Field(default=10.0, gt=0)
     tls: TlsSettings | None = None
     # The encoded body's largest size; a bigger one is a mapping_error (body_too_large).
-    max_body_bytes: Annotated[int, NotBool] = Field(
-        default=DEFAULT_MAX_BODY_BYTES, ge=256, le=16 * 1024**2
-    )
+    max_body_bytes: Annotated[int, NotBool] = Field(default=MAX_BODY_BYTES, ge=256, le=16 * 1024**2)
     # Per company key: its own account. Keys of the map are company keys.
     companies: dict[Annotated[str, Field(min_length=1)], CompanySettings] = Field(
         default_factory=dict
@@ -217,9 +212,7 @@ class VibesSettings(_Credentials):
         cert, key = own.cert_file, own.key_file
         if cert is None:  # the model gives cert and key together, or neither
             cert, key = self.tls.cert_file, self.tls.key_file
-        return TlsSettings(
-            cert_file=cert, key_file=key, ca_file=own.ca_file or self.tls.ca_file
-        )
+        return TlsSettings(cert_file=cert, key_file=key, ca_file=own.ca_file or self.tls.ca_file)
 
 
 class SchemaRegistrySettings(_Credentials):

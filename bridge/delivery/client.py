@@ -112,7 +112,9 @@ class VibesClient:
         # body was cut, and a 4xx's messages come from the part that was read.
         return outcome_of_response(answer.status, answer.headers, answer.body, time.time())
 
-    async def _exchange(self, transport: httpx.AsyncBaseTransport, request: httpx.Request) -> Answer:
+    async def _exchange(
+        self, transport: httpx.AsyncBaseTransport, request: httpx.Request
+    ) -> Answer:
         async def send() -> httpx.Response:
             return await transport.handle_async_request(request)
 

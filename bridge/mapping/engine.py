@@ -18,9 +18,10 @@ from bridge.errors import MappingCode, MappingError
 from bridge.mapping.event_id import coordinates_event_id, given_event_id
 from bridge.mapping.jmes import Evaluator, is_false
 from bridge.mapping.templates import Template
-from bridge.mapping.validate import checked_event_type, recipient_value
+from bridge.mapping.validate import checked_body_size, checked_event_type, recipient_value
 from bridge.mapping.values import ValueExpression
 from bridge.records import KAFKA_KEY, SourceRecord, kafka_document
+from bridge.vibes.entity import MAX_BODY_BYTES
 
 OTHER_EVENT_TYPE: Final = "other"
 """The metric label of an event whose type a template rendered from the record."""
@@ -45,6 +46,8 @@ class MappedEvent(NamedTuple):
     What metrics label by: a rendered type comes from the record, an open set,
     and would make one series per distinct value.
     """
+    max_age_seconds: float | None = None
+    """The rule's own ``max_age``; None: ``delivery.max_event_age`` applies."""
 
 
 class RuleFailure(NamedTuple):
@@ -85,6 +88,8 @@ class CompiledRule:
     event_data: tuple[ValueExpression, ...]
     recipients: tuple[ValueExpression, ...]
     debug_data: tuple[ValueExpression, ...] | DebugData
+    max_body_bytes: int = MAX_BODY_BYTES
+    max_age_seconds: float | None = None
 
     metric_event_type: str = dataclasses.field(init=False)
     """What its events are labelled by: the literal type, or ``other`` for a template."""
@@ -161,9 +166,10 @@ class CompiledRule:
             event_type,
             event_id,
             self.company_key,
-            _encode(body),
+            checked_body_size(_encode(body), self.max_body_bytes),
             record,
             self.metric_event_type,
+            self.max_age_seconds,
         )
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from bridge.config.model import VibesSettings
 from bridge.delivery import CompanyCredentials, Deliverer, DeliveryObserver, VibesClient
 from bridge.delivery.aimd import AdaptiveLimiter
-from bridge.config.model import VibesSettings
 from bridge.loading import LoadedBridge
 
 
