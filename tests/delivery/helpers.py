@@ -10,7 +10,14 @@ from dataclasses import dataclass, field
 import httpx
 import orjson
 
-from bridge.delivery import Backoff, CredentialsSource, Deliverer, RateLimiter, VibesClient
+from bridge.delivery import (
+    Backoff,
+    CompanyCredentials,
+    CredentialsSource,
+    Deliverer,
+    RateLimiter,
+    VibesClient,
+)
 from bridge.errors import RetryReason
 from bridge.mapping.engine import MappedEvent
 from bridge.records import SourceRecord
@@ -70,7 +77,7 @@ class RecordingObserver:
 
 def mock_client(
     handler: Handler,
-    credentials: CredentialsSource | None = None,
+    credentials: CredentialsSource | CompanyCredentials | None = None,
     base_url: str = "https://vibes.test",
 ) -> VibesClient:
     return VibesClient(
@@ -98,7 +105,7 @@ def rig(
     *,
     rate: float = 1000.0,
     max_retry_duration: float | None = None,
-    credentials: CredentialsSource | None = None,
+    credentials: CredentialsSource | CompanyCredentials | None = None,
     credentials_retry_seconds: float = 15.0,
     time: VirtualTime | None = None,
 ) -> Rig:
