@@ -381,6 +381,8 @@ class RuleSettings(_Model):
     company_key: str | None = Field(default=None, min_length=1)
     # Overrides delivery.max_event_age for this rule's events.
     max_age: Duration | None = None
+    # Which events take the next delivery slots first when the rate budget is the bottleneck.
+    priority: Literal["high", "normal", "low"] = "normal"
 
 
 class BridgeConfig(_Model):

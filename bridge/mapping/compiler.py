@@ -38,7 +38,7 @@ from bridge.config.model import RuleSettings, SourceSettings, ValueSpec
 from bridge.config.yaml_source import KeyPath, SourceDocument
 from bridge.errors import Problem
 from bridge.mapping.avro_paths import conversion_problem, unknown_field_paths
-from bridge.mapping.engine import CompiledRule, DebugData, Engine
+from bridge.mapping.engine import CompiledRule, DebugData, Engine, Priority
 from bridge.mapping.event_id import coordinates_event_id
 from bridge.mapping.jmes import Expression, ExpressionSyntaxError, compile_expression, reads_kafka
 from bridge.mapping.templates import Template, TemplateSyntaxError, parse_template
@@ -322,6 +322,7 @@ def _compile_rule(
         debug_data=debug_data,
         max_body_bytes=max_body_bytes,
         max_age_seconds=None if rule.max_age is None else rule.max_age.total_seconds(),
+        priority=Priority[rule.priority.upper()],
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, IntEnum
 from typing import Any, Final, NamedTuple
 
 import orjson
@@ -25,6 +25,14 @@ from bridge.vibes.entity import MAX_BODY_BYTES
 
 OTHER_EVENT_TYPE: Final = "other"
 """The metric label of an event whose type a template rendered from the record."""
+
+
+class Priority(IntEnum):
+    """A rule's ``priority:`` (``high``, ``normal``, ``low``); lower values go first."""
+
+    HIGH = 0
+    NORMAL = 1
+    LOW = 2
 
 
 class MappedEvent(NamedTuple):
@@ -48,6 +56,8 @@ class MappedEvent(NamedTuple):
     """
     max_age_seconds: float | None = None
     """The rule's own ``max_age``; None: ``delivery.max_event_age`` applies."""
+    priority: Priority = Priority.NORMAL
+    """The rule's ``priority``: which events take the next delivery slots first."""
 
 
 class RuleFailure(NamedTuple):
@@ -90,6 +100,7 @@ class CompiledRule:
     debug_data: tuple[ValueExpression, ...] | DebugData
     max_body_bytes: int = MAX_BODY_BYTES
     max_age_seconds: float | None = None
+    priority: Priority = Priority.NORMAL
 
     metric_event_type: str = dataclasses.field(init=False)
     """What its events are labelled by: the literal type, or ``other`` for a template."""
@@ -170,6 +181,7 @@ class CompiledRule:
             record,
             self.metric_event_type,
             self.max_age_seconds,
+            self.priority,
         )
 
 

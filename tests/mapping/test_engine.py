@@ -12,7 +12,7 @@ from jsonschema import Draft202012Validator
 
 from bridge.errors import ConfigError
 from bridge.loading import load_bridge
-from bridge.mapping.engine import Engine, MappingResult
+from bridge.mapping.engine import Engine, MappingResult, Priority
 from bridge.mapping.event_id import coordinates_event_id
 from bridge.records import KAFKA_KEY, SourceRecord
 from tests.support.configs import HEADER, WriteConfig
@@ -679,3 +679,20 @@ def test_loading_warns_when_a_rules_constant_parts_come_close_to_the_limit(
     assert "of vibes.max_body_bytes (16384)" in warnings[0]
     with load_bridge(write_config("", header=_big_rule(constant=8_000)), {}) as loaded:
         assert loaded.warnings == ()
+
+
+def test_a_rules_priority_goes_with_its_events(write_config: WriteConfig) -> None:
+    rules = """\
+rules:
+  - {name: urgent, topic: shop.orders, priority: high, event_type: t,
+     recipient: {external_person_id: customer.id}}
+  - {name: plain, topic: shop.orders, event_type: t, recipient: {external_person_id: customer.id}}
+"""
+    result = _engine(write_config, rules).map({"customer": {"id": "c"}}, _record("shop.orders"))
+    assert [(event.rule, event.priority) for event in result.events] == [
+        ("urgent", Priority.HIGH),
+        ("plain", Priority.NORMAL),
+    ]
+    with pytest.raises(ConfigError) as caught:
+        load_bridge(write_config(rules.replace("priority: high", "priority: urgent")), {})
+    assert "'high', 'normal' or 'low'" in str(caught.value)
