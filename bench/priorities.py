@@ -12,9 +12,10 @@ the trickle runs shows they still progress.
 
 ``--baseline`` runs the same with both rules at the default priority, for
 comparison. The fleet budget is off (one process; its 2 % start would only add
-noise). Defaults: ``max_in_flight`` 64 and ``max_pending_records`` 2000; the
-high records share the consumer's pending bound with the backlog, so they are
-fetched only when it is below half (docs/delivery.md, Priorities).
+noise). ``max_in_flight`` is 64; ``max_pending_records`` is ``--max-pending``
+(2000, the default): the high records share the consumer's pending bound with
+the backlog, so they are fetched only once it is below half again
+(docs/delivery.md, Priorities).
 
     .venv/bin/python -m bench.priorities --runs 3 [--baseline]
 """
@@ -96,6 +97,7 @@ def run_once(
     high: int,
     trickle: float,
     baseline: bool,
+    max_pending: int,
 ) -> Result:
     work = Path(tempfile.mkdtemp(prefix="priorities-"))
     bulk, urgent, dead_letters = (_new_topic(admin, n) for n in (3, 3, 1))
@@ -112,6 +114,7 @@ def run_once(
         sources=[bulk, urgent],
         rules=RULES.format(bulk=bulk, urgent=urgent, low=low, high=top),
         vibes=f"username: demo\npassword: demo\nrequests_per_second: {limit}\n",
+        delivery=f"max_pending_records: {max_pending}\n",
         fleet="enabled: false\n",
     )
     bridge = start_bridge(config, work / "bridge.log")
@@ -156,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--high", type=int, default=100)
     parser.add_argument("--trickle", type=float, default=5.0, help="high records per second")
     parser.add_argument("--baseline", action="store_true", help="both rules at normal priority")
+    parser.add_argument("--max-pending", type=int, default=2000, help="max_pending_records")
     args = parser.parse_args(argv)
     with kafka_broker() as bootstrap:
         admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -168,13 +172,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 high=args.high,
                 trickle=args.trickle,
                 baseline=args.baseline,
+                max_pending=args.max_pending,
             )
             for _ in range(args.runs)
         ]
     kind = "baseline (no priorities)" if args.baseline else "priorities low/high"
     print(
         f"{kind}: limit {args.limit:g}/s, backlog {args.backlog}, "
-        f"{args.high} high at {args.trickle:g}/s, {args.runs} runs"
+        f"{args.high} high at {args.trickle:g}/s, max_pending_records {args.max_pending}, "
+        f"{args.runs} runs"
     )
     for name, q in (("p50", 0.5), ("p99", 0.99), ("max", 1.0)):
         values = [_quantile(r.delays, q) for r in results]
