@@ -62,7 +62,7 @@ class PrioritySlots:
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 self.release()  # handed a slot, then cancelled: pass it on
-            else:
+            elif waiter in self._waiters[priority]:  # a release may have dropped it already
                 self._waiters[priority].remove(waiter)
             raise
 

@@ -93,3 +93,19 @@ def test_free_slots_are_taken_at_once() -> None:
             await asyncio.wait_for(slots.acquire(priority), 1)
 
     asyncio.run(scenario())
+
+
+def test_a_waiter_cancelled_just_before_a_release_ends_cancelled() -> None:
+    async def scenario() -> None:
+        slots = PrioritySlots(1)
+        await slots.acquire(Priority.LOW)
+        first = asyncio.ensure_future(slots.acquire(Priority.HIGH))
+        second = asyncio.ensure_future(slots.acquire(Priority.HIGH))
+        await asyncio.sleep(0)
+        first.cancel()  # its future is cancelled now, its handler runs later ...
+        slots.release()  # ... after this release has dropped it from the queue
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        await asyncio.wait_for(second, 1)
+
+    asyncio.run(scenario())
