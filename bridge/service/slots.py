@@ -52,7 +52,7 @@ class PrioritySlots:
         return _Slot(self, priority)
 
     async def acquire(self, priority: Priority) -> None:
-        if self._free > 0 and not any(self._waiters.values()):
+        if self._free > 0 and self._nobody_waiting():
             self._free -= 1
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -74,6 +74,10 @@ class PrioritySlots:
                 return
             self._free -= 1
             waiter.set_result(None)
+
+    def _nobody_waiting(self) -> bool:
+        # A cancelled waiter may sit in its queue until its task runs again: not waiting.
+        return all(waiter.done() for queue in self._waiters.values() for waiter in queue)
 
     def _next_waiter(self) -> asyncio.Future[None] | None:
         """The head of the class smooth weighted round-robin picks among those waiting."""
