@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Final, TypedDict
+from typing import Final, NamedTuple, TypedDict
 
 # Kafka's own bounds: partitions are int32, offsets and timestamps int64.
 MAX_PARTITION: Final = 2**31 - 1
@@ -43,6 +43,17 @@ class SourceRecord:
     key: bytes | None = None
     timestamp_ms: int | None = None
     headers: tuple[tuple[str, bytes | None], ...] = field(default_factory=tuple)
+
+
+class TraceIds(NamedTuple):
+    """The trace a record's processing belongs to, as plain text (``bridge/tracing``
+    makes it when tracing is on): what a rule's ``debug_data`` may carry to Vibes and
+    back, and what each delivery attempt's span takes as its parent."""
+
+    trace_id: str
+    """32 lowercase hex digits: what a trace backend searches by."""
+    traceparent: str
+    """The W3C ``traceparent`` of the record's span."""
 
 
 KAFKA_KEY: Final = "_kafka"

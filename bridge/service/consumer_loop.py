@@ -35,6 +35,7 @@ from bridge.service.holds import PartitionHolds
 from bridge.service.outbox import DeadLetterOutbox
 from bridge.service.record_work import LoopSettings, RecordWork
 from bridge.service.stages import prepare
+from bridge.tracing import NO_TRACING, Tracing
 
 __all__ = ["ConsumerLoop", "LoopSettings", "Source"]
 
@@ -94,8 +95,10 @@ class ConsumerLoop:
         health: Health,
         settings: LoopSettings,
         clock: Callable[[], float] = time.monotonic,
+        tracing: Tracing = NO_TRACING,
     ) -> None:
         self._source_factory = source_factory
+        self._tracing = tracing
         self._work = work
         self._tracker = work.tracker
         self._outbox = outbox
@@ -208,6 +211,7 @@ class ConsumerLoop:
             if partition in skip:
                 continue
             self._metrics.pipeline.consumed(item.topic)
+            span = self._tracing.record_started(item)
             try:
                 prepared = prepare(
                     item,
@@ -215,11 +219,14 @@ class ConsumerLoop:
                     self._engine,
                     max_event_age_seconds=self._settings.max_event_age_seconds,
                     now_ms=now_ms,
+                    trace=span.ids,
                 )
             except SchemaRegistryUnavailable:
+                span.finished(None)
                 self._hold(source, partition, item.offset)
                 skip.add(partition)
                 continue
+            span.finished(prepared)
             self._holds.succeeded(partition)
             deliveries.extend(self._work.track(prepared))
         return deliveries

@@ -17,7 +17,7 @@ from bridge.codecs import Decoder
 from bridge.dead_letters import DeadLetter, dead_letter
 from bridge.errors import DecodeCode, DecodeError, EventExpired, ExpiryCode, RecordError
 from bridge.mapping.engine import Engine, MappedEvent
-from bridge.records import SourceRecord
+from bridge.records import SourceRecord, TraceIds
 
 
 class PreparedRecord(NamedTuple):
@@ -47,11 +47,13 @@ def prepare(
     *,
     max_event_age_seconds: float | None,
     now_ms: int,
+    trace: TraceIds | None = None,
     age_limits: bool = True,
 ) -> PreparedRecord:
     """The record's events and dead letters (raises only ``SchemaRegistryUnavailable``).
 
-    An event older than its rule's ``max_age`` (else ``max_event_age_seconds``) is an
+    ``trace`` is the record's trace when tracing is on: its events carry it. An event
+    older than its rule's ``max_age`` (else ``max_event_age_seconds``) is an
     ``expired`` dead letter instead; ``age_limits=False`` (replay) applies neither.
     """
     decoder = decoders.get(record.topic)
@@ -64,7 +66,7 @@ def prepare(
         value = decoder.decode(record.value)
     except DecodeError as exc:
         return PreparedRecord(record, (), (dead_letter(record, exc),), True)
-    result = engine.map(value, record)
+    result = engine.map(value, record, trace)
     if not result.matched:
         return PreparedRecord(record, (), (), False)
     letters = tuple(

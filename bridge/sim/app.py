@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 # wrapped by aiohttp), or the client closing before the last byte.
 _BODY_ERRORS: Final = (web.RequestPayloadError, HttpProcessingError, ConnectionError)
 _UNAUTHORIZED_HEADERS: Final = {"WWW-Authenticate": 'Basic realm="Vibes Event API"'}
+_TRACEPARENT: Final = "traceparent"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -171,7 +172,10 @@ class Simulator:
         else:
             outcome = DUPLICATE
             stats.duplicates += 1
-        self.events.record(RecordedEvent(time.time(), company_key, outcome, event_id, raw))
+        traceparent = request.headers.get(_TRACEPARENT)
+        self.events.record(
+            RecordedEvent(time.time(), company_key, outcome, event_id, raw, traceparent)
+        )
         if outcome == SENT and self.registrations.any:
             now = datetime.now(UTC)
             receivers = self.registrations.receiving(company_key, body["event_type"], now)

@@ -59,17 +59,22 @@ class RecordedEvent(NamedTuple):
     outcome: str
     event_id: str
     raw_body: bytes
+    traceparent: str | None = None
+    """The request's W3C ``traceparent`` header, as sent (a bridge with tracing on sends one)."""
 
     def as_json(self) -> dict[str, Any]:
         """The ``GET /_sim/events`` entry: the body is re-parsed from the kept bytes."""
         stamp = datetime.fromtimestamp(self.received_at, UTC)
-        return {
+        entry = {
             "company_key": self.company_key,
             "outcome": self.outcome,
             "event_id": self.event_id,
             "body": orjson.loads(self.raw_body),
             "received_at": stamp.isoformat(timespec="microseconds").replace("+00:00", "Z"),
         }
+        if self.traceparent is not None:
+            entry["traceparent"] = self.traceparent
+        return entry
 
 
 class EventLog:

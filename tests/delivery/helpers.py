@@ -11,6 +11,8 @@ import httpx
 import orjson
 
 from bridge.delivery import (
+    NO_TRACING,
+    AttemptTracer,
     Backoff,
     CompanyCredentials,
     CredentialsSource,
@@ -108,6 +110,7 @@ def rig(
     credentials: CredentialsSource | CompanyCredentials | None = None,
     credentials_retry_seconds: float = 15.0,
     time: VirtualTime | None = None,
+    tracer: AttemptTracer = NO_TRACING,
 ) -> Rig:
     time = time or VirtualTime()
     observer = RecordingObserver()
@@ -122,6 +125,7 @@ def rig(
         credentials_retry_seconds=credentials_retry_seconds,
         clock=time.clock,
         sleep=time.sleep,
+        tracer=tracer,
     )
     return Rig(time, observer, limiter, deliverer, client)
 
