@@ -185,6 +185,12 @@ CREDENTIALS_FAILING: Final = MetricSpec(
     _G,
     "1 while Vibes rejects the credentials (401/403) and delivery is paused.",
 )
+COMPANY_CREDENTIALS_REJECTED: Final = MetricSpec(
+    "vibes_bridge_company_credentials_rejected",
+    _G,
+    "1 while Vibes rejects the company key's credentials (401/403) and its delivery is paused.",
+    ("company_key",),
+)
 # The fleet budget.
 RATE_SHARE: Final = MetricSpec(
     "vibes_bridge_rate_share_per_second",
@@ -291,6 +297,7 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
     IN_FLIGHT_REQUESTS,
     RATE_LIMIT_WAIT,
     CREDENTIALS_FAILING,
+    COMPANY_CREDENTIALS_REJECTED,
     RATE_SHARE,
     RATE_EFFECTIVE,
     RATE_DECREASES,
@@ -441,6 +448,7 @@ class DeliveryRecorder:
         self._rate_wait = families.histogram(RATE_LIMIT_WAIT)
         self._in_flight = families.gauge(IN_FLIGHT_REQUESTS)
         self._credentials = families.gauge(CREDENTIALS_FAILING)
+        self._company_credentials = families.gauge(COMPANY_CREDENTIALS_REJECTED)
         self._delivered = families.counter(EVENTS_DELIVERED)
         self._end_to_end = families.histogram(END_TO_END_LATENCY)
 
@@ -458,6 +466,9 @@ class DeliveryRecorder:
 
     def credentials_failing(self, failing: bool) -> None:
         self._credentials.set(1 if failing else 0)
+
+    def company_credentials_rejected(self, company_key: str, rejected: bool) -> None:
+        self._company_credentials.labels(company_key).set(1 if rejected else 0)
 
     def delivered(self, event: MappedEvent, status: int, now: float | None = None) -> None:
         """An event Vibes has; the end-to-end latency needs the record's timestamp."""

@@ -5,7 +5,7 @@ this package to the consumer and reports through :class:`DeliveryObserver`.
 """
 
 from bridge.delivery.client import VibesClient
-from bridge.delivery.credentials import CredentialsSource
+from bridge.delivery.credentials import CompanyCredentials, CredentialsSource
 from bridge.delivery.deliverer import (
     NO_TRACING,
     AttemptSpan,
@@ -25,6 +25,7 @@ __all__ = [
     "AttemptSpan",
     "AttemptTracer",
     "Backoff",
+    "CompanyCredentials",
     "CredentialsSource",
     "Delivered",
     "Deliverer",

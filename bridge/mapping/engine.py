@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, IntEnum
 from typing import Any, Final, NamedTuple
 
 import orjson
@@ -18,12 +18,21 @@ from bridge.errors import MappingCode, MappingError
 from bridge.mapping.event_id import coordinates_event_id, given_event_id
 from bridge.mapping.jmes import Evaluator, is_false
 from bridge.mapping.templates import Template
-from bridge.mapping.validate import checked_event_type, recipient_value
+from bridge.mapping.validate import checked_body_size, checked_event_type, recipient_value
 from bridge.mapping.values import ValueExpression
 from bridge.records import KAFKA_KEY, SourceRecord, TraceIds, kafka_document
+from bridge.vibes.entity import MAX_BODY_BYTES
 
 OTHER_EVENT_TYPE: Final = "other"
 """The metric label of an event whose type a template rendered from the record."""
+
+
+class Priority(IntEnum):
+    """A rule's ``priority:`` (``high``, ``normal``, ``low``); lower values go first."""
+
+    HIGH = 0
+    NORMAL = 1
+    LOW = 2
 
 
 class MappedEvent(NamedTuple):
@@ -47,6 +56,10 @@ class MappedEvent(NamedTuple):
     """
     trace: TraceIds | None = None
     """The record's trace when tracing is on: the parent of each delivery attempt's span."""
+    max_age_seconds: float | None = None
+    """The rule's own ``max_age``; None: ``delivery.max_event_age`` applies."""
+    priority: Priority = Priority.NORMAL
+    """The rule's ``priority``: which events take the next delivery slots first."""
 
 
 class RuleFailure(NamedTuple):
@@ -87,6 +100,9 @@ class CompiledRule:
     event_data: tuple[ValueExpression, ...]
     recipients: tuple[ValueExpression, ...]
     debug_data: tuple[ValueExpression, ...] | DebugData
+    max_body_bytes: int = MAX_BODY_BYTES
+    max_age_seconds: float | None = None
+    priority: Priority = Priority.NORMAL
 
     metric_event_type: str = dataclasses.field(init=False)
     """What its events are labelled by: the literal type, or ``other`` for a template."""
@@ -168,10 +184,12 @@ class CompiledRule:
             event_type,
             event_id,
             self.company_key,
-            _encode(body),
+            checked_body_size(_encode(body), self.max_body_bytes),
             record,
             self.metric_event_type,
             trace,
+            self.max_age_seconds,
+            self.priority,
         )
 
     def _debug_data(

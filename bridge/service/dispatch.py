@@ -12,7 +12,6 @@ event dead-lettered as ``delivery_error`` (``bridge.errors.DeliveryFailed`` says
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import traceback
 from typing import NamedTuple, Protocol
@@ -24,6 +23,7 @@ from bridge.mapping.engine import MappedEvent
 from bridge.records import Partition
 from bridge.service.lanes import KeyLanes
 from bridge.service.offsets import OffsetTracker, Ticket
+from bridge.service.slots import PrioritySlots
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,8 @@ class Dispatcher:
         self._tracker = tracker
         self._dead_letters = dead_letters
         self._outcomes = outcomes
-        self._slots = asyncio.Semaphore(max_in_flight)
+        # By the rules' priorities: high events take the next free slot (bridge/service/slots.py).
+        self._slots = PrioritySlots(max_in_flight)
         self._lanes: KeyLanes[Delivery] = KeyLanes(self._deliver)
         self._unexpected_seen: set[tuple[str, str]] = set()
 
@@ -97,7 +98,7 @@ class Dispatcher:
 
     async def _deliver(self, delivery: Delivery) -> None:
         event, ticket = delivery
-        async with self._slots:
+        async with self._slots.slot(event.priority):
             try:
                 delivered = await self._deliverer.deliver(event)
             except (EventRejected, EventExpired) as error:

@@ -253,13 +253,15 @@ class Replay:
     def _prepare(self, letter: ReplayLetter, source: SourceRecord) -> PreparedRecord:
         engine = self._loaded.engine
         try:
-            # max_event_age is not applied: replaying old records is the operator's decision.
+            # No age limit applies (max_event_age, a rule's max_age): replaying old
+            # records is the operator's decision.
             prepared = prepare(
                 source,
                 self._loaded.decoders,
                 engine,
                 max_event_age_seconds=None,
                 now_ms=int(time.time() * 1000),
+                age_limits=False,
             )
         except SchemaRegistryUnavailable:
             raise RegistryOutage(

@@ -45,7 +45,7 @@ from bridge.service.outbox import DeadLetterOutbox
 from bridge.service.record_work import RecordWork
 from bridge.service.reload import ConfigReloader, RulesTarget
 from bridge.service.sizing import SizeLimits, learn_size_limits
-from bridge.service.vibes_delivery import vibes_delivery
+from bridge.service.vibes_delivery import company_rates, vibes_delivery
 from bridge.tracing import NO_TRACING, Tracing, start_tracing
 
 log = logging.getLogger(__name__)
@@ -354,6 +354,7 @@ def _fleet(
         limiter,
         metrics,
         budget=budget,
+        key_budgets=company_rates(settings.vibes),
         settings=settings.fleet,
         group=settings.kafka.group_id,
         link=link,
@@ -361,6 +362,8 @@ def _fleet(
     # Every key starts at the conservative share until the first plan (the whole budget
     # when the fleet is off).
     limiter.set_default_share(fleet.start_share)
+    for company_key, share in fleet.start_shares().items():
+        limiter.set_default_share(share, company_key)
     return fleet
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from bridge.config.model import VibesSettings
 from bridge.delivery import (
     NO_TRACING,
     AttemptTracer,
-    CredentialsSource,
+    CompanyCredentials,
     Deliverer,
     DeliveryObserver,
     VibesClient,
@@ -28,6 +29,15 @@ class VibesDelivery(NamedTuple):
     deliverer: Deliverer
 
 
+def company_rates(vibes: VibesSettings) -> dict[str, float]:
+    """The companies with a ``requests_per_second`` of their own, and that rate."""
+    return {
+        key: company.requests_per_second
+        for key, company in vibes.companies.items()
+        if company.requests_per_second is not None
+    }
+
+
 def vibes_delivery(
     loaded: LoadedBridge, observer: DeliveryObserver, tracer: AttemptTracer = NO_TRACING
 ) -> VibesDelivery:
@@ -40,12 +50,15 @@ def vibes_delivery(
         base_url=settings.vibes.base_url,
         api_version=settings.vibes.api_version,
         timeout_seconds=settings.vibes.timeout_seconds,
-        credentials=CredentialsSource.from_settings(settings.vibes, loaded.path),
+        credentials=CompanyCredentials.from_settings(settings.vibes, loaded.path),
         tls=loaded.vibes_tls,
         max_connections=settings.delivery.max_in_flight,
+        company_tls=loaded.company_tls,
     )
     # AIMD under 429 for run and replay alike; run's fleet budget sets its shares.
-    limiter = AdaptiveLimiter(settings.vibes.requests_per_second)
+    limiter = AdaptiveLimiter(
+        settings.vibes.requests_per_second, key_rates=company_rates(settings.vibes)
+    )
     deliverer = Deliverer(
         client,
         limiter,

@@ -72,6 +72,10 @@ class Simulator:
         self.events = EventLog(config.max_events, config.max_event_ids)
         self._companies = frozenset(config.company_keys)
         self._auth = BasicAuth(config.username, config.password)
+        self._company_auth = {
+            key: BasicAuth(username, password)
+            for key, (username, password) in config.company_users.items()
+        }
         self._rng = rng if rng is not None else random.Random(config.seed)
         self._clock = clock
         self._stopping = asyncio.Event()
@@ -191,7 +195,7 @@ class Simulator:
     def _refusal(self, request: web.Request, company_key: str) -> web.Response | None:
         """Everything decided from the headers alone, before reading a byte of the body."""
         stats = self.stats
-        if not self._auth.allows(request.headers.get(hdrs.AUTHORIZATION)):
+        if not self._auth_of(company_key).allows(request.headers.get(hdrs.AUTHORIZATION)):
             stats.unauthorized += 1
             return errors_response(
                 401, ["missing or wrong Basic credentials"], _UNAUTHORIZED_HEADERS
@@ -315,8 +319,13 @@ class Simulator:
 
     # --- the Callback API and its /_sim controls -----------------------------------
 
+    def _auth_of(self, company_key: str) -> BasicAuth:
+        """The company's own user, or the common one."""
+        return self._company_auth.get(company_key, self._auth)
+
     def _api_refusal(self, request: web.Request) -> web.Response | None:
-        if not self._auth.allows(request.headers.get(hdrs.AUTHORIZATION)):
+        auth = self._auth_of(request.match_info["company_key"])
+        if not auth.allows(request.headers.get(hdrs.AUTHORIZATION)):
             return errors_response(
                 401, ["missing or wrong Basic credentials"], _UNAUTHORIZED_HEADERS
             )

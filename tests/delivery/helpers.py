@@ -14,6 +14,7 @@ from bridge.delivery import (
     NO_TRACING,
     AttemptTracer,
     Backoff,
+    CompanyCredentials,
     CredentialsSource,
     Deliverer,
     RateLimiter,
@@ -54,6 +55,7 @@ class RecordingObserver:
     in_flight: int = 0
     most_in_flight: int = 0
     credentials: list[bool] = field(default_factory=list)
+    company_credentials: list[tuple[str, bool]] = field(default_factory=list)
 
     def attempt_finished(self, event: MappedEvent, status: int | None, seconds: float) -> None:
         self.statuses.append(status)
@@ -71,10 +73,13 @@ class RecordingObserver:
     def credentials_failing(self, failing: bool) -> None:
         self.credentials.append(failing)
 
+    def company_credentials_rejected(self, company_key: str, rejected: bool) -> None:
+        self.company_credentials.append((company_key, rejected))
+
 
 def mock_client(
     handler: Handler,
-    credentials: CredentialsSource | None = None,
+    credentials: CredentialsSource | CompanyCredentials | None = None,
     base_url: str = "https://vibes.test",
 ) -> VibesClient:
     return VibesClient(
@@ -102,7 +107,7 @@ def rig(
     *,
     rate: float = 1000.0,
     max_retry_duration: float | None = None,
-    credentials: CredentialsSource | None = None,
+    credentials: CredentialsSource | CompanyCredentials | None = None,
     credentials_retry_seconds: float = 15.0,
     time: VirtualTime | None = None,
     tracer: AttemptTracer = NO_TRACING,

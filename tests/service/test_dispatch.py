@@ -15,7 +15,7 @@ from bridge.dead_letters import DeadLetter
 from bridge.delivery import Deliverer
 from bridge.delivery.outcomes import Delivered
 from bridge.errors import DeadLetterReason, EventExpired, EventRejected, ExpiryCode, RecordError
-from bridge.mapping.engine import MappedEvent
+from bridge.mapping.engine import MappedEvent, Priority
 from bridge.metrics import BridgeMetrics
 from bridge.records import Position, SourceRecord
 from bridge.service.dispatch import Delivery, Dispatcher
@@ -203,3 +203,19 @@ def test_forgetting_revoked_partitions_drops_their_work_and_keeps_the_rest() -> 
         assert "p0-1" not in world.deliverer.started
 
     _run(body)
+
+
+def test_a_high_priority_event_takes_the_next_slot_before_a_low_backlog() -> None:
+    async def body(world: World) -> None:
+        world.submit(*((0, offset, f"low-{offset}") for offset in range(5)))
+        await _settle(lambda: world.deliverer.started == ["p0-0"])  # the one slot
+        ticket = world.tracker.add(TOPIC, 1, 0, units=1, size=1)
+        urgent = _event(1, 0, "urgent")._replace(priority=Priority.HIGH)
+        world.dispatcher.submit([Delivery(urgent, ticket)])
+        await _turns()
+        world.deliverer.open(*(f"p0-{offset}" for offset in range(5)), "p1-0")
+        await _settle(lambda: world.tracker.records_in_flight == 0)
+        # Queued last, served first once the slot was free; then the backlog in order.
+        assert world.deliverer.started == ["p0-0", "p1-0", "p0-1", "p0-2", "p0-3", "p0-4"]
+
+    _run(body, World(max_in_flight=1))
