@@ -90,6 +90,7 @@ class _Run:
     attempts: int = 0
     transient_failures: int = 0
     paused: float = 0.0  # seconds behind the credentials gate: not retry time
+    first_attempt_ms: int | None = None  # wall clock, for the delivery receipt
 
 
 class Deliverer:
@@ -106,6 +107,7 @@ class Deliverer:
         credentials_retry_seconds: float = 15.0,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
+        wall_clock: Clock = time.time,
     ) -> None:
         self._client = client
         self._limiter = limiter
@@ -117,6 +119,7 @@ class Deliverer:
         self._credentials_retry_seconds = credentials_retry_seconds
         self._clock = clock
         self._sleep = sleep
+        self._wall_clock = wall_clock
         self._credentials_rejected = False
         self._probing = False  # one task at a time probes while credentials fail
         self._gate_changed = asyncio.Event()
@@ -142,7 +145,12 @@ class Deliverer:
             if probing and not isinstance(outcome, CredentialsRejected | DeliveryUnavailable):
                 self._open_gate()
             if isinstance(outcome, Delivered):
-                return Delivered(status=outcome.status, attempts=run.attempts)
+                return Delivered(
+                    outcome.status,
+                    run.attempts,
+                    run.first_attempt_ms,
+                    int(self._wall_clock() * 1000),
+                )
             if isinstance(outcome, DeliveryUnavailable):
                 await self._back_off(event, outcome, run)
             elif isinstance(outcome, CredentialsRejected):
@@ -162,6 +170,8 @@ class Deliverer:
         if self._credentials_rejected and not probing:
             return None
         run.attempts += 1
+        if run.first_attempt_ms is None:
+            run.first_attempt_ms = int(self._wall_clock() * 1000)
         self._observer.in_flight_changed(1)
         started = self._clock()
         try:

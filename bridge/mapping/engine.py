@@ -69,7 +69,9 @@ class MappingResult(NamedTuple):
 class DebugData(Enum):
     """``debug_data`` other than a map of fields."""
 
-    COORDINATES = "coordinates"  # omitted: {"rule", "topic", "partition", "offset"}
+    # Omitted: {"rule", "topic", "partition", "offset"} and, when the record has one,
+    # "timestamp" (milliseconds), so callbacks tell the record's time (docs/callbacks.md).
+    COORDINATES = "coordinates"
     NONE = "none"  # debug_data: false
 
 
@@ -154,6 +156,8 @@ class CompiledRule:
                 "partition": record.partition,
                 "offset": record.offset,
             }
+            if record.timestamp_ms is not None:
+                body["debug_data"]["timestamp"] = record.timestamp_ms
         elif isinstance(self.debug_data, tuple):
             body["debug_data"] = _fields(self.debug_data, document)
         return MappedEvent(

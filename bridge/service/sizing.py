@@ -2,8 +2,10 @@
 
 Runs once before anything is consumed (docs/running.md, "Size bounds"). The
 producers' ``message.max.bytes`` is kept at or below what their topics accept,
-dead letters are cut to fit (``dead_letters.fit_letter``), and the callback
-receiver refuses bodies the topics could not store.
+dead letters are cut to fit (``dead_letters.fit_letter``), receipts too
+(``receipts.fit_receipt``: they share the dead-letter producer, so its limit is
+the smaller of the two topics'), and the callback receiver refuses bodies the
+topics could not store.
 
 When even a cut dead letter (the bridge's own headers, no value) cannot fit,
 the service refuses to start with a configuration error (exit 2) naming the
@@ -23,6 +25,7 @@ from bridge.kafka.config import KafkaClientConfig, callback_producer_config, pro
 from bridge.kafka.sizes import record_budget, sized_producer_config
 from bridge.kafka.topic_limits import read_topic_limits
 from bridge.loading import LoadedBridge
+from bridge.receipts import largest_fixed_receipt
 from bridge.service.callback_receiver import largest_callback_headers
 
 # The smallest callbacks.max_body_bytes the file accepts: a real callback needs about this.
@@ -48,11 +51,20 @@ def learn_size_limits(loaded: LoadedBridge) -> SizeLimits:
     settings = loaded.settings
     base = producer_config(settings.kafka)
     callbacks = settings.callbacks if loaded.callback_token is not None else None
-    wanted = [settings.dead_letter.topic, *([callbacks.topic] if callbacks else [])]
+    receipts = settings.receipts
+    wanted = [
+        settings.dead_letter.topic,
+        *([callbacks.topic] if callbacks else []),
+        *([receipts.topic] if receipts else []),
+    ]
     limits = read_topic_limits(base.settings, wanted)
     dead_letter_limits = _known(limits, settings.dead_letter.topic)
-    dead_letter_config, record_bytes = sized_producer_config(base, dead_letter_limits)
+    receipt_limits = _known(limits, receipts.topic) if receipts else []
+    dead_letter_config, record_bytes = sized_producer_config(
+        base, [*dead_letter_limits, *receipt_limits]
+    )
     _check_dead_letters_fit(loaded, record_bytes)
+    _check_receipts_fit(loaded, record_bytes)
     if callbacks is None:
         return SizeLimits(dead_letter_config, record_bytes)
     callback_base = callback_producer_config(settings.kafka, callbacks.store_timeout_seconds)
@@ -84,6 +96,24 @@ def _check_dead_letters_fit(loaded: LoadedBridge, record_bytes: int) -> None:
         f"(its max.message.bytes, or kafka.config.message.max.bytes), too small for a dead "
         f"letter's own headers (up to {needed} bytes plus the size margin); raise the topic's "
         "max.message.bytes",
+    )
+
+
+def _check_receipts_fit(loaded: LoadedBridge, record_bytes: int) -> None:
+    """Refuse to start when a receipt with an empty event type would not fit."""
+    settings = loaded.settings
+    if settings.receipts is None:
+        return
+    keys = [settings.vibes.company_key, *(r.company_key for r in settings.rules if r.company_key)]
+    needed = largest_fixed_receipt(loaded.decoders, [rule.name for rule in settings.rules], keys)
+    if record_budget(record_bytes) >= needed:
+        return
+    raise _problem(
+        loaded,
+        f"receipts.topic: the topics {settings.receipts.topic} and {settings.dead_letter.topic} "
+        f"accept records of at most {record_bytes} bytes (max.message.bytes, or "
+        f"kafka.config.message.max.bytes), too small for a receipt (up to {needed} bytes plus "
+        "the size margin); raise the topics' max.message.bytes",
     )
 
 
