@@ -31,7 +31,6 @@ from bridge.vibes.entity import MAX_EVENT_ID_LENGTH
 VERSION: Final = 1
 VERSION_HEADER: Final = "bridge.receipt.version"
 _HEADERS: Final = [(VERSION_HEADER, str(VERSION).encode())]
-_NUMBER_DIGITS: Final = 20
 # Largest event type a receipt read back may hold; anything longer is corrupt.
 _READ_LIMIT: Final = 1_000_000
 
@@ -108,7 +107,7 @@ def fit_receipt(receipt: Receipt, budget: int) -> Receipt | None:
 def largest_fixed_receipt(topics: Iterable[str], rules: Iterable[str], keys: Iterable[str]) -> int:
     """An upper bound of a receipt's bytes with an empty event type, for the source
     ``topics``, rule names ``rules`` and company ``keys`` (the start-up check)."""
-    big = 10**_NUMBER_DIGITS - 1
+    big = MAX_OFFSET  # the widest number Kafka (and the JSON encoder) holds
 
     def longest(names: Iterable[str]) -> str:
         # JSON escapes a control character as 6 bytes; names are checked text, but be safe.

@@ -72,13 +72,13 @@ def _receipts_clash(settings: BridgeConfig, document: SourceDocument) -> list[Pr
     if settings.receipts is None:
         return []
     topic = settings.receipts.topic
-    others = {
-        "dead_letter.topic": settings.dead_letter.topic,
-        "fleet.topic": settings.fleet.topic,
-        **({"callbacks.topic": settings.callbacks.topic} if settings.callbacks else {}),
-        **{"a source's topic": source.topic for source in settings.sources},
-    }
-    clash = next((name for name, other in others.items() if other == topic), None)
+    others = [
+        ("dead_letter.topic", settings.dead_letter.topic),
+        ("fleet.topic", settings.fleet.topic),
+        *([("callbacks.topic", settings.callbacks.topic)] if settings.callbacks else []),
+        *(("a source's topic", source.topic) for source in settings.sources),
+    ]
+    clash = next((name for name, other in others if other == topic), None)
     if clash is None:
         return []
     message = f"receipts.topic: {topic} is also {clash}; receipts need a topic of their own"

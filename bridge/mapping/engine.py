@@ -149,17 +149,8 @@ class CompiledRule:
             "event_type": event_type,
             "event_data": event_data,
         }
-        if self.debug_data is DebugData.COORDINATES:
-            body["debug_data"] = {
-                "rule": self.name,
-                "topic": record.topic,
-                "partition": record.partition,
-                "offset": record.offset,
-            }
-            if record.timestamp_ms is not None:
-                body["debug_data"]["timestamp"] = record.timestamp_ms
-        elif isinstance(self.debug_data, tuple):
-            body["debug_data"] = _fields(self.debug_data, document)
+        if self.debug_data is not DebugData.NONE:
+            body["debug_data"] = self._debug_data(document, record)
         return MappedEvent(
             self.name,
             event_type,
@@ -169,6 +160,19 @@ class CompiledRule:
             record,
             self.metric_event_type,
         )
+
+    def _debug_data(self, document: Any, record: SourceRecord) -> dict[str, Any]:
+        if isinstance(self.debug_data, tuple):
+            return _fields(self.debug_data, document)
+        debug: dict[str, Any] = {
+            "rule": self.name,
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+        }
+        if record.timestamp_ms is not None:
+            debug["timestamp"] = record.timestamp_ms
+        return debug
 
 
 class Engine:

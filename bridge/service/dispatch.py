@@ -6,9 +6,10 @@ the :class:`~bridge.delivery.Deliverer` (rate budget, retries, credentials).
 The outcome finishes a unit of the record's work in the offset tracker, or,
 for an event that can never succeed, becomes a dead letter whose broker
 acknowledgement finishes it. With receipts on, an accepted event's unit is
-finished by its receipt's acknowledgement instead (docs/receipts.md). Every delivery task ends its ticket: an exception
-the deliverer did not classify (a bug) is logged once per kind and place and the
-event dead-lettered as ``delivery_error`` (``bridge.errors.DeliveryFailed`` says why).
+finished by its receipt's acknowledgement instead (docs/receipts.md). Every
+delivery task ends its ticket: an exception the deliverer did not classify (a
+bug) is logged once per kind and place and the event dead-lettered as
+``delivery_error`` (``bridge.errors.DeliveryFailed`` says why).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from typing import NamedTuple, Protocol
 
 from bridge.dead_letters import DeadLetter, SourceCoordinates, dead_letter
 from bridge.delivery import Deliverer
-from bridge.errors import DeliveryFailed, EventExpired, EventRejected, RecordError
 from bridge.delivery.outcomes import Delivered
+from bridge.errors import DeliveryFailed, EventExpired, EventRejected, RecordError
 from bridge.mapping.engine import MappedEvent
 from bridge.receipts import Receipt
 from bridge.records import Partition
@@ -159,5 +160,7 @@ def receipt_of(event: MappedEvent, delivered: Delivered) -> Receipt:
         attempts=delivered.attempts,
         first_attempt_ms=delivered.first_attempt_ms,
         accepted_ms=delivered.accepted_ms,
-        source=SourceCoordinates(source.topic, source.partition, source.offset, source.timestamp_ms),
+        source=SourceCoordinates(
+            source.topic, source.partition, source.offset, source.timestamp_ms
+        ),
     )

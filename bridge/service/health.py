@@ -3,7 +3,8 @@
 Liveness means the loops are making progress, not merely that the process
 exists: a consumer thread stuck for minutes is restarted by the kubelet.
 Readiness means this replica is doing its job: subscribed (assigned or waiting
-in the group), Vibes accepting the credentials, the dead-letter topic (and the receipts topic) writable.
+in the group), Vibes accepting the credentials, the dead-letter topic (and the
+receipts topic) writable.
 Plain attribute writes from two threads are atomic in CPython; no lock is needed.
 """
 

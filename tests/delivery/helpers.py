@@ -111,6 +111,7 @@ def rig(
         credentials_retry_seconds=credentials_retry_seconds,
         clock=time.clock,
         sleep=time.sleep,
+        wall_clock=time.clock,
     )
     return Rig(time, observer, limiter, deliverer, client)
 
