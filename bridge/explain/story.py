@@ -49,6 +49,7 @@ from bridge.vibes.callbacks import (
 Coordinates = tuple[str, int, int]
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 HIDDEN: Final = "(hidden: --show-person-data shows it)"
+_ROLES: Final = {"source": "source records", "dead_letters": "dead letters"}
 
 # What a callback's reason means for the customer (docs/callbacks.md, "Outcomes").
 MEANINGS: Final = {
@@ -348,7 +349,8 @@ def _int(text: str | None) -> int | None:
 def _iso(ms: int | None) -> str | None:
     if ms is None:
         return None
-    return (_EPOCH + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds")
+    moment = _EPOCH + timedelta(milliseconds=ms)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def render_text(story: dict[str, Any]) -> Iterable[str]:
@@ -368,9 +370,10 @@ def render_text(story: dict[str, Any]) -> Iterable[str]:
         )
         yield f"{title}" + (f" (rule {item['rule']})" if item["rule"] else "")
         for step in item["steps"]:
-            yield f"  {step['at'] or '-':<29} {_describe(step)}"
+            yield f"  {step['at'] or '-':<24} {_describe(step)}"
     read = ", ".join(
-        f"{part['records']} {role} ({part['topic']})" for role, part in story["read"].items()
+        f"{part['records']} {_ROLES.get(role, role)} ({part['topic']})"
+        for role, part in story["read"].items()
     )
     end = "to the window's end" if story["complete"] else "NOT to the window's end (limit reached)"
     yield f"read {read} between {window['since']} and {window['until']}, {end}"
