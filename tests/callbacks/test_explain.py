@@ -132,7 +132,7 @@ def test_explain_tells_the_story_of_delivered_dead_lettered_unsubscribed_and_uns
         "rule": "order-update",
         "event_type": "order_update",
     }
-    assert accepted["status"] == 200 and accepted["attempts"] == 1
+    assert (accepted["status"], accepted["attempts"]) == (200, 1)
     assert routed["meaning"] == "routed to an event-triggered message"
     assert processed["meaning"] == "queued to carrier"
     assert "customer-secret" not in orjson.dumps(story).decode()  # person data hidden

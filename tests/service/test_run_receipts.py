@@ -21,7 +21,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from confluent_kafka.admin import (
+from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not re-exported in its stubs
     AdminClient,
     AlterConfigOpType,
     ConfigEntry,
