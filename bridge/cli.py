@@ -47,7 +47,7 @@ COMMANDS: Final[Mapping[str, LazyCommand]] = {
     "explain": LazyCommand(
         "bridge.commands.explain_cmd",
         "explain_command",
-        "Tell one event's story: accepted, dead-lettered, what callbacks said.",
+        "Tell one event's story: accepted, dead-lettered, callbacks.",
     ),
     "validate": LazyCommand(
         "bridge.commands.validate_cmd",

@@ -17,8 +17,7 @@ record's key is not in a receipt (it may be person data); its coordinates are.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import orjson
 
@@ -41,13 +40,13 @@ class NotAReceipt(BridgeError):
     """A record on the receipts topic that the bridge did not write (or that was altered)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Receipt:
+class Receipt(NamedTuple):
     """What one receipt says: which event, how Vibes took it, where it came from.
 
     Times are epoch milliseconds: ``first_attempt_ms`` when the first HTTP attempt
     started, ``accepted_ms`` when Vibes' accepting answer arrived; ``source`` holds
-    the source record's coordinates and timestamp.
+    the source record's coordinates and timestamp. A NamedTuple, as the other
+    per-event values: one is built for every accepted event.
     """
 
     event_id: str
@@ -86,22 +85,31 @@ def receipt_record(receipt: Receipt) -> tuple[bytes, bytes, Headers]:
     return receipt.event_id.encode("utf-8"), orjson.dumps(value), list(_HEADERS)
 
 
+def fitted_record(receipt: Receipt, budget: int) -> tuple[bytes, bytes, Headers] | None:
+    """The receipt's record within ``budget`` bytes (``bridge.kafka.sizes.record_size``):
+    as it is when it fits, else with its event type cut (:func:`fit_receipt`); None when
+    even an empty event type does not fit (a configuration problem, checked at start-up).
+    Encodes once when the receipt fits: this runs for every accepted event."""
+    record = receipt_record(receipt)
+    if record_size(*record) <= budget:
+        return record
+    fitted = fit_receipt(receipt, budget)
+    return None if fitted is None else receipt_record(fitted)
+
+
 def fit_receipt(receipt: Receipt, budget: int) -> Receipt | None:
     """``receipt`` within ``budget`` bytes (``bridge.kafka.sizes.record_size``): as it is when
     it fits, else with its event type cut; None when even an empty event type does not fit
     (a configuration problem, checked at start-up)."""
-    key, value, headers = receipt_record(receipt)
-    size = record_size(key, value, headers)
-    if size <= budget:
+    if record_size(*receipt_record(receipt)) <= budget:
         return receipt
     original = len(receipt.event_type)
-    marked = replace(receipt, event_type="", event_type_truncated=original)
-    fixed = record_size(*receipt_record(marked))
-    room = budget - fixed
+    marked = receipt._replace(event_type="", event_type_truncated=original)
+    room = budget - record_size(*receipt_record(marked))
     if room < 0:
         return None
     # A valid event type is ASCII letters, digits, "-" and "_": one byte a character.
-    return replace(marked, event_type=receipt.event_type[:room])
+    return marked._replace(event_type=receipt.event_type[:room])
 
 
 def largest_fixed_receipt(topics: Iterable[str], rules: Iterable[str], keys: Iterable[str]) -> int:

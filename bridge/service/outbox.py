@@ -27,7 +27,7 @@ from bridge.dead_letters import VALUE_TRUNCATED_HEADER, DeadLetter, fit_letter
 from bridge.kafka.producer import DeadLetterProducer
 from bridge.kafka.sizes import LIBRDKAFKA_DEFAULT_MESSAGE_MAX_BYTES, record_budget
 from bridge.metrics import BridgeMetrics
-from bridge.receipts import Receipt, fit_receipt, receipt_record
+from bridge.receipts import Receipt, fitted_record
 from bridge.service.health import Health
 from bridge.service.offsets import OffsetTracker, Ticket
 
@@ -104,8 +104,8 @@ class DeadLetterOutbox:
         """Send the receipt of an accepted event; its acknowledgement finishes one unit of
         ``ticket`` (any thread; never blocks, never raises). Needs ``receipts_topic``."""
         assert self.receipts_topic is not None, "receipts are off"
-        fitted = fit_receipt(receipt, self._budget)
-        if fitted is None:  # the start-up check makes this unreachable; keep the record waiting
+        record = fitted_record(receipt, self._budget)
+        if record is None:  # the start-up check makes this unreachable; keep the record waiting
             self._health.receipts_failing = True
             self._later(lambda: self.write_receipt(receipt, ticket), ticket)
             return
@@ -123,7 +123,7 @@ class DeadLetterOutbox:
             )
             self._later(lambda: self.write_receipt(receipt, ticket), ticket)
 
-        key, value, headers = receipt_record(fitted)
+        key, value, headers = record
         self._producer.send(key, value, headers, acknowledged, self.receipts_topic)
 
     def _send(self, letter: DeadLetter, ticket: Ticket) -> None:

@@ -49,7 +49,7 @@ def learn_size_limits(loaded: LoadedBridge) -> SizeLimits:
     callback body of :data:`MIN_CALLBACK_BODY_BYTES` could be stored.
     """
     settings = loaded.settings
-    base = producer_config(settings.kafka)
+    base = producer_config(settings.kafka, receipts=settings.receipts is not None)
     callbacks = settings.callbacks if loaded.callback_token is not None else None
     receipts = settings.receipts
     wanted = [
