@@ -60,11 +60,13 @@ def learn_size_limits(loaded: LoadedBridge) -> SizeLimits:
     limits = read_topic_limits(base.settings, wanted)
     dead_letter_limits = _known(limits, settings.dead_letter.topic)
     receipt_limits = _known(limits, receipts.topic) if receipts else []
-    dead_letter_config, record_bytes = sized_producer_config(
-        base, [*dead_letter_limits, *receipt_limits]
-    )
+    dead_letter_config, record_bytes = sized_producer_config(base, dead_letter_limits)
     _check_dead_letters_fit(loaded, record_bytes)
-    _check_receipts_fit(loaded, record_bytes)
+    if receipts is not None:  # one producer writes both: the smaller limit holds for both
+        dead_letter_config, record_bytes = sized_producer_config(
+            base, [*dead_letter_limits, *receipt_limits]
+        )
+        _check_receipts_fit(loaded, record_bytes)
     if callbacks is None:
         return SizeLimits(dead_letter_config, record_bytes)
     callback_base = callback_producer_config(settings.kafka, callbacks.store_timeout_seconds)
@@ -100,20 +102,25 @@ def _check_dead_letters_fit(loaded: LoadedBridge, record_bytes: int) -> None:
 
 
 def _check_receipts_fit(loaded: LoadedBridge, record_bytes: int) -> None:
-    """Refuse to start when a receipt with an empty event type would not fit."""
+    """Refuse to start when a receipt with an empty event type, or a dead letter's own
+    headers (the two share a producer, so the receipts topic's limit binds letters too),
+    would not fit."""
     settings = loaded.settings
-    if settings.receipts is None:
-        return
+    assert settings.receipts is not None
+    rules = [rule.name for rule in settings.rules]
     keys = [settings.vibes.company_key, *(r.company_key for r in settings.rules if r.company_key)]
-    needed = largest_fixed_receipt(loaded.decoders, [rule.name for rule in settings.rules], keys)
+    needed = max(
+        largest_fixed_receipt(loaded.decoders, rules, keys),
+        largest_own_headers(loaded.decoders, rules),
+    )
     if record_budget(record_bytes) >= needed:
         return
     raise _problem(
         loaded,
-        f"receipts.topic: the topics {settings.receipts.topic} and {settings.dead_letter.topic} "
-        f"accept records of at most {record_bytes} bytes (max.message.bytes, or "
-        f"kafka.config.message.max.bytes), too small for a receipt (up to {needed} bytes plus "
-        "the size margin); raise the topics' max.message.bytes",
+        f"receipts.topic: {settings.receipts.topic} (with {settings.dead_letter.topic}, which "
+        f"shares its producer) accepts records of at most {record_bytes} bytes "
+        "(max.message.bytes, or kafka.config.message.max.bytes), too small for receipts and "
+        f"dead letters (up to {needed} bytes plus the size margin); raise its max.message.bytes",
     )
 
 

@@ -29,7 +29,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # not re-expo
     ResourceType,
 )
 
-from tests.support.bridge_service import default_event_id
+from tests.support.bridge_service import default_event_id, run_to_exit
 from tests.support.kafka import committed_offsets, end_offset, produce, read_all
 from tests.support.service import ServiceSetup, orders
 from tests.support.waiting import wait_until
@@ -106,3 +106,19 @@ def _set_limit(admin: AdminClient, topic: str, limit: str) -> None:
     )
     for future in admin.incremental_alter_configs([resource]).values():
         future.result(timeout=30)
+
+
+def test_a_receipts_topic_too_small_for_a_receipt_is_refused_at_start(
+    service: Callable[..., ServiceSetup],
+) -> None:
+    setup = service(partitions=1)
+    receipts_topic = setup.new_topic(1, {"max.message.bytes": "1500"})
+    produce(setup.bootstrap, setup.topic, orders(3))
+    result = run_to_exit(with_receipts(setup.config(), receipts_topic))
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    [line] = [line for line in output.splitlines() if "receipts.topic" in line]
+    assert receipts_topic in line
+    assert "max.message.bytes" in line
+    assert "Traceback" not in output
+    assert committed_offsets(setup.bootstrap, setup.group, setup.topic, 1) == [-1001]
