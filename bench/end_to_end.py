@@ -1,6 +1,7 @@
 """End to end: ``vibes-bridge run`` from Kafka to the simulator, against a hand-written consumer.
 
     .venv/bin/python bench/end_to_end.py --records 20000 --runs 3
+    .venv/bin/python bench/end_to_end.py --records 20000 --runs 3 --tracing [--trace-sample-ratio R]
 
 What one invocation does, all on 127.0.0.1:
 
@@ -45,7 +46,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,7 @@ from bridge.loading import load_bridge  # noqa: E402
 from devtools.kafka_broker import kafka_broker  # noqa: E402
 from tests.support.bridge_service import BridgeProcess, start_bridge  # noqa: E402
 from tests.support.kafka import produce, wait_for_topic  # noqa: E402
+from tests.support.otlp import receiver_process  # noqa: E402
 from tests.support.simulator import (  # noqa: E402
     SimControl,
     SimProcess,
@@ -170,9 +172,10 @@ def write_config(
     group: str,
     delivery: dict[str, int],
     receipts: bool = False,
+    tracing: dict[str, Any] | None = None,
 ) -> Path:
     """examples/bridge.yaml, rules untouched, pointed at this run's topics, group and sim
-    (and writing receipts when ``receipts``)."""
+    (writing receipts when ``receipts``; with ``tracing``, that section added: ``--tracing``)."""
     yaml = YAML(typ="rt")
     document = yaml.load(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
     renamed = {"shop.orders": topics.orders, "shop.shipments": topics.shipments}
@@ -187,6 +190,8 @@ def write_config(
     document.setdefault("delivery", {}).update(delivery)
     if receipts:
         document["receipts"] = {"topic": topics.receipts}
+    if tracing is not None:
+        document["tracing"] = tracing
     for source in document["sources"]:
         source["topic"] = renamed[source["topic"]]
         if "schema" in source:
@@ -371,6 +376,7 @@ def one_run(
             group=f"bench-bridge-{uuid.uuid4().hex[:10]}",
             delivery=args.delivery,
             receipts=receipts_in(number, args.receipts),
+            tracing=args.tracing_section,
         )
         log_path = workdir / f"bridge-{number}.log"
         profile = args.profile if number == 1 else None
@@ -462,6 +468,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         default="off",
         help="write delivery receipts: never, always, or every other run (off first)",
     )
+    parser.add_argument(
+        "--tracing",
+        action="store_true",
+        help="tracing on, exported over OTLP/HTTP to a receiver in another process",
+    )
+    parser.add_argument("--trace-sample-ratio", type=float, help="tracing.sample_ratio")
     args = parser.parse_args(argv)
     args.delivery = {
         key: value
@@ -476,7 +488,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp,
         broker() as bootstrap,
         fresh_topics(bootstrap) as topics,
+        ExitStack() as stack,
     ):
+        args.tracing_section = None
+        if args.tracing:
+            endpoint = stack.enter_context(receiver_process())
+            args.tracing_section = {"enabled": True, "endpoint": endpoint}
+            if args.trace_sample_ratio is not None:
+                args.tracing_section["sample_ratio"] = args.trace_sample_ratio
         workdir = args.keep_logs or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         workloads = prefill(bootstrap, topics, args.records)
@@ -503,6 +522,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         ]
     print(f"machine at end: {machine()}")
     print(f"delivery settings: {args.delivery or 'defaults'}; simulator {args.latency_ms} ms")
+    print(f"tracing: {args.tracing_section or 'off'}")
     for receipts in (False, True):
         runs = [result for result in results if result["receipts"] is receipts]
         if runs:

@@ -21,9 +21,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol
+from typing import Final, Protocol
 
 from bridge.delivery.client import VibesClient
 from bridge.delivery.outcomes import (
@@ -82,6 +83,31 @@ class NullObserver:
         return None
 
 
+class AttemptSpan(Protocol):
+    """One attempt's trace span (``bridge/tracing``), from before the POST to its outcome."""
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The trace context to send with the request (``traceparent``)."""
+
+    def finished(self, outcome: Outcome | None) -> None:
+        """The attempt ended with ``outcome``; None when it was cancelled."""
+
+
+class AttemptTracer(Protocol):
+    """Traces attempts: a span for each, or None when tracing is off."""
+
+    def attempt_started(self, event: MappedEvent, attempt: int) -> AttemptSpan | None: ...
+
+
+class _NoTracing:
+    def attempt_started(self, event: MappedEvent, attempt: int) -> AttemptSpan | None:
+        return None
+
+
+NO_TRACING: Final[AttemptTracer] = _NoTracing()
+
+
 @dataclass(slots=True)
 class _Run:
     """One event's delivery so far."""
@@ -107,9 +133,11 @@ class Deliverer:
         credentials_retry_seconds: float = 15.0,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
+        tracer: AttemptTracer = NO_TRACING,
         wall_clock: Clock = time.time,
     ) -> None:
         self._client = client
+        self._tracer = tracer
         self._limiter = limiter
         self._observer = observer
         if isinstance(max_retry_duration, timedelta):
@@ -172,12 +200,18 @@ class Deliverer:
         run.attempts += 1
         if run.first_attempt_ms is None:
             run.first_attempt_ms = int(self._wall_clock() * 1000)
+        span = self._tracer.attempt_started(event, run.attempts)
         self._observer.in_flight_changed(1)
         started = self._clock()
+        outcome: Outcome | None = None
         try:
-            outcome = await self._client.post_event(event.company_key, event.body)
+            outcome = await self._client.post_event(
+                event.company_key, event.body, None if span is None else span.headers
+            )
         finally:
             self._observer.in_flight_changed(-1)
+            if span is not None:
+                span.finished(outcome)
         seconds = self._clock() - started
         self._observer.attempt_finished(event, outcome.status, seconds)
         if log.isEnabledFor(logging.DEBUG):

@@ -67,6 +67,7 @@ LIVE_KEYS: Final[Mapping[str, frozenset[str]]] = {
     # Who may call the receiver: a narrowed allow-list must take effect at once.
     "callbacks": frozenset({"allow_from", "trusted_proxies"}),
     "fleet": NO_KEY,
+    "tracing": NO_KEY,
     # Each source's decoding; "topic" (the set of topics subscribed to) needs a restart.
     "sources": frozenset({"format", "schema", "schema_registry", "message", "validate"}),
     "rules": EVERY_KEY,

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from bridge.delivery import CredentialsSource, Deliverer, DeliveryObserver, VibesClient
+from bridge.delivery import (
+    NO_TRACING,
+    AttemptTracer,
+    CredentialsSource,
+    Deliverer,
+    DeliveryObserver,
+    VibesClient,
+)
 from bridge.delivery.aimd import AdaptiveLimiter
 from bridge.loading import LoadedBridge
 
@@ -21,8 +28,13 @@ class VibesDelivery(NamedTuple):
     deliverer: Deliverer
 
 
-def vibes_delivery(loaded: LoadedBridge, observer: DeliveryObserver) -> VibesDelivery:
-    """Client, per-company-key limiter and deliverer for ``loaded``'s ``vibes`` and ``delivery``."""
+def vibes_delivery(
+    loaded: LoadedBridge, observer: DeliveryObserver, tracer: AttemptTracer = NO_TRACING
+) -> VibesDelivery:
+    """Client, per-company-key limiter and deliverer for ``loaded``'s ``vibes`` and ``delivery``.
+
+    ``tracer`` makes each attempt's span (``run`` with tracing on; replay traces nothing).
+    """
     settings = loaded.settings
     client = VibesClient(
         base_url=settings.vibes.base_url,
@@ -39,5 +51,6 @@ def vibes_delivery(loaded: LoadedBridge, observer: DeliveryObserver) -> VibesDel
         limiter,
         observer=observer,
         max_retry_duration=settings.delivery.max_retry_duration,
+        tracer=tracer,
     )
     return VibesDelivery(client, limiter, deliverer)

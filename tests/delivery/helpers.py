@@ -10,7 +10,15 @@ from dataclasses import dataclass, field
 import httpx
 import orjson
 
-from bridge.delivery import Backoff, CredentialsSource, Deliverer, RateLimiter, VibesClient
+from bridge.delivery import (
+    NO_TRACING,
+    AttemptTracer,
+    Backoff,
+    CredentialsSource,
+    Deliverer,
+    RateLimiter,
+    VibesClient,
+)
 from bridge.errors import RetryReason
 from bridge.mapping.engine import MappedEvent
 from bridge.records import SourceRecord
@@ -97,6 +105,7 @@ def rig(
     credentials: CredentialsSource | None = None,
     credentials_retry_seconds: float = 15.0,
     time: VirtualTime | None = None,
+    tracer: AttemptTracer = NO_TRACING,
 ) -> Rig:
     time = time or VirtualTime()
     observer = RecordingObserver()
@@ -111,6 +120,7 @@ def rig(
         credentials_retry_seconds=credentials_retry_seconds,
         clock=time.clock,
         sleep=time.sleep,
+        tracer=tracer,
         wall_clock=time.clock,
     )
     return Rig(time, observer, limiter, deliverer, client)

@@ -33,7 +33,7 @@ from bridge.receipts import (
     read_receipt,
     receipt_record,
 )
-from bridge.records import SourceRecord
+from bridge.records import Position, SourceRecord
 from bridge.service.dispatch import Delivery, Dispatcher
 from bridge.service.health import Health
 from bridge.service.offsets import OffsetTracker, Ticket
@@ -154,7 +154,7 @@ def test_a_receipt_finishes_its_record_only_when_acknowledged() -> None:
     assert rig.tracker.positions_to_commit() == {}
     rig.producer.ack = "ok"
     rig.outbox.serve()
-    assert rig.tracker.positions_to_commit() == {(TOPIC, 0): 1}
+    assert rig.tracker.positions_to_commit() == {(TOPIC, 0): Position(1)}
     assert rig.written() == 1
 
 
@@ -235,7 +235,7 @@ def test_with_receipts_on_an_accepted_event_waits_for_its_receipt() -> None:
         SourceCoordinates(TOPIC, 0, 7, 500),
     )
     tracker.finish(ticket)
-    assert tracker.positions_to_commit() == {(TOPIC, 0): 8}
+    assert tracker.positions_to_commit() == {(TOPIC, 0): Position(8)}
 
 
 @pytest.mark.parametrize(
