@@ -19,6 +19,12 @@ What one invocation does, all on 127.0.0.1:
 3. the medians, minimums and maximums over the runs are printed as a table,
    with the goals of issue 7 next to them; topics and processes are removed.
 
+``--receipts on`` runs the bridge with a ``receipts:`` section (a fresh receipts
+topic of 6 partitions; docs/receipts.md); ``--receipts alternate`` alternates
+runs without and with receipts (off first) and prints a table for each and the
+ratio of their median steady CPU per event: the cost of receipts, measured in
+one session on a shared machine.
+
 "Steady" figures are taken between 10 % and 90 % of the expected events, which
 leaves out the process start, the group join and the tail; "total" figures run
 from spawning the process to the last event. The bridge/naive ratio compares the
@@ -87,9 +93,10 @@ class Topics:
     orders: str
     shipments: str
     dead_letters: str
+    receipts: str
 
     def all(self) -> list[str]:
-        return [self.orders, self.shipments, self.dead_letters]
+        return [self.orders, self.shipments, self.dead_letters, self.receipts]
 
 
 @dataclass(frozen=True)
@@ -128,9 +135,19 @@ def broker() -> Iterator[str]:
 def fresh_topics(bootstrap: str) -> Iterator[Topics]:
     """Create the run's topics and wait for their leaders; delete them on the way out."""
     suffix = uuid.uuid4().hex[:10]
-    topics = Topics(f"bench.orders.{suffix}", f"bench.shipments.{suffix}", f"bench.dlq.{suffix}")
+    topics = Topics(
+        f"bench.orders.{suffix}",
+        f"bench.shipments.{suffix}",
+        f"bench.dlq.{suffix}",
+        f"bench.receipts.{suffix}",
+    )
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    partitions = {topics.orders: PARTITIONS, topics.shipments: PARTITIONS, topics.dead_letters: 1}
+    partitions = {
+        topics.orders: PARTITIONS,
+        topics.shipments: PARTITIONS,
+        topics.dead_letters: 1,
+        topics.receipts: PARTITIONS,
+    }
     futures = admin.create_topics(
         [NewTopic(name, num_partitions=count) for name, count in partitions.items()]
     )
@@ -154,10 +171,11 @@ def write_config(
     sim_url: str,
     group: str,
     delivery: dict[str, int],
+    receipts: bool = False,
     tracing: dict[str, Any] | None = None,
 ) -> Path:
     """examples/bridge.yaml, rules untouched, pointed at this run's topics, group and sim
-    (and, with ``tracing``, that section added: ``--tracing``)."""
+    (writing receipts when ``receipts``; with ``tracing``, that section added: ``--tracing``)."""
     yaml = YAML(typ="rt")
     document = yaml.load(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
     renamed = {"shop.orders": topics.orders, "shop.shipments": topics.shipments}
@@ -170,6 +188,8 @@ def write_config(
     document["dead_letter"]["topic"] = topics.dead_letters
     document["management"] = {"host": "127.0.0.1", "port": 0}
     document.setdefault("delivery", {}).update(delivery)
+    if receipts:
+        document["receipts"] = {"topic": topics.receipts}
     if tracing is not None:
         document["tracing"] = tracing
     for source in document["sources"]:
@@ -355,6 +375,7 @@ def one_run(
             sim_url=sim.url,
             group=f"bench-bridge-{uuid.uuid4().hex[:10]}",
             delivery=args.delivery,
+            receipts=receipts_in(number, args.receipts),
             tracing=args.tracing_section,
         )
         log_path = workdir / f"bridge-{number}.log"
@@ -365,11 +386,17 @@ def one_run(
         control.close()
         sim.stop()
     result: dict[str, Any] = dict(figures.__dict__)
+    result["receipts"] = receipts_in(number, args.receipts)
     if naive is not None:
         result["naive_events_per_s"] = naive["events_per_s"]
         result["bridge_over_naive"] = figures.steady_events_per_s / naive["events_per_s"]
     print(f"run {number}: {json.dumps(result)}", flush=True)
     return result
+
+
+def receipts_in(number: int, mode: str) -> bool:
+    """Whether run ``number`` (from 1) writes receipts: ``alternate`` starts without."""
+    return mode == "on" or (mode == "alternate" and number % 2 == 0)
 
 
 # --------------------------------------------------------------------------- report
@@ -402,6 +429,18 @@ def report(results: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def receipts_cost(results: Sequence[dict[str, Any]]) -> str:
+    """The median steady CPU per event with receipts over without, when both ran."""
+    cpu = {
+        receipts: [r["steady_cpu_per_1000"] for r in results if r["receipts"] is receipts]
+        for receipts in (False, True)
+    }
+    if not cpu[False] or not cpu[True]:
+        return "receipts cost: needs runs with and without receipts (--receipts alternate)"
+    ratio = statistics.median(cpu[True]) / statistics.median(cpu[False])
+    return f"receipts cost: {100 * (ratio - 1):+.1f} % CPU per event (steady medians; goal < +10 %)"
+
+
 def machine() -> str:
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -423,6 +462,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--keep-logs", type=Path, help="write configs and logs here (default: removed after)"
     )
     parser.add_argument("--json", action="store_true", help="print the runs as JSON at the end")
+    parser.add_argument(
+        "--receipts",
+        choices=("off", "on", "alternate"),
+        default="off",
+        help="write delivery receipts: never, always, or every other run (off first)",
+    )
     parser.add_argument(
         "--tracing",
         action="store_true",
@@ -478,7 +523,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"machine at end: {machine()}")
     print(f"delivery settings: {args.delivery or 'defaults'}; simulator {args.latency_ms} ms")
     print(f"tracing: {args.tracing_section or 'off'}")
-    print(report(results))
+    for receipts in (False, True):
+        runs = [result for result in results if result["receipts"] is receipts]
+        if runs:
+            print(f"receipts {'on' if receipts else 'off'} ({len(runs)} runs):")
+            print(report(runs))
+    print(receipts_cost(results))
     if args.json:
         print(json.dumps(results, indent=2))
 

@@ -44,6 +44,11 @@ COMMANDS: Final[Mapping[str, LazyCommand]] = {
         "run_command",
         "Consume, map, deliver to Vibes, commit, dead-letter.",
     ),
+    "explain": LazyCommand(
+        "bridge.commands.explain_cmd",
+        "explain_command",
+        "Tell one event's story: accepted, dead-lettered, callbacks.",
+    ),
     "validate": LazyCommand(
         "bridge.commands.validate_cmd",
         "validate_command",

@@ -33,6 +33,7 @@ from bridge.errors import (
 from bridge.kafka.sizes import headers_size, record_size
 from bridge.records import MAX_OFFSET, MAX_PARTITION, SourceRecord, is_topic_name
 from bridge.vibes.api import ERROR_RESPONSE_LIMIT, one_line
+from bridge.vibes.entity import MAX_EVENT_ID_LENGTH
 
 REASON_HEADER: Final = "bridge.error.reason"
 MESSAGE_HEADER: Final = "bridge.error.message"
@@ -45,6 +46,9 @@ RULE_HEADER: Final = "bridge.rule"
 HTTP_STATUS_HEADER: Final = "bridge.http.status"
 RESPONSE_HEADER: Final = "bridge.error.response"
 ATTEMPTS_HEADER: Final = "bridge.attempts"
+# On letters of events Vibes rejected or that expired: the event's id, so that
+# `vibes-bridge explain --event-id` finds the letter.
+EVENT_ID_HEADER: Final = "bridge.event_id"
 # Set only on a letter cut to fit the dead-letter topic (docs/running.md, "Size bounds"):
 # the original value or key size in bytes, the number of source headers dropped. The
 # coordinates say where the full record is while the source topic retains it.
@@ -67,6 +71,7 @@ BRIDGE_HEADERS: Final = frozenset(
         HTTP_STATUS_HEADER,
         RESPONSE_HEADER,
         ATTEMPTS_HEADER,
+        EVENT_ID_HEADER,
         VALUE_TRUNCATED_HEADER,
         KEY_TRUNCATED_HEADER,
         HEADERS_DROPPED_HEADER,
@@ -113,6 +118,7 @@ class DeadLetter(NamedTuple):
     code: str | None = None
     source: SourceCoordinates | None = None
     cut: tuple[str, ...] = ()
+    event_id: str | None = None
 
 
 class NotADeadLetter(BridgeError):
@@ -120,9 +126,15 @@ class NotADeadLetter(BridgeError):
 
 
 def dead_letter(
-    record: SourceRecord, error: RecordError, *, rule: str | None = None, attempts: int = 0
+    record: SourceRecord,
+    error: RecordError,
+    *,
+    rule: str | None = None,
+    attempts: int = 0,
+    event_id: str | None = None,
 ) -> DeadLetter:
-    """The dead letter for ``record`` failing with ``error`` (in ``rule``, when one was)."""
+    """The dead letter for ``record`` failing with ``error`` (in ``rule``, when one was;
+    for ``event_id`` when the event was mapped)."""
     # Source headers first; a source header of our own names (a record that was
     # dead-lettered before and replayed) is replaced, not repeated.
     headers: Headers = [
@@ -141,13 +153,15 @@ def dead_letter(
         added[SOURCE_TIMESTAMP_HEADER] = str(record.timestamp_ms)
     if rule is not None:
         added[RULE_HEADER] = rule
+    if event_id is not None:
+        added[EVENT_ID_HEADER] = event_id
     if isinstance(error, EventRejected):
         added[HTTP_STATUS_HEADER] = str(error.status)
         added[RESPONSE_HEADER] = one_line(error.response, ERROR_RESPONSE_LIMIT)
     headers.extend((name, value.encode("utf-8")) for name, value in added.items())
     source = SourceCoordinates(record.topic, record.partition, record.offset, record.timestamp_ms)
     return DeadLetter(
-        record.key, record.value, headers, error.reason, rule, str(error.code), source
+        record.key, record.value, headers, error.reason, rule, str(error.code), source, (), event_id
     )
 
 
@@ -187,7 +201,15 @@ def read_dead_letter(
         ),
     )
     return DeadLetter(
-        key, value, headers, reason, own.get(RULE_HEADER), own.get(CODE_HEADER), source, cut
+        key,
+        value,
+        headers,
+        reason,
+        own.get(RULE_HEADER),
+        own.get(CODE_HEADER),
+        source,
+        cut,
+        own.get(EVENT_ID_HEADER),
     )
 
 
@@ -283,6 +305,7 @@ def fit_letter(letter: DeadLetter, budget: int) -> DeadLetter | None:
         letter.code,
         letter.source,
         tuple(name for name in CUT_MARKS if any(name == mark for mark, _ in cut_marks)),
+        letter.event_id,
     )
 
 
@@ -303,6 +326,7 @@ def largest_own_headers(topics: Iterable[str], rules: Iterable[str]) -> int:
         (HTTP_STATUS_HEADER, number),
         (RESPONSE_HEADER, b"x" * ERROR_RESPONSE_LIMIT),
         (ATTEMPTS_HEADER, number),
+        (EVENT_ID_HEADER, b"x" * 4 * MAX_EVENT_ID_LENGTH),  # 40 characters of UTF-8
         *_marks(10**_NUMBER_DIGITS - 1, 10**_NUMBER_DIGITS - 1, 10**_NUMBER_DIGITS - 1),
     ]
     return headers_size(longest)

@@ -120,6 +120,12 @@ DEAD_LETTERS: Final = MetricSpec(
     "Records written to the dead-letter topic and acknowledged, by reason.",
     ("reason",),
 )
+RECEIPTS: Final = MetricSpec(
+    "vibes_bridge_receipts",
+    _C,
+    "Delivery receipts written to the receipts topic and acknowledged.",
+    (),
+)
 CONSUMER_LAG: Final = MetricSpec(
     "vibes_bridge_consumer_lag",
     _G,
@@ -285,6 +291,7 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
     RECORDS_SKIPPED_FINISHED,
     EVENTS_MAPPED,
     DEAD_LETTERS,
+    RECEIPTS,
     CONSUMER_LAG,
     OLDEST_UNFINISHED_AGE,
     CONSUMER_PAUSED,
@@ -385,6 +392,7 @@ class PipelineRecorder:
         self._skipped_finished = families.counter(RECORDS_SKIPPED_FINISHED)
         self._mapped = families.counter(EVENTS_MAPPED)
         self._dead_letters = families.counter(DEAD_LETTERS)
+        self._receipts = families.counter(RECEIPTS)
         self._lag = families.gauge(CONSUMER_LAG)
         self._oldest_age = families.gauge(OLDEST_UNFINISHED_AGE)
         self._paused = families.gauge(CONSUMER_PAUSED)
@@ -413,6 +421,10 @@ class PipelineRecorder:
     def dead_lettered(self, reason: str) -> None:
         """A dead letter the broker acknowledged (``reason`` is the fixed header word)."""
         self._dead_letters.labels(reason).inc()
+
+    def receipt_written(self) -> None:
+        """A delivery receipt the broker acknowledged."""
+        self._receipts.inc()
 
     def lag(self, topic: str, partition: int, lag: int) -> None:
         self._lag.labels(topic, str(partition)).set(lag)

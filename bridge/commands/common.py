@@ -34,6 +34,22 @@ def config_option(function: F) -> F:
     return decorate(function)
 
 
+def time_option(
+    _context: click.Context, parameter: click.Parameter, value: str | None
+) -> int | None:
+    """``--since``/``--until``: ISO 8601 or a duration ago, as epoch milliseconds."""
+    from datetime import UTC, datetime
+
+    from bridge.replay import parse_time
+
+    if value is None:
+        return None
+    try:
+        return parse_time(value, datetime.now(UTC))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param=parameter) from None
+
+
 def load_or_exit(config_path: Path) -> LoadedBridge:
     """Load the file; on problems print each (and any warning) to stderr and exit 2.
 

@@ -11,24 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
-from bridge.commands.common import EXIT_CONFIG, EXIT_FAILURES, EXIT_OK, config_option, load_or_exit
+from bridge.commands.common import (
+    EXIT_CONFIG,
+    EXIT_FAILURES,
+    EXIT_OK,
+    config_option,
+    load_or_exit,
+    time_option,
+)
 from bridge.errors import DeadLetterReason
-
-
-def _time(_context: click.Context, parameter: click.Parameter, value: str | None) -> int | None:
-    from bridge.replay import parse_time
-
-    if value is None:
-        return None
-    try:
-        return parse_time(value, datetime.now(UTC))
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param=parameter) from None
 
 
 @click.command("replay", short_help="Re-deliver dead letters once the cause is fixed.")
@@ -45,11 +40,13 @@ def _time(_context: click.Context, parameter: click.Parameter, value: str | None
 @click.option("--source-topic", default=None, help="Only letters from this source topic.")
 @click.option(
     "--since",
-    callback=_time,
+    callback=time_option,
     help="Only letters written at or after this time: ISO 8601 (UTC unless given) or 2h ago, "
     "between 1970-01-01 and 9999-12-31.",
 )
-@click.option("--until", callback=_time, help="Only letters written before this time (same forms).")
+@click.option(
+    "--until", callback=time_option, help="Only letters written before this time (same forms)."
+)
 @click.option(
     "--limit",
     type=click.IntRange(min=1),

@@ -44,7 +44,7 @@ def check_settings(document: SourceDocument) -> tuple[BridgeConfig | None, list[
     except ValidationError as exc:
         problems = [_pydantic_problem(document, error) for error in exc.errors()]
         return None, list(dict.fromkeys(problems))
-    return settings, _listener_clash(settings, document)
+    return settings, [*_listener_clash(settings, document), *_receipts_clash(settings, document)]
 
 
 # Addresses that listen on every interface, so they overlap any other host.
@@ -69,6 +69,25 @@ def _listener_clash(settings: BridgeConfig, document: SourceDocument) -> list[Pr
         "the two listeners need different ports"
     )
     return [document.problem(("callbacks", "port"), message)]
+
+
+def _receipts_clash(settings: BridgeConfig, document: SourceDocument) -> list[Problem]:
+    """``receipts.topic`` naming a topic the bridge reads or writes for something else:
+    receipts would be consumed as orders, or mixed with dead letters, callbacks or budgets."""
+    if settings.receipts is None:
+        return []
+    topic = settings.receipts.topic
+    others = [
+        ("dead_letter.topic", settings.dead_letter.topic),
+        ("fleet.topic", settings.fleet.topic),
+        *([("callbacks.topic", settings.callbacks.topic)] if settings.callbacks else []),
+        *(("a source's topic", source.topic) for source in settings.sources),
+    ]
+    clash = next((name for name, other in others if other == topic), None)
+    if clash is None:
+        return []
+    message = f"receipts.topic: {topic} is also {clash}; receipts need a topic of their own"
+    return [document.problem(("receipts", "topic"), message)]
 
 
 def _hosts_overlap(first: str, second: str) -> bool:

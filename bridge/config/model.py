@@ -249,6 +249,12 @@ class DeadLetterSettings(_Model):
     topic: TopicName = "vibes-bridge.dlq"
 
 
+class ReceiptSettings(_Model):
+    """Delivery receipts (docs/receipts.md): one record per accepted event (off unless present)."""
+
+    topic: TopicName = "vibes-bridge.receipts"
+
+
 def _networks(values: list[str]) -> list[str]:
     # Checked here so a typo is a FILE:LINE problem; the receiver parses them again.
     for value in values:
@@ -415,6 +421,7 @@ class BridgeConfig(_Model):
     management: ManagementSettings = Field(default_factory=ManagementSettings)
     dead_letter: DeadLetterSettings = Field(default_factory=DeadLetterSettings)
     callbacks: CallbackSettings | None = None
+    receipts: ReceiptSettings | None = None
     fleet: FleetSettings = Field(default_factory=FleetSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     sources: list[SourceSettings] = Field(min_length=1)

@@ -140,6 +140,7 @@ class _Run:
     attempts: int = 0
     transient_failures: int = 0
     paused: float = 0.0  # seconds behind the credentials gate: not retry time
+    first_attempt_ms: int | None = None  # wall clock, for the delivery receipt
 
 
 class Deliverer:
@@ -157,6 +158,7 @@ class Deliverer:
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         tracer: AttemptTracer = NO_TRACING,
+        wall_clock: Clock = time.time,
     ) -> None:
         self._client = client
         self._tracer = tracer
@@ -170,6 +172,7 @@ class Deliverer:
         self._clock = clock
         self._sleep = sleep
         self._gates: dict[str, _Gate] = {}
+        self._wall_clock = wall_clock
 
     @property
     def credentials_rejected(self) -> bool:
@@ -197,7 +200,12 @@ class Deliverer:
             if probing and not isinstance(outcome, CredentialsRejected | DeliveryUnavailable):
                 self._open_gate(event.company_key, gate)
             if isinstance(outcome, Delivered):
-                return Delivered(status=outcome.status, attempts=run.attempts)
+                return Delivered(
+                    outcome.status,
+                    run.attempts,
+                    run.first_attempt_ms,
+                    int(self._wall_clock() * 1000),
+                )
             if isinstance(outcome, DeliveryUnavailable):
                 await self._back_off(event, outcome, run)
             elif isinstance(outcome, CredentialsRejected):
@@ -219,6 +227,8 @@ class Deliverer:
         if gate.rejected and not probing:
             return None
         run.attempts += 1
+        if run.first_attempt_ms is None:
+            run.first_attempt_ms = int(self._wall_clock() * 1000)
         span = self._tracer.attempt_started(event, run.attempts)
         self._observer.in_flight_changed(1)
         started = self._clock()

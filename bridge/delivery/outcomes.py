@@ -12,7 +12,7 @@ retried, and only the deliverer's final verdict (``EventRejected``,
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import httpx
@@ -26,10 +26,16 @@ RETRY_AFTER_HEADER: Final = "retry-after"
 
 @dataclass(frozen=True, slots=True)
 class Delivered:
-    """Vibes has the event: a 2xx, or 409 (it already had this ``event_id``)."""
+    """Vibes has the event: a 2xx, or 409 (it already had this ``event_id``).
+
+    The deliverer adds when its first attempt started and when Vibes accepted it
+    (epoch milliseconds), for delivery receipts; they do not take part in equality.
+    """
 
     status: int
     attempts: int
+    first_attempt_ms: int | None = field(default=None, compare=False)
+    accepted_ms: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,9 @@
 """The dead-letter producer: idempotent, ``acks=all``, acknowledgements as callbacks.
 
-A record whose dead letter is not acknowledged by the broker is not finished, so
-its offset is never committed: the producer reports each letter's fate to the
-caller, and the caller decides (retry, stall, alert). Acknowledgements are
+A record whose dead letter (or delivery receipt) is not acknowledged by the broker
+is not finished, so its offset is never committed: the producer reports each
+record's fate to the caller, and the caller decides (retry, stall, alert). Dead
+letters and receipts share the one producer, so one ``poll`` serves both. Acknowledgements are
 delivered from :meth:`poll`, on whichever thread calls it.
 """
 
@@ -33,7 +34,8 @@ _POLL_SECONDS: Final = 0.1
 
 
 class DeadLetterProducer:
-    """Writes dead letters to one topic and reports each one's acknowledgement.
+    """Writes dead letters to one topic (receipts to another) and reports each one's
+    acknowledgement.
 
     :meth:`send` never blocks and never raises: it is called from the asyncio
     loop as well as the consumer thread. A letter librdkafka's local queue has no
@@ -60,9 +62,11 @@ class DeadLetterProducer:
         value: bytes | None,
         headers: list[tuple[str, bytes | None]],
         on_done: Acknowledgement,
+        topic: str | None = None,
     ) -> None:
-        """Queue one dead letter; ``on_done`` runs from a later :meth:`poll` or :meth:`flush`."""
-        letter = _Letter(key, value, list(headers), on_done)
+        """Queue one dead letter (or a record for ``topic``); ``on_done`` runs from a later
+        :meth:`poll` or :meth:`flush`."""
+        letter = _Letter(key, value, list(headers), on_done, topic or self.topic)
         with self._lock:
             if self._backlog or not self._offer(letter):  # keep the backlog's order
                 self._backlog.append(letter)
@@ -101,7 +105,7 @@ class DeadLetterProducer:
         wire_headers: list[tuple[str, str | bytes | None]] = list(letter.headers)
         try:
             self._producer.produce(
-                self.topic,
+                letter.topic,
                 value=letter.value,
                 key=letter.key,
                 headers=wire_headers,
@@ -114,8 +118,8 @@ class DeadLetterProducer:
         return True
 
     @translates
-    def topic_exists(self, timeout: float = 5.0) -> bool:
-        """Whether the broker knows the dead-letter topic (readiness checks this once)."""
+    def topic_exists(self, timeout: float = 5.0, topic: str | None = None) -> bool:
+        """Whether the broker knows the dead-letter topic, or ``topic`` (readiness checks)."""
         admin = AdminClient(
             {key: value for key, value in self._settings.items() if not _producer_only(key)},
             **client_logging(),
@@ -126,8 +130,8 @@ class DeadLetterProducer:
             metadata = admin.list_topics(timeout=timeout)
         except KafkaException:
             return False
-        topic = metadata.topics.get(self.topic)
-        return topic is not None and topic.error is None
+        found = metadata.topics.get(topic or self.topic)
+        return found is not None and found.error is None
 
 
 def _producer_only(key: str) -> bool:
@@ -197,6 +201,7 @@ class _Letter(NamedTuple):
     value: bytes | None
     headers: list[tuple[str, bytes | None]]
     on_done: Acknowledgement
+    topic: str
 
 
 class ProduceFailed(KafkaFailure):

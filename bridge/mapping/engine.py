@@ -84,7 +84,9 @@ class MappingResult(NamedTuple):
 class DebugData(Enum):
     """``debug_data`` other than a map of fields."""
 
-    COORDINATES = "coordinates"  # omitted: {"rule", "topic", "partition", "offset"}
+    # Omitted: {"rule", "topic", "partition", "offset"} and, when the record has one,
+    # "timestamp" (milliseconds), so callbacks tell the record's time (docs/callbacks.md).
+    COORDINATES = "coordinates"
     NONE = "none"  # debug_data: false
 
 
@@ -196,12 +198,15 @@ class CompiledRule:
         self, document: Any, record: SourceRecord, trace: TraceIds | None
     ) -> dict[str, Any] | None:
         if self.debug_data is DebugData.COORDINATES:
-            return {
+            coordinates: dict[str, Any] = {
                 "rule": self.name,
                 "topic": record.topic,
                 "partition": record.partition,
                 "offset": record.offset,
             }
+            if record.timestamp_ms is not None:
+                coordinates["timestamp"] = record.timestamp_ms
+            return coordinates
         if self.debug_data is DebugData.NONE:
             return None
         debug = _fields(self.debug_data, document)

@@ -5,9 +5,11 @@ lane (per-key order), takes one of ``max_in_flight`` slots, and is delivered by
 the :class:`~bridge.delivery.Deliverer` (rate budget, retries, credentials).
 The outcome finishes a unit of the record's work in the offset tracker, or,
 for an event that can never succeed, becomes a dead letter whose broker
-acknowledgement finishes it. Every delivery task ends its ticket: an exception
-the deliverer did not classify (a bug) is logged once per kind and place and the
-event dead-lettered as ``delivery_error`` (``bridge.errors.DeliveryFailed`` says why).
+acknowledgement finishes it. With receipts on, an accepted event's unit is
+finished by its receipt's acknowledgement instead (docs/receipts.md). Every
+delivery task ends its ticket: an exception the deliverer did not classify (a
+bug) is logged once per kind and place and the event dead-lettered as
+``delivery_error`` (``bridge.errors.DeliveryFailed`` says why).
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import logging
 import traceback
 from typing import NamedTuple, Protocol
 
-from bridge.dead_letters import DeadLetter, dead_letter
+from bridge.dead_letters import DeadLetter, SourceCoordinates, dead_letter
 from bridge.delivery import Deliverer
+from bridge.delivery.outcomes import Delivered
 from bridge.errors import DeliveryFailed, EventExpired, EventRejected, RecordError
 from bridge.mapping.engine import MappedEvent
+from bridge.receipts import Receipt
 from bridge.records import Partition
 from bridge.service.lanes import KeyLanes
 from bridge.service.offsets import OffsetTracker, Ticket
@@ -32,6 +36,12 @@ class DeadLetterSink(Protocol):
     """Where dead letters go; ``ticket`` is finished once the broker acknowledged the letter."""
 
     def write(self, letter: DeadLetter, ticket: Ticket) -> None: ...
+
+
+class ReceiptSink(Protocol):
+    """Where receipts go; ``ticket`` is finished once the broker acknowledged the receipt."""
+
+    def write_receipt(self, receipt: Receipt, ticket: Ticket) -> None: ...
 
 
 class DeliveredObserver(Protocol):
@@ -70,8 +80,10 @@ class Dispatcher:
         outcomes: DeliveredObserver,
         *,
         max_in_flight: int,
+        receipts: ReceiptSink | None = None,
     ) -> None:
         self._deliverer = deliverer
+        self._receipts = receipts
         self._tracker = tracker
         self._dead_letters = dead_letters
         self._outcomes = outcomes
@@ -108,12 +120,18 @@ class Dispatcher:
                 self._report_unexpected(event, error)
                 self._dead_letter(delivery, DeliveryFailed(type(error).__name__))
                 return
-        self._tracker.finish(ticket)  # first: a failure recording metrics must not hold it
+        # First: a failure recording metrics must not hold the ticket.
+        if self._receipts is None:
+            self._tracker.finish(ticket)
+        else:
+            self._receipts.write_receipt(receipt_of(event, delivered), ticket)
         self._outcomes.delivered(event, delivered.status)
 
     def _dead_letter(self, delivery: Delivery, error: RecordError) -> None:
         event, ticket = delivery
-        letter = dead_letter(event.source, error, rule=event.rule, attempts=error.attempts)
+        letter = dead_letter(
+            event.source, error, rule=event.rule, attempts=error.attempts, event_id=event.event_id
+        )
         self._dead_letters.write(letter, ticket)
 
     def _report_unexpected(self, event: MappedEvent, error: Exception) -> None:
@@ -129,3 +147,21 @@ class Dispatcher:
             "unexpected exception delivering an event; it is dead-lettered as delivery_error",
             extra={"exception": kind, "where": where, "rule": event.rule},
         )
+
+
+def receipt_of(event: MappedEvent, delivered: Delivered) -> Receipt:
+    """The receipt of ``event``, which Vibes accepted as ``delivered`` says."""
+    source = event.source
+    return Receipt(
+        event_id=event.event_id,
+        company_key=event.company_key,
+        event_type=event.event_type,
+        rule=event.rule,
+        status=delivered.status,
+        attempts=delivered.attempts,
+        first_attempt_ms=delivered.first_attempt_ms,
+        accepted_ms=delivered.accepted_ms,
+        source=SourceCoordinates(
+            source.topic, source.partition, source.offset, source.timestamp_ms
+        ),
+    )

@@ -3,7 +3,8 @@
 Liveness means the loops are making progress, not merely that the process
 exists: a consumer thread stuck for minutes is restarted by the kubelet.
 Readiness means this replica is doing its job: subscribed (assigned or waiting
-in the group), Vibes accepting the credentials, the dead-letter topic writable.
+in the group), Vibes accepting the credentials, the dead-letter topic (and the
+receipts topic) writable.
 Plain attribute writes from two threads are atomic in CPython; no lock is needed.
 """
 
@@ -31,6 +32,8 @@ class Health:
     credentials_rejected: bool = False
     dead_letter_topic_missing: bool = False
     dead_letters_failing: bool = False
+    receipts_topic_missing: bool = False
+    receipts_failing: bool = False
 
     def consumer_alive(self) -> None:
         self.consumer_turn = self.clock()
@@ -64,4 +67,8 @@ class Health:
             problems.append("the dead-letter topic does not exist")
         if self.dead_letters_failing:
             problems.append("dead letters cannot be written")
+        if self.receipts_topic_missing:
+            problems.append("the receipts topic does not exist")
+        if self.receipts_failing:
+            problems.append("receipts cannot be written")
         return problems

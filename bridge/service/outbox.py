@@ -1,4 +1,5 @@
-"""Dead letters on their way to the broker: each one finishes its record only when acknowledged.
+"""Dead letters and delivery receipts on their way to the broker: each one finishes its
+record's unit only when acknowledged.
 
 Used from both threads: the consumer thread writes decode and mapping failures,
 the delivery loop writes rejected and expired events; acknowledgements arrive on
@@ -9,6 +10,10 @@ is sent again after a pause, and readiness reports the failure meanwhile.
 A letter larger than the dead-letter topic takes is cut to fit
 (``dead_letters.fit_letter``) before it is sent, so a large record never makes
 the producer refuse it (docs/running.md, "Size bounds").
+
+With ``receipts:`` in the file, an event Vibes accepted finishes its unit when
+its receipt is acknowledged (docs/receipts.md), exactly as a dead letter does:
+the same producer, the same retries, so the receipt stream is complete.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from bridge.dead_letters import VALUE_TRUNCATED_HEADER, DeadLetter, fit_letter
 from bridge.kafka.producer import DeadLetterProducer
 from bridge.kafka.sizes import LIBRDKAFKA_DEFAULT_MESSAGE_MAX_BYTES, record_budget
 from bridge.metrics import BridgeMetrics
+from bridge.receipts import Receipt, fitted_record
 from bridge.service.health import Health
 from bridge.service.offsets import OffsetTracker, Ticket
 
@@ -29,7 +35,7 @@ log = logging.getLogger(__name__)
 
 
 class DeadLetterOutbox:
-    """Writes dead letters and finishes their records' work on acknowledgement."""
+    """Writes dead letters (and receipts) and finishes their records' work on acknowledgement."""
 
     def __init__(
         self,
@@ -41,6 +47,7 @@ class DeadLetterOutbox:
         retry_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         max_record_bytes: int = LIBRDKAFKA_DEFAULT_MESSAGE_MAX_BYTES,
+        receipts_topic: str | None = None,
     ) -> None:
         self._producer = producer
         self._tracker = tracker
@@ -49,9 +56,11 @@ class DeadLetterOutbox:
         self._retry_seconds = retry_seconds
         self._clock = clock
         self._lock = threading.Lock()
-        self._retry: list[tuple[float, DeadLetter, Ticket]] = []
+        # Sent again after a pause: (when, what to send, its ticket).
+        self._retry: list[tuple[float, Callable[[], None], Ticket]] = []
         self._budget = record_budget(max_record_bytes)
         self._unfit_reported = False
+        self.receipts_topic = receipts_topic
 
     def write(self, letter: DeadLetter, ticket: Ticket) -> None:
         """Send ``letter``, cut to fit the topic; its acknowledgement finishes one unit
@@ -85,8 +94,37 @@ class DeadLetterOutbox:
                 "records that need one wait (raise the limit and restart)",
                 extra={"topic": self._producer.topic, "budget_bytes": self._budget},
             )
+        self._later(lambda: self.write(letter, ticket), ticket)
+
+    def _later(self, resend: Callable[[], None], ticket: Ticket) -> None:
         with self._lock:
-            self._retry.append((self._clock() + self._retry_seconds, letter, ticket))
+            self._retry.append((self._clock() + self._retry_seconds, resend, ticket))
+
+    def write_receipt(self, receipt: Receipt, ticket: Ticket) -> None:
+        """Send the receipt of an accepted event; its acknowledgement finishes one unit of
+        ``ticket`` (any thread; never blocks, never raises). Needs ``receipts_topic``."""
+        assert self.receipts_topic is not None, "receipts are off"
+        record = fitted_record(receipt, self._budget)
+        if record is None:  # the start-up check makes this unreachable; keep the record waiting
+            self._health.receipts_failing = True
+            self._later(lambda: self.write_receipt(receipt, ticket), ticket)
+            return
+
+        def acknowledged(error: str | None) -> None:
+            if error is None:
+                self._metrics.pipeline.receipt_written()
+                self._health.receipts_failing = False
+                self._tracker.finish(ticket)
+                return
+            self._health.receipts_failing = True
+            log.error(
+                "receipt not written; it will be sent again",
+                extra={"kafka_error": error, "topic": self.receipts_topic},
+            )
+            self._later(lambda: self.write_receipt(receipt, ticket), ticket)
+
+        key, value, headers = record
+        self._producer.send(key, value, headers, acknowledged, self.receipts_topic)
 
     def _send(self, letter: DeadLetter, ticket: Ticket) -> None:
         def acknowledged(error: str | None) -> None:
@@ -101,8 +139,7 @@ class DeadLetterOutbox:
                 "dead letter not written; it will be sent again",
                 extra={"kafka_error": error, "topic": self._producer.topic},
             )
-            with self._lock:
-                self._retry.append((self._clock() + self._retry_seconds, letter, ticket))
+            self._later(lambda: self.write(letter, ticket), ticket)
 
         self._producer.send(letter.key, letter.value, letter.headers, acknowledged)
 
@@ -113,9 +150,9 @@ class DeadLetterOutbox:
         with self._lock:
             due = [entry for entry in self._retry if entry[0] <= now]
             self._retry = [entry for entry in self._retry if entry[0] > now]
-        for _when, letter, ticket in due:
+        for _when, resend, ticket in due:
             if self._tracker.is_current(ticket):  # a revoked partition's owner redoes it
-                self.write(letter, ticket)
+                resend()
 
     def flush(self, timeout: float) -> int:
         """Wait for outstanding acknowledgements; how many are still missing."""
@@ -123,3 +160,9 @@ class DeadLetterOutbox:
 
     def topic_exists(self) -> bool:
         return self._producer.topic_exists()
+
+    def receipts_topic_exists(self) -> bool:
+        """True when receipts are off, or their topic exists."""
+        if self.receipts_topic is None:
+            return True
+        return self._producer.topic_exists(topic=self.receipts_topic)

@@ -64,6 +64,7 @@ LIVE_KEYS: Final[Mapping[str, frozenset[str]]] = {
     "delivery": NO_KEY,
     "management": NO_KEY,
     "dead_letter": NO_KEY,
+    "receipts": NO_KEY,
     # Who may call the receiver: a narrowed allow-list must take effect at once.
     "callbacks": frozenset({"allow_from", "trusted_proxies"}),
     "fleet": NO_KEY,

@@ -117,6 +117,7 @@ async def run_service(loaded: LoadedBridge, *, stop: asyncio.Event | None = None
             "the dead-letter topic does not exist; records that need it will wait",
             extra={"topic": settings.dead_letter.topic},
         )
+    await _check_receipts_topic(service)
     log.info(
         "vibes-bridge running",
         extra={
@@ -168,6 +169,18 @@ async def run_service(loaded: LoadedBridge, *, stop: asyncio.Event | None = None
     reloader.current.close()
     log.info("stopped", extra={"exit_status": status})
     return status
+
+
+async def _check_receipts_topic(service: Service) -> None:
+    """Readiness names a missing receipts topic; records that need a receipt wait for it."""
+    was_missing = service.health.receipts_topic_missing
+    exists = await call_blocking(service.outbox.receipts_topic_exists)
+    service.health.receipts_topic_missing = not exists
+    if not exists and not was_missing:
+        log.error(
+            "the receipts topic does not exist; records whose events were accepted will wait",
+            extra={"topic": service.outbox.receipts_topic},
+        )
 
 
 async def _start_listeners(service: Service) -> tuple[str, int] | None:
@@ -252,6 +265,7 @@ def _build(loaded: LoadedBridge, loop: asyncio.AbstractEventLoop, limits: SizeLi
         metrics,
         health,
         max_record_bytes=limits.dead_letter_record_bytes,
+        receipts_topic=None if settings.receipts is None else settings.receipts.topic,
     )
     dispatcher = Dispatcher(
         deliverer,
@@ -259,6 +273,7 @@ def _build(loaded: LoadedBridge, loop: asyncio.AbstractEventLoop, limits: SizeLi
         outbox,
         outcomes=metrics.delivery,
         max_in_flight=settings.delivery.max_in_flight,
+        receipts=None if settings.receipts is None else outbox,
     )
     consumer = ConsumerLoop(
         source_factory=lambda listener: KafkaSource(
@@ -371,10 +386,13 @@ async def _heartbeat(service: Service) -> None:
     """Keep liveness, readiness and the progress gauge current."""
     next_topic_check = time.monotonic() + _TOPIC_RECHECK_SECONDS
     while True:
-        if service.health.dead_letter_topic_missing and time.monotonic() >= next_topic_check:
+        health = service.health
+        missing = health.dead_letter_topic_missing or health.receipts_topic_missing
+        if missing and time.monotonic() >= next_topic_check:
             # Created meanwhile (by an operator, or by auto-creation on first write)?
             exists = await call_blocking(service.outbox.topic_exists)
             service.health.dead_letter_topic_missing = not exists
+            await _check_receipts_topic(service)
             next_topic_check = time.monotonic() + _TOPIC_RECHECK_SECONDS
         service.health.loop_alive()
         service.health.credentials_rejected = service.deliverer.credentials_rejected

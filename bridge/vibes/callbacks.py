@@ -166,9 +166,9 @@ def label_event_types(declared: Iterable[str]) -> frozenset[str]:
 def record_timestamp_ms(callback: ProcessedCallback) -> int | None:
     """The source record's time, when the event's ``debug_data`` carried it.
 
-    A rule that maps ``timestamp: _kafka.timestamp`` into its ``debug_data`` gets
-    it back here (milliseconds since the epoch); the default ``debug_data`` has
-    no timestamp, so without that mapping the latency is not known.
+    The default ``debug_data`` carries it (milliseconds since the epoch) for a
+    record with a timestamp; a rule with its own ``debug_data`` keeps it by mapping
+    ``timestamp: _kafka.timestamp``, and without that the latency is not known.
     """
     value = None if callback.debug_data is None else callback.debug_data.get("timestamp")
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:

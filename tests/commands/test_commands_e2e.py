@@ -117,6 +117,8 @@ def test_map_prints_one_body_per_event_and_reports_bad_lines(config: Path) -> No
         "3",
         "--offset",
         "100",
+        "--timestamp",
+        "1764000000000",
         stdin=stdin,
     )
     assert result.returncode == 1
@@ -129,6 +131,7 @@ def test_map_prints_one_body_per_event_and_reports_bad_lines(config: Path) -> No
         "topic": "shop.shipments",
         "partition": 3,
         "offset": 100,
+        "timestamp": 1764000000000,
     }
     assert bodies[1]["debug_data"]["offset"] == 104
     errors = result.stderr.splitlines()

@@ -126,6 +126,7 @@ def rig(
         clock=time.clock,
         sleep=time.sleep,
         tracer=tracer,
+        wall_clock=time.clock,
     )
     return Rig(time, observer, limiter, deliverer, client)
 

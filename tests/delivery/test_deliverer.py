@@ -284,3 +284,14 @@ def test_cancellation_during_backoff_propagates_and_balances_in_flight() -> None
     asyncio.run(r.time.run(scenario()))
     assert r.observer.in_flight == 0
     assert len(calls) > 1
+
+
+def test_delivered_says_when_the_first_attempt_started_and_when_vibes_accepted() -> None:
+    calls, r = scripted(503, 503)
+    [delivered] = deliver(r)
+    assert delivered.attempts == 3
+    # The rig's wall clock is its virtual clock: the receipt's times are the attempts'.
+    assert delivered.first_attempt_ms == int((START + calls[0]) * 1000)
+    assert delivered.accepted_ms is not None
+    assert delivered.accepted_ms >= int((START + calls[-1]) * 1000)
+    assert delivered.accepted_ms - delivered.first_attempt_ms >= int((calls[-1] - calls[0]) * 1000)

@@ -45,3 +45,10 @@ def test_producer_is_idempotent_and_drops_consumer_keys() -> None:
     assert built.warnings == (
         "kafka.config.acks is set by the bridge for its producer and was ignored",
     )
+
+
+def test_with_receipts_the_producer_batches_longer_unless_the_user_said_otherwise() -> None:
+    assert producer_config(KafkaSettings()).settings["linger.ms"] == 5
+    assert producer_config(KafkaSettings(), receipts=True).settings["linger.ms"] == 50
+    own = KafkaSettings(config={"linger.ms": 2})
+    assert producer_config(own, receipts=True).settings["linger.ms"] == 2

@@ -144,6 +144,36 @@ def test_the_default_event_id_and_debug_data_come_from_the_coordinates(
     }
 
 
+def test_the_default_debug_data_carries_the_records_timestamp(write_config: WriteConfig) -> None:
+    engine = _engine(write_config, FAN_OUT)
+    record = _record("shop.orders", timestamp_ms=1_764_000_000_123)
+    body = _bodies(engine.map({"id": "p1"}, record))[0]
+    assert body["debug_data"] == {
+        "rule": "first",
+        "topic": "shop.orders",
+        "partition": 2,
+        "offset": 41,
+        "timestamp": 1_764_000_000_123,
+    }
+
+
+def test_a_rules_own_debug_data_is_kept_as_written(write_config: WriteConfig) -> None:
+    engine = _engine(
+        write_config,
+        """\
+        rules:
+          - name: own
+            topic: shop.orders
+            event_type: t
+            recipient: {external_person_id: id}
+            debug_data: {source_system: {value: wms}}
+        """,
+    )
+    record = _record("shop.orders", timestamp_ms=1_764_000_000_123)
+    body = _bodies(engine.map({"id": "x"}, record))[0]
+    assert body["debug_data"] == {"source_system": "wms"}
+
+
 def test_debug_data_false_sends_none(write_config: WriteConfig) -> None:
     engine = _engine(
         write_config,

@@ -98,6 +98,7 @@ class FakeProducer:
         self.clock = clock
         self.ack = ack  # "ok", an error name, or None: no answer yet
         self.sent: list[tuple[bytes | None, bytes | None, list[Any]]] = []
+        self.topics: list[str] = []
         self._waiting: list[Acknowledgement] = []
         self._answer_in: int | None = None
 
@@ -112,8 +113,10 @@ class FakeProducer:
         value: bytes | None,
         headers: list[tuple[str, bytes | None]],
         on_done: Acknowledgement,
+        topic: str | None = None,
     ) -> None:
         self.sent.append((key, value, list(headers)))
+        self.topics.append(topic or self.topic)
         self._waiting.append(on_done)
 
     def poll(self, timeout: float = 0.0) -> int:
@@ -133,7 +136,7 @@ class FakeProducer:
         self.poll(0)
         return len(self._waiting)
 
-    def topic_exists(self, timeout: float = 5.0) -> bool:
+    def topic_exists(self, timeout: float = 5.0, topic: str | None = None) -> bool:
         return True
 
     @property
