@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Final
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from bridge.delivery.companies import CompanyState
 from bridge.errors import RetryReason
 
 if TYPE_CHECKING:
@@ -178,6 +179,18 @@ CREDENTIALS_FAILING: Final = MetricSpec(
     _G,
     "1 while Vibes rejects the credentials (401/403) and delivery is paused.",
 )
+COMPANY_STATE: Final = MetricSpec(
+    "vibes_bridge_company_state",
+    _G,
+    "1 for the company key's delivery state (healthy, credentials_rejected, circuit_open, held).",
+    ("company_key", "state"),
+)
+CIRCUIT_OPENS: Final = MetricSpec(
+    "vibes_bridge_circuit_opens",
+    _C,
+    "Times a company key's circuit opened after transient failures in a row.",
+    ("company_key",),
+)
 # The fleet budget.
 RATE_SHARE: Final = MetricSpec(
     "vibes_bridge_rate_share_per_second",
@@ -283,6 +296,8 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
     IN_FLIGHT_REQUESTS,
     RATE_LIMIT_WAIT,
     CREDENTIALS_FAILING,
+    COMPANY_STATE,
+    CIRCUIT_OPENS,
     RATE_SHARE,
     RATE_EFFECTIVE,
     RATE_DECREASES,
@@ -428,6 +443,8 @@ class DeliveryRecorder:
         self._rate_wait = families.histogram(RATE_LIMIT_WAIT)
         self._in_flight = families.gauge(IN_FLIGHT_REQUESTS)
         self._credentials = families.gauge(CREDENTIALS_FAILING)
+        self._company_state = families.gauge(COMPANY_STATE)
+        self._circuit_opens = families.counter(CIRCUIT_OPENS)
         self._delivered = families.counter(EVENTS_DELIVERED)
         self._end_to_end = families.histogram(END_TO_END_LATENCY)
 
@@ -445,6 +462,14 @@ class DeliveryRecorder:
 
     def credentials_failing(self, failing: bool) -> None:
         self._credentials.set(1 if failing else 0)
+
+    def company_state(self, company_key: str, state: CompanyState) -> None:
+        """One series per state word: 1 for the key's state, 0 for the others."""
+        for word in CompanyState:
+            self._company_state.labels(company_key, word.value).set(1 if word is state else 0)
+
+    def circuit_opened(self, company_key: str) -> None:
+        self._circuit_opens.labels(company_key).inc()
 
     def delivered(self, event: MappedEvent, status: int, now: float | None = None) -> None:
         """An event Vibes has; the end-to-end latency needs the record's timestamp."""

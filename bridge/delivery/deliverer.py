@@ -6,11 +6,14 @@ The deliverer owns the retry policy around :class:`VibesClient`'s single attempt
   jittered backoff, without a deadline unless ``max_retry_duration`` is set;
   a 429 holds the company key's whole budget in the rate limiter;
 - a non-retryable 4xx raises :class:`EventRejected`; 409 counts as delivered;
-- 401/403 close a gate shared by every delivery of the process: one task at a
-  time probes every ``credentials_retry_seconds`` (re-reading ``*_file``
-  credentials first) and everyone resumes when a probe gets through. Time spent
-  behind the gate does not count towards ``max_retry_duration``, so a
-  credentials outage never turns events into dead letters.
+- each company key has its own gate (``bridge.delivery.companies``): 401/403
+  close it until a probe gets through (one task at a time, every
+  ``credentials_retry_seconds``, re-reading ``*_file`` credentials first);
+  ``circuit.failures`` transient failures in a row open the key's circuit, and
+  one event probes it half-open after the open period. Other keys flow on.
+  Time spent behind a credentials pause does not count towards
+  ``max_retry_duration``, so a credentials outage never turns events into dead
+  letters; time behind an open circuit does, like any other outage.
 
 Cancellation propagates from every await: shutdown and partition revocation
 cancel in-flight deliveries.
@@ -26,6 +29,7 @@ from datetime import timedelta
 from typing import Protocol
 
 from bridge.delivery.client import VibesClient
+from bridge.delivery.companies import CircuitSettings, CompanyState, CompanyStates, Transition
 from bridge.delivery.outcomes import (
     CredentialsRejected,
     Delivered,
@@ -60,7 +64,14 @@ class DeliveryObserver(Protocol):
 
         Named after the gauge it feeds (``vibes_bridge_credentials_failing``, a name
         the spec fixes); everywhere else the bridge's word is "credentials rejected".
+        True while any company key's credentials are rejected.
         """
+
+    def company_state(self, company_key: str, state: CompanyState) -> None:
+        """A company key's state, when first seen and on every change."""
+
+    def circuit_opened(self, company_key: str) -> None:
+        """The key's circuit opened after transient failures in a row."""
 
 
 class NullObserver:
@@ -79,6 +90,12 @@ class NullObserver:
         return None
 
     def credentials_failing(self, failing: bool) -> None:
+        return None
+
+    def company_state(self, company_key: str, state: CompanyState) -> None:
+        return None
+
+    def circuit_opened(self, company_key: str) -> None:
         return None
 
 
@@ -104,6 +121,7 @@ class Deliverer:
         max_retry_duration: float | timedelta | None,
         backoff: Backoff | None = None,
         credentials_retry_seconds: float = 15.0,
+        circuit: CircuitSettings | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
@@ -117,49 +135,64 @@ class Deliverer:
         self._credentials_retry_seconds = credentials_retry_seconds
         self._clock = clock
         self._sleep = sleep
-        self._credentials_rejected = False
-        self._probing = False  # one task at a time probes while credentials fail
-        self._gate_changed = asyncio.Event()
+        self._companies = CompanyStates(
+            circuit, credentials_retry_seconds=credentials_retry_seconds, clock=clock
+        )
+        self._gate_changed: dict[str, asyncio.Event] = {}
 
     @property
     def credentials_rejected(self) -> bool:
-        """True from the first 401/403 until a probe gets through."""
-        return self._credentials_rejected
+        """True while every company key seen so far has its credentials rejected.
+
+        With one company key: from the first 401/403 until a probe gets through.
+        """
+        return self._companies.all_credentials_rejected()
+
+    def company_states(self) -> dict[str, CompanyState]:
+        """Every company key delivered to so far, and its state."""
+        return self._companies.snapshot()
 
     async def deliver(self, event: MappedEvent) -> Delivered:
         """Until Vibes has the event; raises EventRejected or EventExpired when it never will."""
+        key = event.company_key
+        if self._companies.seen(key):
+            self._observer.company_state(key, CompanyState.HEALTHY)
         run = _Run(started=self._clock())
         while True:
-            probing = await self._pass_credentials_gate(run)
+            probing = await self._pass_gate(key, run)
             try:
                 outcome = await self._attempt(event, run, probing=probing)
             finally:
                 if probing:
-                    self._probing = False
-                    self._notify_gate()
+                    self._companies.end_probe(key)
+                    self._notify(key)
             if outcome is None:
-                continue  # the gate closed while this attempt waited for its slot
-            if probing and not isinstance(outcome, CredentialsRejected | DeliveryUnavailable):
-                self._open_gate()
+                continue  # the key's gate closed while this attempt waited for its slot
             if isinstance(outcome, Delivered):
+                self._changed(self._companies.passed(key, probing=probing))
                 return Delivered(status=outcome.status, attempts=run.attempts)
             if isinstance(outcome, DeliveryUnavailable):
+                self._changed(self._companies.unavailable(key, outcome.reason, probing=probing))
                 await self._back_off(event, outcome, run)
             elif isinstance(outcome, CredentialsRejected):
-                self._close_gate(outcome)
+                self._changed(self._companies.credentials_rejected(key), outcome.status)
             else:
+                self._changed(self._companies.passed(key, probing=probing))
                 raise EventRejected(outcome.status, outcome.response, attempts=run.attempts)
 
     async def _attempt(self, event: MappedEvent, run: _Run, *, probing: bool) -> Outcome | None:
         """One POST after the key's rate slot; None when credentials failed meanwhile."""
+        key = event.company_key
         if probing:
+            credentials = self._companies.state(key) is CompanyState.CREDENTIALS_REJECTED
             started = self._clock()
-            await self._sleep(self._credentials_retry_seconds)
-            self._client.refresh_credentials()
-            run.paused += self._clock() - started
-        waited = await self._limiter.acquire(event.company_key)
-        self._observer.rate_limit_waited(event.company_key, waited)
-        if self._credentials_rejected and not probing:
+            await self._sleep(self._companies.probe_delay(key))
+            if credentials:
+                self._client.refresh_credentials()
+                run.paused += self._clock() - started
+        waited = await self._limiter.acquire(key)
+        self._observer.rate_limit_waited(key, waited)
+        if not probing and self._companies.blocked(key):
             return None
         run.attempts += 1
         self._observer.in_flight_changed(1)
@@ -206,46 +239,64 @@ class Deliverer:
         )
         raise EventExpired(ExpiryCode.MAX_RETRY_DURATION, message, attempts=run.attempts)
 
-    async def _pass_credentials_gate(self, run: _Run) -> bool:
-        """Wait while credentials fail; True when this task is to probe them."""
-        if not self._credentials_rejected:
-            return False
-        started = self._clock()
-        try:
-            while self._credentials_rejected:
-                if not self._probing:
-                    self._probing = True
-                    return True
-                await self._gate_changed.wait()
-            return False
-        finally:
-            run.paused += self._clock() - started
+    async def _pass_gate(self, key: str, run: _Run) -> bool:
+        """Wait while the key is paused; True when this task is to probe it.
 
-    def _close_gate(self, outcome: CredentialsRejected) -> None:
-        if self._credentials_rejected:
+        Time behind a credentials pause is not retry time; behind an open circuit it is.
+        """
+        companies = self._companies
+        while companies.blocked(key):
+            if companies.take_probe(key):
+                return True
+            credentials = companies.state(key) is CompanyState.CREDENTIALS_REJECTED
+            started = self._clock()
+            changed = self._gate_changed.get(key)
+            if changed is None:
+                changed = self._gate_changed[key] = asyncio.Event()
+            await changed.wait()
+            if credentials:
+                run.paused += self._clock() - started
+        return False
+
+    def _changed(self, transition: Transition | None, status: int | None = None) -> None:
+        """Report and log a key's new state; wake its waiting events."""
+        if transition is None:
             return
-        self._credentials_rejected = True
-        self._notify_gate()
-        self._observer.credentials_failing(True)
-        log.error(
-            "Vibes rejected the credentials (HTTP %d): delivery is paused for every event; "
-            "probing every %g s, re-reading *_file credentials before each probe",
-            outcome.status,
-            self._credentials_retry_seconds,
-        )
+        key, old, new = transition
+        self._notify(key)
+        self._observer.company_state(key, new)
+        credentials = CompanyState.CREDENTIALS_REJECTED
+        if credentials in (old, new) and not self._companies.any_other_in(key, credentials):
+            # the process-wide gauge: 1 while any key's credentials are rejected
+            self._observer.credentials_failing(new is credentials)
+        if new is CompanyState.CREDENTIALS_REJECTED:
+            log.error(
+                "Vibes rejected the credentials of company key %s (HTTP %s): its delivery is "
+                "paused; probing every %g s, re-reading *_file credentials before each probe",
+                key,
+                status,
+                self._credentials_retry_seconds,
+            )
+        elif new is CompanyState.CIRCUIT_OPEN:
+            self._observer.circuit_opened(key)
+            log.warning(
+                "company key %s failed repeatedly: its circuit is open for %.1f s, "
+                "then one event probes it; other company keys go on",
+                key,
+                self._companies.open_seconds(key),
+            )
+        elif old is CompanyState.CREDENTIALS_REJECTED:
+            log.warning("Vibes accepts the credentials of company key %s again: it resumes", key)
+        elif old is CompanyState.CIRCUIT_OPEN:
+            log.warning("company key %s answers again: its circuit is closed", key)
+        elif new is CompanyState.HELD:
+            log.info("company key %s is held by 429 answers", key)
 
-    def _open_gate(self) -> None:
-        if not self._credentials_rejected:
-            return
-        self._credentials_rejected = False
-        self._notify_gate()
-        self._observer.credentials_failing(False)
-        log.warning("Vibes accepts the credentials again: delivery resumes")
-
-    def _notify_gate(self) -> None:
-        # Wake every waiter once; later waiters wait on a fresh event.
-        self._gate_changed.set()
-        self._gate_changed = asyncio.Event()
+    def _notify(self, key: str) -> None:
+        # Wake every waiter of the key once; later waiters wait on a fresh event.
+        changed = self._gate_changed.pop(key, None)
+        if changed is not None:
+            changed.set()
 
 
 def _log_attempt(event: MappedEvent, attempt: int, outcome: Outcome, seconds: float) -> None:

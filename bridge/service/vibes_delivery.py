@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 from bridge.delivery import CredentialsSource, Deliverer, DeliveryObserver, VibesClient
 from bridge.delivery.aimd import AdaptiveLimiter
+from bridge.delivery.companies import CircuitSettings
 from bridge.loading import LoadedBridge
 
 
@@ -39,5 +40,6 @@ def vibes_delivery(loaded: LoadedBridge, observer: DeliveryObserver) -> VibesDel
         limiter,
         observer=observer,
         max_retry_duration=settings.delivery.max_retry_duration,
+        circuit=CircuitSettings(**settings.delivery.circuit.model_dump()),
     )
     return VibesDelivery(client, limiter, deliverer)

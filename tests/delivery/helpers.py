@@ -11,6 +11,7 @@ import httpx
 import orjson
 
 from bridge.delivery import Backoff, CredentialsSource, Deliverer, RateLimiter, VibesClient
+from bridge.delivery.companies import CircuitSettings, CompanyState
 from bridge.errors import RetryReason
 from bridge.mapping.engine import MappedEvent
 from bridge.records import SourceRecord
@@ -46,6 +47,8 @@ class RecordingObserver:
     in_flight: int = 0
     most_in_flight: int = 0
     credentials: list[bool] = field(default_factory=list)
+    states: list[tuple[str, CompanyState]] = field(default_factory=list)
+    circuit_opens: list[str] = field(default_factory=list)
 
     def attempt_finished(self, event: MappedEvent, status: int | None, seconds: float) -> None:
         self.statuses.append(status)
@@ -62,6 +65,12 @@ class RecordingObserver:
 
     def credentials_failing(self, failing: bool) -> None:
         self.credentials.append(failing)
+
+    def company_state(self, company_key: str, state: CompanyState) -> None:
+        self.states.append((company_key, state))
+
+    def circuit_opened(self, company_key: str) -> None:
+        self.circuit_opens.append(company_key)
 
 
 def mock_client(
@@ -96,6 +105,7 @@ def rig(
     max_retry_duration: float | None = None,
     credentials: CredentialsSource | None = None,
     credentials_retry_seconds: float = 15.0,
+    circuit: CircuitSettings | None = None,
     time: VirtualTime | None = None,
 ) -> Rig:
     time = time or VirtualTime()
@@ -109,6 +119,7 @@ def rig(
         max_retry_duration=max_retry_duration,
         backoff=Backoff(initial=0.5, cap=30.0, rng=random.Random(3)),
         credentials_retry_seconds=credentials_retry_seconds,
+        circuit=circuit,
         clock=time.clock,
         sleep=time.sleep,
     )
