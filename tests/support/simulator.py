@@ -180,5 +180,11 @@ class SimControl:
     def faults(self, **knobs: float) -> None:
         self._client.post("/_sim/faults", content=orjson.dumps(knobs)).raise_for_status()
 
+    def outage(self, company_key: str, status: int, retry_after_s: float = 1.0) -> None:
+        """``company_key`` answered ``status`` from now on (0: served again)."""
+        body = {"status": status, "retry_after_s": retry_after_s}
+        path = f"/_sim/companies/{company_key}/outage"
+        self._client.post(path, content=orjson.dumps(body)).raise_for_status()
+
     def close(self) -> None:
         self._client.close()
