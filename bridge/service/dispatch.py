@@ -1,7 +1,9 @@
 """The delivery side of the pipeline, on the asyncio loop: events out, outcomes back.
 
-Prepared events arrive from the consumer thread; each goes through its key's
-lane (per-key order), takes one of ``max_in_flight`` slots, and is delivered by
+Prepared events arrive from the consumer thread; each goes through its lane
+(one per company key and record key: per-key order within a company, while a
+paused company never holds back another company's events of the same record
+key), takes one of ``max_in_flight`` slots, and is delivered by
 the :class:`~bridge.delivery.Deliverer` (rate budget, retries, credentials).
 The outcome finishes a unit of the record's work in the offset tracker, or,
 for an event that can never succeed, becomes a dead letter whose broker
@@ -82,7 +84,10 @@ class Dispatcher:
     def submit(self, deliveries: list[Delivery]) -> None:
         """Queue events (called through ``loop.call_soon_threadsafe`` by the consumer thread)."""
         for delivery in deliveries:
-            self._lanes.push(delivery.event.source.key, delivery)
+            event = delivery.event
+            key = event.source.key
+            # Order is kept per company: texts to two accounts are unrelated.
+            self._lanes.push(None if key is None else (event.company_key, key), delivery)
 
     def forget(self, partitions: set[Partition]) -> None:
         """Stop work for revoked partitions: their new owner delivers it again."""
