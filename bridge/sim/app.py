@@ -144,10 +144,6 @@ class Simulator:
             if fault is not None:
                 return await self._inject(request, fault, plan.settings.timeout_hold_s)
         company_key = request.match_info["company_key"]
-        if self._outages:
-            outage = self._outages.get(company_key)
-            if outage is not None:
-                return self._outage_answer(outage)
         refusal = self._refusal(request, company_key)
         if refusal is not None:
             return refusal
@@ -186,6 +182,10 @@ class Simulator:
     def _refusal(self, request: web.Request, company_key: str) -> web.Response | None:
         """Everything decided from the headers alone, before reading a byte of the body."""
         stats = self.stats
+        if self._outages:
+            outage = self._outages.get(company_key)
+            if outage is not None:
+                return self._outage_answer(outage)
         if not self._auth.allows(request.headers.get(hdrs.AUTHORIZATION)):
             stats.unauthorized += 1
             return errors_response(
