@@ -224,8 +224,10 @@ class Simulator:
             return errors_response(status, ["credentials rejected (injected)"])
         if status == 429:
             stats.rate_limited += 1
-            retry_after = {hdrs.RETRY_AFTER: f"{outage.retry_after_s:g}"}
-            return errors_response(429, ["rate limit exceeded (injected)"], retry_after)
+            retry_after = f"{outage.retry_after_s:g}"
+            return errors_response(
+                429, ["rate limit exceeded (injected)"], {hdrs.RETRY_AFTER: retry_after}
+            )
         stats.faults += 1
         if status == 503:
             stats.faults_503 += 1

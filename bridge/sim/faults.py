@@ -231,16 +231,18 @@ class CompanyOutage:
         problems = [f"unknown setting: {key}" for key in unknown]
         status = patch.get("status")
         retry_after = patch.get("retry_after_s", 1.0)
-        if isinstance(status, bool) or status not in OUTAGE_STATUSES | {0}:
+        if not isinstance(status, int) or isinstance(status, bool):
+            status = None
+        if status not in OUTAGE_STATUSES | {0}:
             allowed = ", ".join(map(str, sorted(OUTAGE_STATUSES)))
             problems.append(f"status must be 0 (no outage) or one of {allowed}")
         if isinstance(retry_after, bool) or not isinstance(retry_after, int | float):
             problems.append("retry_after_s must be a number")
         elif not 0 <= retry_after <= ONE_HOUR_S:
             problems.append(f"retry_after_s must be between 0 and {ONE_HOUR_S}")
-        if problems:
+        if problems or status is None:
             raise SettingsError(problems)
-        return None if status == 0 else cls(int(status), float(retry_after))
+        return None if status == 0 else cls(status, float(retry_after))
 
     def as_json(self) -> dict[str, float]:
         return {"status": self.status, "retry_after_s": self.retry_after_s}
