@@ -122,6 +122,7 @@ class Deliverer:
         backoff: Backoff | None = None,
         credentials_retry_seconds: float = 15.0,
         circuit: CircuitSettings | None = None,
+        max_in_flight: int | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
@@ -139,6 +140,9 @@ class Deliverer:
             circuit, credentials_retry_seconds=credentials_retry_seconds, clock=clock
         )
         self._gate_changed: dict[str, asyncio.Event] = {}
+        # Requests open at once, over every company key: held only for the POST itself,
+        # so events waiting for a paused company (or its rate budget) take no place.
+        self._requests = asyncio.Semaphore(max_in_flight) if max_in_flight else None
 
     @property
     def credentials_rejected(self) -> bool:
@@ -194,6 +198,12 @@ class Deliverer:
         self._observer.rate_limit_waited(key, waited)
         if not probing and self._companies.blocked(key):
             return None
+        if self._requests is None:
+            return await self._post(event, run)
+        async with self._requests:
+            return await self._post(event, run)
+
+    async def _post(self, event: MappedEvent, run: _Run) -> Outcome:
         run.attempts += 1
         self._observer.in_flight_changed(1)
         started = self._clock()

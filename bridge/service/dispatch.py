@@ -62,7 +62,8 @@ class Delivery(NamedTuple):
 
 
 class Dispatcher:
-    """Delivers events with per-key order and bounded concurrency; reports every outcome."""
+    """Delivers events with per-key order and bounded concurrency per company key; reports every
+    outcome."""
 
     def __init__(
         self,
@@ -77,7 +78,11 @@ class Dispatcher:
         self._tracker = tracker
         self._dead_letters = dead_letters
         self._outcomes = outcomes
-        self._slots = asyncio.Semaphore(max_in_flight)
+        # Slots per company key: a paused company's deliveries, waiting behind its
+        # gate, its rate limit or a backoff, never take another company's places.
+        # The deliverer bounds the requests actually open to max_in_flight as well.
+        self._max_in_flight = max_in_flight
+        self._slots: dict[str, asyncio.Semaphore] = {}
         self._lanes: KeyLanes[Delivery] = KeyLanes(self._deliver)
         self._unexpected_seen: set[tuple[str, str]] = set()
 
@@ -102,7 +107,10 @@ class Dispatcher:
 
     async def _deliver(self, delivery: Delivery) -> None:
         event, ticket = delivery
-        async with self._slots:
+        slots = self._slots.get(event.company_key)
+        if slots is None:
+            slots = self._slots[event.company_key] = asyncio.Semaphore(self._max_in_flight)
+        async with slots:
             try:
                 delivered = await self._deliverer.deliver(event)
             except (EventRejected, EventExpired) as error:

@@ -41,5 +41,6 @@ def vibes_delivery(loaded: LoadedBridge, observer: DeliveryObserver) -> VibesDel
         observer=observer,
         max_retry_duration=settings.delivery.max_retry_duration,
         circuit=CircuitSettings(**settings.delivery.circuit.model_dump()),
+        max_in_flight=settings.delivery.max_in_flight,
     )
     return VibesDelivery(client, limiter, deliverer)

@@ -153,6 +153,23 @@ def test_a_waiting_event_of_one_company_holds_back_only_that_company_on_the_same
     _run(body)
 
 
+def test_a_paused_company_filling_its_slots_leaves_another_company_its_own() -> None:
+    async def body(world: World) -> None:
+        tracker = world.tracker
+        deliveries = [
+            Delivery(
+                _event(0, offset, f"key-{offset}", company),
+                tracker.add(TOPIC, 0, offset, units=1, size=1),
+            )
+            for offset, company in enumerate(["paused", "paused", "paused", "other"])
+        ]
+        world.dispatcher.submit(deliveries)
+        # max_in_flight 2: two of "paused" wait in their slots, "other" has its own
+        await _settle(lambda: world.deliverer.started == ["p0-0", "p0-1", "p0-3"])
+
+    _run(body, World(max_in_flight=2))
+
+
 def test_no_more_than_max_in_flight_deliveries_run_at_once() -> None:
     for limit in (1, 2, 5):
 

@@ -17,43 +17,17 @@ from typing import Any
 import pytest
 
 from tests.support.kafka import committed_offsets, produce
-from tests.support.service import ServiceSetup
+from tests.support.service import COMPANY_A as A
+from tests.support.service import COMPANY_B as B
+from tests.support.service import TWO_COMPANY_RULES as RULES
+from tests.support.service import ServiceSetup, interleaved
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
-A, B = "acme", "demo"
 PER_COMPANY = 120
 PARTITIONS = 2
 RATE = 20  # per company key: B alone takes about 6 s
-
-RULES = """\
-rules:
-  - name: to-b
-    topic: {topic}
-    when: "brand == 'b'"
-    event_type: order_update
-    recipient: {{external_person_id: customer_id}}
-    event_data: {{seq: seq}}
-  - name: to-a
-    topic: {topic}
-    company_key: acme
-    when: "brand == 'a'"
-    event_type: order_update
-    recipient: {{external_person_id: customer_id}}
-    event_data: {{seq: seq}}
-"""
-
-
-def interleaved(per_company: int, keys: int = 8) -> list[tuple[bytes, dict[str, Any]]]:
-    """Records alternating between the brands, on the same customer keys."""
-    records = []
-    for number in range(2 * per_company):
-        customer = f"customer-{number % keys}"
-        brand = "a" if number % 2 else "b"
-        value = {"brand": brand, "customer_id": customer, "seq": number}
-        records.append((customer.encode(), value))
-    return records
 
 
 def sent(setup: ServiceSetup, company_key: str) -> list[dict[str, Any]]:
