@@ -104,7 +104,9 @@ def run_once(
     bridge = start_bridge(config, work / "bridge.log")
     try:
         # stats() is cheap; A's share of what was sent is about half of it
-        sent_total = lambda: control.stats()["sent"]  # noqa: E731
+        def sent_total() -> int:
+            return control.stats()["sent"]
+
         assert poll_until(lambda: sent_total() >= per_company // 5, 600, 0.2), "10 % of A"
         started = time.time()
         if scenario in OUTAGES:
