@@ -106,6 +106,7 @@ def rig(
     credentials: CredentialsSource | None = None,
     credentials_retry_seconds: float = 15.0,
     circuit: CircuitSettings | None = None,
+    max_in_flight: int | None = None,
     time: VirtualTime | None = None,
 ) -> Rig:
     time = time or VirtualTime()
@@ -120,6 +121,7 @@ def rig(
         backoff=Backoff(initial=0.5, cap=30.0, rng=random.Random(3)),
         credentials_retry_seconds=credentials_retry_seconds,
         circuit=circuit,
+        max_in_flight=max_in_flight,
         clock=time.clock,
         sleep=time.sleep,
     )

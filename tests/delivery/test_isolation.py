@@ -132,3 +132,21 @@ def test_the_circuit_opens_once_and_is_counted() -> None:
     _, r = two_companies(503, a_recovers_at=10.0, circuit=CircuitSettings(3, 1.0, 4.0))
     run_both(r, count=10)
     assert r.observer.circuit_opens == ["a"]
+
+
+def test_max_in_flight_bounds_open_requests_over_every_key() -> None:
+    time = VirtualTime()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        await time.sleep(1.0)
+        return json_answer(200)
+
+    r = rig(handler, time=time, max_in_flight=3)
+
+    async def scenario() -> list[Delivered]:
+        events = [mapped(f"e-{i}", company_key="ab"[i % 2]) for i in range(10)]
+        return list(await asyncio.gather(*(r.deliverer.deliver(e) for e in events)))
+
+    assert len(asyncio.run(r.time.run(scenario()))) == 10
+    assert r.observer.most_in_flight == 3
+    assert r.observer.in_flight == 0
