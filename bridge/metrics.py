@@ -105,6 +105,13 @@ RECORDS_COMMITTED: Final = MetricSpec(
     "Records whose offsets were committed (finished: delivered, skipped or dead-lettered).",
     ("topic",),
 )
+RECORDS_SKIPPED_FINISHED: Final = MetricSpec(
+    "vibes_bridge_records_skipped_finished",
+    _C,
+    "Records skipped without work: the group's commit listed them as finished "
+    "past its position (a restart after a stuck record).",
+    ("topic",),
+)
 EVENTS_MAPPED: Final = MetricSpec(
     "vibes_bridge_events_mapped", _C, "Events the rules made from records.", ("rule", "event_type")
 )
@@ -282,6 +289,7 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
     RECORDS_CONSUMED,
     RECORDS_UNMATCHED,
     RECORDS_COMMITTED,
+    RECORDS_SKIPPED_FINISHED,
     EVENTS_MAPPED,
     DEAD_LETTERS,
     CONSUMER_LAG,
@@ -382,6 +390,7 @@ class PipelineRecorder:
         self._consumed = families.counter(RECORDS_CONSUMED)
         self._unmatched = families.counter(RECORDS_UNMATCHED)
         self._committed = families.counter(RECORDS_COMMITTED)
+        self._skipped_finished = families.counter(RECORDS_SKIPPED_FINISHED)
         self._mapped = families.counter(EVENTS_MAPPED)
         self._dead_letters = families.counter(DEAD_LETTERS)
         self._lag = families.gauge(CONSUMER_LAG)
@@ -404,6 +413,10 @@ class PipelineRecorder:
     def committed(self, topic: str, count: int) -> None:
         """``count`` offsets of ``topic`` moved by one commit."""
         self._committed.labels(topic).inc(count)
+
+    def skipped_finished(self, topic: str, count: int) -> None:
+        """``count`` records of ``topic`` skipped because a commit listed them as finished."""
+        self._skipped_finished.labels(topic).inc(count)
 
     def dead_lettered(self, reason: str) -> None:
         """A dead letter the broker acknowledged (``reason`` is the fixed header word)."""

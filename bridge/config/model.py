@@ -281,6 +281,28 @@ class FleetSettings(_Model):
         return self
 
 
+class TracingSettings(_Model):
+    """OpenTelemetry traces (docs/tracing.md); off unless ``enabled``.
+
+    A key left out here falls back to the standard ``OTEL_*`` variable, then to the
+    SDK's default: the file wins over the environment, as code does in OpenTelemetry.
+    """
+
+    enabled: bool = False
+    # The collector's OTLP/HTTP base URL, as OTEL_EXPORTER_OTLP_ENDPOINT: /v1/traces is added.
+    endpoint: str | None = None
+    # The share of new traces kept (records without a sampled traceparent); the parent's
+    # decision is followed when there is one.
+    sample_ratio: Annotated[float, NotBool] | None = Field(default=None, ge=0, le=1)
+    service_name: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _endpoint_is_url(self) -> TracingSettings:
+        if self.endpoint is not None:
+            _http_url(self.endpoint, "tracing.endpoint")
+        return self
+
+
 class SourceSettings(_Model):
     topic: TopicName
     format: SourceFormat = SourceFormat.JSON
@@ -356,5 +378,6 @@ class BridgeConfig(_Model):
     dead_letter: DeadLetterSettings = Field(default_factory=DeadLetterSettings)
     callbacks: CallbackSettings | None = None
     fleet: FleetSettings = Field(default_factory=FleetSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
     sources: list[SourceSettings] = Field(min_length=1)
     rules: list[RuleSettings] = Field(min_length=1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ssl
 import time
+from collections.abc import Mapping
 
 import httpx
 
@@ -72,13 +73,22 @@ class VibesClient:
         self._urls: dict[str, httpx.URL] = {}
         self._headers = self._build_headers()
 
-    async def post_event(self, company_key: str, body: bytes) -> Outcome:
-        """ONE attempt; never raises for HTTP or network trouble: the outcome is returned."""
+    async def post_event(
+        self, company_key: str, body: bytes, trace_headers: Mapping[str, str] | None = None
+    ) -> Outcome:
+        """ONE attempt; never raises for HTTP or network trouble: the outcome is returned.
+
+        ``trace_headers`` (``traceparent``, when tracing is on) go with the request.
+        """
+        headers = self._current_headers()
+        if trace_headers is not None:
+            headers = httpx.Headers(headers)
+            headers.update(trace_headers)
         request = httpx.Request(
             "POST",
             self._url(company_key),
             content=body,
-            headers=self._current_headers(),
+            headers=headers,
             extensions=self._extensions,
         )
         try:

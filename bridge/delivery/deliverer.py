@@ -24,9 +24,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol
+from typing import Final, Protocol
 
 from bridge.delivery.client import VibesClient
 from bridge.delivery.companies import CircuitSettings, CompanyState, CompanyStates, Transition
@@ -99,6 +100,31 @@ class NullObserver:
         return None
 
 
+class AttemptSpan(Protocol):
+    """One attempt's trace span (``bridge/tracing``), from before the POST to its outcome."""
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The trace context to send with the request (``traceparent``)."""
+
+    def finished(self, outcome: Outcome | None) -> None:
+        """The attempt ended with ``outcome``; None when it was cancelled."""
+
+
+class AttemptTracer(Protocol):
+    """Traces attempts: a span for each, or None when tracing is off."""
+
+    def attempt_started(self, event: MappedEvent, attempt: int) -> AttemptSpan | None: ...
+
+
+class _NoTracing:
+    def attempt_started(self, event: MappedEvent, attempt: int) -> AttemptSpan | None:
+        return None
+
+
+NO_TRACING: Final[AttemptTracer] = _NoTracing()
+
+
 @dataclass(slots=True)
 class _Run:
     """One event's delivery so far."""
@@ -125,8 +151,10 @@ class Deliverer:
         max_in_flight: int | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
+        tracer: AttemptTracer = NO_TRACING,
     ) -> None:
         self._client = client
+        self._tracer = tracer
         self._limiter = limiter
         self._observer = observer
         if isinstance(max_retry_duration, timedelta):
@@ -205,12 +233,18 @@ class Deliverer:
 
     async def _post(self, event: MappedEvent, run: _Run) -> Outcome:
         run.attempts += 1
+        span = self._tracer.attempt_started(event, run.attempts)
         self._observer.in_flight_changed(1)
         started = self._clock()
+        outcome: Outcome | None = None
         try:
-            outcome = await self._client.post_event(event.company_key, event.body)
+            outcome = await self._client.post_event(
+                event.company_key, event.body, None if span is None else span.headers
+            )
         finally:
             self._observer.in_flight_changed(-1)
+            if span is not None:
+                span.finished(outcome)
         seconds = self._clock() - started
         self._observer.attempt_finished(event, outcome.status, seconds)
         if log.isEnabledFor(logging.DEBUG):

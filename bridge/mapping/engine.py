@@ -20,7 +20,7 @@ from bridge.mapping.jmes import Evaluator, is_false
 from bridge.mapping.templates import Template
 from bridge.mapping.validate import checked_event_type, recipient_value
 from bridge.mapping.values import ValueExpression
-from bridge.records import KAFKA_KEY, SourceRecord, kafka_document
+from bridge.records import KAFKA_KEY, SourceRecord, TraceIds, kafka_document
 
 OTHER_EVENT_TYPE: Final = "other"
 """The metric label of an event whose type a template rendered from the record."""
@@ -45,6 +45,8 @@ class MappedEvent(NamedTuple):
     What metrics label by: a rendered type comes from the record, an open set,
     and would make one series per distinct value.
     """
+    trace: TraceIds | None = None
+    """The record's trace when tracing is on: the parent of each delivery attempt's span."""
 
 
 class RuleFailure(NamedTuple):
@@ -88,10 +90,15 @@ class CompiledRule:
 
     metric_event_type: str = dataclasses.field(init=False)
     """What its events are labelled by: the literal type, or ``other`` for a template."""
+    debug_trace: tuple[ValueExpression, ...] = dataclasses.field(init=False)
+    """The ``debug_data`` fields written ``{trace: ...}``: filled from the record's trace."""
 
     def __post_init__(self) -> None:
         declared = self.declared_event_type
         object.__setattr__(self, "metric_event_type", declared or OTHER_EVENT_TYPE)
+        fields = self.debug_data if isinstance(self.debug_data, tuple) else ()
+        traced = tuple(field for field in fields if field.trace is not None)
+        object.__setattr__(self, "debug_trace", traced)
 
     @property
     def declared_event_type(self) -> str | None:
@@ -106,8 +113,14 @@ class CompiledRule:
         except Exception as exc:  # the record boundary: see Engine.map
             raise evaluation_failure("when", exc) from None
 
-    def emit(self, document: Any, record: SourceRecord) -> MappedEvent:
-        """Build the body; raise :class:`MappingError` when the record cannot make a valid one."""
+    def emit(
+        self, document: Any, record: SourceRecord, trace: TraceIds | None = None
+    ) -> MappedEvent:
+        """Build the body; raise :class:`MappingError` when the record cannot make a valid one.
+
+        ``trace`` is the record's trace when tracing is on: it fills the ``{trace: ...}``
+        fields of ``debug_data`` and goes with the event to delivery.
+        """
         event_data = _fields(self.event_data, document)
         has_recipient = False
         for recipient in self.recipients:
@@ -147,15 +160,9 @@ class CompiledRule:
             "event_type": event_type,
             "event_data": event_data,
         }
-        if self.debug_data is DebugData.COORDINATES:
-            body["debug_data"] = {
-                "rule": self.name,
-                "topic": record.topic,
-                "partition": record.partition,
-                "offset": record.offset,
-            }
-        elif isinstance(self.debug_data, tuple):
-            body["debug_data"] = _fields(self.debug_data, document)
+        debug_data = self._debug_data(document, record, trace)
+        if debug_data is not None:
+            body["debug_data"] = debug_data
         return MappedEvent(
             self.name,
             event_type,
@@ -164,7 +171,27 @@ class CompiledRule:
             _encode(body),
             record,
             self.metric_event_type,
+            trace,
         )
+
+    def _debug_data(
+        self, document: Any, record: SourceRecord, trace: TraceIds | None
+    ) -> dict[str, Any] | None:
+        if self.debug_data is DebugData.COORDINATES:
+            return {
+                "rule": self.name,
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+            }
+        if self.debug_data is DebugData.NONE:
+            return None
+        debug = _fields(self.debug_data, document)
+        if trace is not None:
+            for field in self.debug_trace:
+                traced = trace.trace_id if field.trace == "trace_id" else trace.traceparent
+                debug[field.key] = traced
+        return debug
 
 
 class Engine:
@@ -193,8 +220,12 @@ class Engine:
             if (declared := rule.declared_event_type) is not None
         )
 
-    def map(self, value: dict[str, Any], record: SourceRecord) -> MappingResult:
+    def map(
+        self, value: dict[str, Any], record: SourceRecord, trace: TraceIds | None = None
+    ) -> MappingResult:
         """Map one decoded value. ``value`` is taken over: ``_kafka`` may be added to it.
+
+        ``trace`` is the record's trace when tracing is on (see :meth:`CompiledRule.emit`).
 
         Nothing a record holds can make this raise: every failure of a rule, even
         one nobody foresaw (a value nested too deeply for a library), becomes that
@@ -210,7 +241,7 @@ class Engine:
         for rule in rules:
             try:
                 if rule.matches(value):
-                    events.append(rule.emit(value, record))
+                    events.append(rule.emit(value, record, trace))
             except MappingError as exc:
                 failures.append(RuleFailure(rule.name, _in_rule(rule.name, exc)))
             except Exception as exc:  # the boundary; the fields name theirs first

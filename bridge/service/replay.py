@@ -133,7 +133,8 @@ class Replay:
         self._settings = LoopSettings.from_delivery(settings.delivery)
         group = options.group_id or options.selection.group_id(settings.kafka.group_id)
         self.report = ReplayReport(group, options.selection.describe(), dry_run=options.dry_run)
-        self._tracker = OffsetTracker()
+        # No commit metadata: replay restarts from its committed position and reads none.
+        self._tracker = OffsetTracker(metadata_limit=0)
         self._stop = threading.Event()
         self._limit_reached = False
         self._outbox: DeadLetterOutbox | None = None

@@ -17,7 +17,7 @@ from bridge.codecs import Decoder
 from bridge.dead_letters import DeadLetter, dead_letter
 from bridge.errors import DecodeCode, DecodeError, EventExpired, ExpiryCode, RecordError
 from bridge.mapping.engine import Engine, MappedEvent
-from bridge.records import SourceRecord
+from bridge.records import SourceRecord, TraceIds
 
 
 class PreparedRecord(NamedTuple):
@@ -47,8 +47,12 @@ def prepare(
     *,
     max_event_age_seconds: float | None,
     now_ms: int,
+    trace: TraceIds | None = None,
 ) -> PreparedRecord:
-    """The record's events and dead letters (raises only ``SchemaRegistryUnavailable``)."""
+    """The record's events and dead letters (raises only ``SchemaRegistryUnavailable``).
+
+    ``trace`` is the record's trace when tracing is on: its events carry it.
+    """
     decoder = decoders.get(record.topic)
     if decoder is None:  # a live reload removed the source; the subscription stays until restart
         error: RecordError = DecodeError(
@@ -59,7 +63,7 @@ def prepare(
         value = decoder.decode(record.value)
     except DecodeError as exc:
         return PreparedRecord(record, (), (dead_letter(record, exc),), True)
-    result = engine.map(value, record)
+    result = engine.map(value, record, trace)
     if not result.matched:
         return PreparedRecord(record, (), (), False)
     letters = tuple(

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from bridge.delivery import CredentialsSource, Deliverer, DeliveryObserver, VibesClient
+from bridge.delivery import (
+    NO_TRACING,
+    AttemptTracer,
+    CredentialsSource,
+    Deliverer,
+    DeliveryObserver,
+    VibesClient,
+)
 from bridge.delivery.aimd import AdaptiveLimiter
 from bridge.delivery.companies import CircuitSettings
 from bridge.loading import LoadedBridge
@@ -22,8 +29,13 @@ class VibesDelivery(NamedTuple):
     deliverer: Deliverer
 
 
-def vibes_delivery(loaded: LoadedBridge, observer: DeliveryObserver) -> VibesDelivery:
-    """Client, per-company-key limiter and deliverer for ``loaded``'s ``vibes`` and ``delivery``."""
+def vibes_delivery(
+    loaded: LoadedBridge, observer: DeliveryObserver, tracer: AttemptTracer = NO_TRACING
+) -> VibesDelivery:
+    """Client, per-company-key limiter and deliverer for ``loaded``'s ``vibes`` and ``delivery``.
+
+    ``tracer`` makes each attempt's span (``run`` with tracing on; replay traces nothing).
+    """
     settings = loaded.settings
     client = VibesClient(
         base_url=settings.vibes.base_url,
@@ -42,5 +54,6 @@ def vibes_delivery(loaded: LoadedBridge, observer: DeliveryObserver) -> VibesDel
         max_retry_duration=settings.delivery.max_retry_duration,
         circuit=CircuitSettings(**settings.delivery.circuit.model_dump()),
         max_in_flight=settings.delivery.max_in_flight,
+        tracer=tracer,
     )
     return VibesDelivery(client, limiter, deliverer)

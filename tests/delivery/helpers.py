@@ -10,7 +10,15 @@ from dataclasses import dataclass, field
 import httpx
 import orjson
 
-from bridge.delivery import Backoff, CredentialsSource, Deliverer, RateLimiter, VibesClient
+from bridge.delivery import (
+    NO_TRACING,
+    AttemptTracer,
+    Backoff,
+    CredentialsSource,
+    Deliverer,
+    RateLimiter,
+    VibesClient,
+)
 from bridge.delivery.companies import CircuitSettings, CompanyState
 from bridge.errors import RetryReason
 from bridge.mapping.engine import MappedEvent
@@ -108,6 +116,7 @@ def rig(
     circuit: CircuitSettings | None = None,
     max_in_flight: int | None = None,
     time: VirtualTime | None = None,
+    tracer: AttemptTracer = NO_TRACING,
 ) -> Rig:
     time = time or VirtualTime()
     observer = RecordingObserver()
@@ -124,6 +133,7 @@ def rig(
         max_in_flight=max_in_flight,
         clock=time.clock,
         sleep=time.sleep,
+        tracer=tracer,
     )
     return Rig(time, observer, limiter, deliverer, client)
 

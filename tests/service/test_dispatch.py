@@ -17,7 +17,7 @@ from bridge.delivery.outcomes import Delivered
 from bridge.errors import DeadLetterReason, EventExpired, EventRejected, ExpiryCode, RecordError
 from bridge.mapping.engine import MappedEvent
 from bridge.metrics import BridgeMetrics
-from bridge.records import SourceRecord
+from bridge.records import Position, SourceRecord
 from bridge.service.dispatch import Delivery, Dispatcher
 from bridge.service.offsets import OffsetTracker, Ticket
 
@@ -190,9 +190,10 @@ def test_a_delivered_event_finishes_its_record_and_counts() -> None:
         world.submit((0, 0, "a"), (0, 1, "b"))
         world.deliverer.open("p0-1")
         await _settle(lambda: _delivered(world) == 1)
-        assert world.tracker.positions_to_commit() == {}  # p0-1 done, behind p0-0
+        # p0-1 done, behind p0-0: the position stays, the metadata lists offset 1
+        assert world.tracker.positions_to_commit() == {(TOPIC, 0): Position(0, "vb1:0:1+1")}
         world.deliverer.open("p0-0")
-        await _settle(lambda: world.tracker.positions_to_commit() == {(TOPIC, 0): 2})
+        await _settle(lambda: world.tracker.positions_to_commit() == {(TOPIC, 0): Position(2)})
         assert _delivered(world) == 2
         assert world.sink.letters == []
 
@@ -224,7 +225,7 @@ def test_a_refused_or_expired_event_becomes_a_letter_that_finishes_on_acknowledg
             assert letter.reason == error.reason
             assert letter.reason in (DeadLetterReason.REJECTED, DeadLetterReason.EXPIRED)
             world.tracker.finish(ticket)
-            assert world.tracker.positions_to_commit() == {(TOPIC, 0): 1}
+            assert world.tracker.positions_to_commit() == {(TOPIC, 0): Position(1)}
 
         _run(body)
 
@@ -236,7 +237,7 @@ def test_forgetting_revoked_partitions_drops_their_work_and_keeps_the_rest() -> 
         world.dispatcher.forget({(TOPIC, 0)})
         world.tracker.revoke(TOPIC, 0)
         world.deliverer.open("p0-0", "p0-1", "p1-0", "p1-1")
-        await _settle(lambda: world.tracker.positions_to_commit() == {(TOPIC, 1): 2})
+        await _settle(lambda: world.tracker.positions_to_commit() == {(TOPIC, 1): Position(2)})
         await _turns()
         assert "p0-1" not in world.deliverer.started
 

@@ -22,6 +22,19 @@ def test_valid_event_is_sent(sim: SimProcess, client: httpx.Client) -> None:
     assert stats(sim)["sent"] == 1
 
 
+def test_a_request_s_traceparent_is_recorded_with_its_event(
+    sim: SimProcess, client: httpx.Client
+) -> None:
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    client.post(
+        "/companies/demo/events", json=event("e-1"), headers={"traceparent": traceparent}
+    ).raise_for_status()
+    client.post("/companies/demo/events", json=event("e-2")).raise_for_status()
+    traced, untraced = events(sim)
+    assert traced["traceparent"] == traceparent
+    assert "traceparent" not in untraced
+
+
 def test_missing_event_id_is_generated(sim: SimProcess, client: httpx.Client) -> None:
     response = sim.post_event(client, event())
     assert response.status_code == 200

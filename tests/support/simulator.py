@@ -186,5 +186,15 @@ class SimControl:
         path = f"/_sim/companies/{company_key}/outage"
         self._client.post(path, content=orjson.dumps(body)).raise_for_status()
 
+    def fail_events(self, pattern: str, seconds: float | None = None) -> None:
+        """Answer 503 to every event whose event_id matches ``pattern`` (``/_sim/failing``)."""
+        body: dict[str, object] = {"event_id_pattern": pattern}
+        if seconds is not None:
+            body["seconds"] = seconds
+        self._client.post("/_sim/failing", content=orjson.dumps(body)).raise_for_status()
+
+    def stop_failing(self) -> None:
+        self._client.delete("/_sim/failing").raise_for_status()
+
     def close(self) -> None:
         self._client.close()
