@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Final
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from bridge.delivery.companies import CompanyState
 from bridge.errors import RetryReason
 
 if TYPE_CHECKING:
@@ -197,6 +198,18 @@ COMPANY_CREDENTIALS_REJECTED: Final = MetricSpec(
     "1 while Vibes rejects the company key's credentials (401/403) and its delivery is paused.",
     ("company_key",),
 )
+COMPANY_STATE: Final = MetricSpec(
+    "vibes_bridge_company_state",
+    _G,
+    "1 for the company key's delivery state (healthy, credentials_rejected, circuit_open, held).",
+    ("company_key", "state"),
+)
+CIRCUIT_OPENS: Final = MetricSpec(
+    "vibes_bridge_circuit_opens",
+    _C,
+    "Times a company key's circuit opened after transient failures in a row.",
+    ("company_key",),
+)
 # The fleet budget.
 RATE_SHARE: Final = MetricSpec(
     "vibes_bridge_rate_share_per_second",
@@ -305,6 +318,8 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
     RATE_LIMIT_WAIT,
     CREDENTIALS_FAILING,
     COMPANY_CREDENTIALS_REJECTED,
+    COMPANY_STATE,
+    CIRCUIT_OPENS,
     RATE_SHARE,
     RATE_EFFECTIVE,
     RATE_DECREASES,
@@ -461,6 +476,8 @@ class DeliveryRecorder:
         self._in_flight = families.gauge(IN_FLIGHT_REQUESTS)
         self._credentials = families.gauge(CREDENTIALS_FAILING)
         self._company_credentials = families.gauge(COMPANY_CREDENTIALS_REJECTED)
+        self._company_state = families.gauge(COMPANY_STATE)
+        self._circuit_opens = families.counter(CIRCUIT_OPENS)
         self._delivered = families.counter(EVENTS_DELIVERED)
         self._end_to_end = families.histogram(END_TO_END_LATENCY)
 
@@ -481,6 +498,14 @@ class DeliveryRecorder:
 
     def company_credentials_rejected(self, company_key: str, rejected: bool) -> None:
         self._company_credentials.labels(company_key).set(1 if rejected else 0)
+
+    def company_state(self, company_key: str, state: CompanyState) -> None:
+        """One series per state word: 1 for the key's state, 0 for the others."""
+        for word in CompanyState:
+            self._company_state.labels(company_key, word.value).set(1 if word is state else 0)
+
+    def circuit_opened(self, company_key: str) -> None:
+        self._circuit_opens.labels(company_key).inc()
 
     def delivered(self, event: MappedEvent, status: int, now: float | None = None) -> None:
         """An event Vibes has; the end-to-end latency needs the record's timestamp."""

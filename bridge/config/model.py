@@ -228,6 +228,20 @@ class SchemaRegistrySettings(_Credentials):
         return self
 
 
+class CircuitBreakerSettings(_Model):
+    """When one company key's circuit opens (bridge.delivery.companies), and for how long."""
+
+    failures: Annotated[int, NotBool] = Field(default=5, ge=1, le=10_000)
+    open_seconds: Annotated[float, NotBool] = Field(default=1.0, gt=0, le=3600)
+    max_open_seconds: Annotated[float, NotBool] = Field(default=30.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _open_within_max(self) -> CircuitBreakerSettings:
+        if self.open_seconds > self.max_open_seconds:
+            raise ValueError("open_seconds must not exceed max_open_seconds")
+        return self
+
+
 class DeliverySettings(_Model):
     max_in_flight: Annotated[int, NotBool] = Field(default=64, ge=1, le=1024)
     max_retry_duration: Duration | None = None
@@ -237,6 +251,8 @@ class DeliverySettings(_Model):
     # at either bound the consumer pauses its partitions until half is left.
     max_pending_records: Annotated[int, NotBool] = Field(default=2000, ge=1)
     max_pending_bytes: Annotated[int, NotBool] = Field(default=32 * 1024 * 1024, ge=1024)
+    # Per company key: transient failures in a row open its circuit; one event probes.
+    circuit: CircuitBreakerSettings = Field(default_factory=CircuitBreakerSettings)
 
 
 class ManagementSettings(_Model):

@@ -6,13 +6,15 @@ The deliverer owns the retry policy around :class:`VibesClient`'s single attempt
   jittered backoff, without a deadline unless ``max_retry_duration`` is set;
   a 429 holds the company key's whole budget in the rate limiter;
 - a non-retryable 4xx raises :class:`EventRejected`; 409 counts as delivered;
-- 401/403 close the company key's credentials gate (each key is signed with its
-  own company's credentials, ``vibes.companies``): one task at a time per key
-  probes every ``credentials_retry_seconds`` (re-reading that company's
-  ``*_file`` credentials first) and the key's deliveries resume when a probe
-  gets through; other keys are not held. Time spent behind the gate does not
-  count towards ``max_retry_duration``, so a credentials outage never turns
-  events into dead letters.
+- each company key has its own gate (``bridge.delivery.companies``) and is
+  signed with its own company's credentials (``vibes.companies``): 401/403
+  close it until a probe gets through (one task at a time, every
+  ``credentials_retry_seconds``, re-reading ``*_file`` credentials first);
+  ``circuit.failures`` transient failures in a row open the key's circuit, and
+  one event probes it half-open after the open period. Other keys flow on.
+  Time spent behind a credentials pause does not count towards
+  ``max_retry_duration``, so a credentials outage never turns events into dead
+  letters; time behind an open circuit does, like any other outage.
 
 Cancellation propagates from every await: shutdown and partition revocation
 cancel in-flight deliveries.
@@ -24,11 +26,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final, Protocol
 
 from bridge.delivery.client import VibesClient
+from bridge.delivery.companies import CircuitSettings, CompanyState, CompanyStates, Transition
 from bridge.delivery.outcomes import (
     CredentialsRejected,
     Delivered,
@@ -64,11 +67,18 @@ class DeliveryObserver(Protocol):
 
         Named after the gauge it feeds (``vibes_bridge_credentials_failing``, a name
         the spec fixes); everywhere else the bridge's word is "credentials rejected".
+        True while any company key's credentials are rejected.
         """
 
     def company_credentials_rejected(self, company_key: str, rejected: bool) -> None:
         """Called on one company key's transitions: True on its first 401/403, False on
         recovery."""
+
+    def company_state(self, company_key: str, state: CompanyState) -> None:
+        """A company key's state, when first seen and on every change."""
+
+    def circuit_opened(self, company_key: str) -> None:
+        """The key's circuit opened after transient failures in a row."""
 
 
 class NullObserver:
@@ -92,19 +102,11 @@ class NullObserver:
     def company_credentials_rejected(self, company_key: str, rejected: bool) -> None:
         return None
 
+    def company_state(self, company_key: str, state: CompanyState) -> None:
+        return None
 
-@dataclass(slots=True)
-class _Gate:
-    """One company key's credentials gate."""
-
-    rejected: bool = False
-    probing: bool = False  # one task at a time probes while credentials fail
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def notify(self) -> None:
-        # Wake every waiter once; later waiters wait on a fresh event.
-        self.changed.set()
-        self.changed = asyncio.Event()
+    def circuit_opened(self, company_key: str) -> None:
+        return None
 
 
 class AttemptSpan(Protocol):
@@ -155,6 +157,8 @@ class Deliverer:
         max_retry_duration: float | timedelta | None,
         backoff: Backoff | None = None,
         credentials_retry_seconds: float = 15.0,
+        circuit: CircuitSettings | None = None,
+        max_in_flight: int | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         tracer: AttemptTracer = NO_TRACING,
@@ -171,35 +175,50 @@ class Deliverer:
         self._credentials_retry_seconds = credentials_retry_seconds
         self._clock = clock
         self._sleep = sleep
-        self._gates: dict[str, _Gate] = {}
+        self._companies = CompanyStates(
+            circuit, credentials_retry_seconds=credentials_retry_seconds, clock=clock
+        )
+        self._gate_changed: dict[str, asyncio.Event] = {}
+        # Requests open at once, over every company key: held only for the POST itself,
+        # so events waiting for a paused company (or its rate budget) take no place.
+        self._requests = asyncio.Semaphore(max_in_flight) if max_in_flight else None
         self._wall_clock = wall_clock
 
     @property
     def credentials_rejected(self) -> bool:
-        """True while some company key's credentials are rejected (401/403, no probe through)."""
-        return any(gate.rejected for gate in self._gates.values())
+        """True while every company key seen so far has its credentials rejected.
+
+        With one company key: from the first 401/403 until a probe gets through.
+        """
+        return self._companies.all_credentials_rejected()
+
+    def company_states(self) -> dict[str, CompanyState]:
+        """Every company key delivered to so far, and its state."""
+        return self._companies.snapshot()
 
     def rejected_company_keys(self) -> frozenset[str]:
         """The company keys whose credentials Vibes rejects now."""
-        return frozenset(key for key, gate in self._gates.items() if gate.rejected)
+        rejected = CompanyState.CREDENTIALS_REJECTED
+        return frozenset(key for key, state in self.company_states().items() if state is rejected)
 
     async def deliver(self, event: MappedEvent) -> Delivered:
         """Until Vibes has the event; raises EventRejected or EventExpired when it never will."""
+        key = event.company_key
+        if self._companies.seen(key):
+            self._observer.company_state(key, CompanyState.HEALTHY)
         run = _Run(started=self._clock())
-        gate = self._gate(event.company_key)
         while True:
-            probing = await self._pass_credentials_gate(gate, run)
+            probing = await self._pass_gate(key, run)
             try:
-                outcome = await self._attempt(event, gate, run, probing=probing)
+                outcome = await self._attempt(event, run, probing=probing)
             finally:
                 if probing:
-                    gate.probing = False
-                    gate.notify()
+                    self._companies.end_probe(key)
+                    self._notify(key)
             if outcome is None:
-                continue  # the gate closed while this attempt waited for its slot
-            if probing and not isinstance(outcome, CredentialsRejected | DeliveryUnavailable):
-                self._open_gate(event.company_key, gate)
+                continue  # the key's gate closed while this attempt waited for its slot
             if isinstance(outcome, Delivered):
+                self._changed(self._companies.passed(key, probing=probing))
                 return Delivered(
                     outcome.status,
                     run.attempts,
@@ -207,25 +226,34 @@ class Deliverer:
                     int(self._wall_clock() * 1000),
                 )
             if isinstance(outcome, DeliveryUnavailable):
+                self._changed(self._companies.unavailable(key, outcome.reason, probing=probing))
                 await self._back_off(event, outcome, run)
             elif isinstance(outcome, CredentialsRejected):
-                self._close_gate(event.company_key, gate, outcome)
+                self._changed(self._companies.credentials_rejected(key), outcome.status)
             else:
+                self._changed(self._companies.passed(key, probing=probing))
                 raise EventRejected(outcome.status, outcome.response, attempts=run.attempts)
 
-    async def _attempt(
-        self, event: MappedEvent, gate: _Gate, run: _Run, *, probing: bool
-    ) -> Outcome | None:
+    async def _attempt(self, event: MappedEvent, run: _Run, *, probing: bool) -> Outcome | None:
         """One POST after the key's rate slot; None when credentials failed meanwhile."""
+        key = event.company_key
         if probing:
+            credentials = self._companies.state(key) is CompanyState.CREDENTIALS_REJECTED
             started = self._clock()
-            await self._sleep(self._credentials_retry_seconds)
-            self._client.refresh_credentials(event.company_key)
-            run.paused += self._clock() - started
-        waited = await self._limiter.acquire(event.company_key)
-        self._observer.rate_limit_waited(event.company_key, waited)
-        if gate.rejected and not probing:
+            await self._sleep(self._companies.probe_delay(key))
+            if credentials:
+                self._client.refresh_credentials(key)
+                run.paused += self._clock() - started
+        waited = await self._limiter.acquire(key)
+        self._observer.rate_limit_waited(key, waited)
+        if not probing and self._companies.blocked(key):
             return None
+        if self._requests is None:
+            return await self._post(event, run)
+        async with self._requests:
+            return await self._post(event, run)
+
+    async def _post(self, event: MappedEvent, run: _Run) -> Outcome:
         run.attempts += 1
         if run.first_attempt_ms is None:
             run.first_attempt_ms = int(self._wall_clock() * 1000)
@@ -279,57 +307,66 @@ class Deliverer:
         )
         raise EventExpired(ExpiryCode.MAX_RETRY_DURATION, message, attempts=run.attempts)
 
-    def _gate(self, company_key: str) -> _Gate:
-        gate = self._gates.get(company_key)
-        if gate is None:
-            gate = self._gates[company_key] = _Gate()
-        return gate
+    async def _pass_gate(self, key: str, run: _Run) -> bool:
+        """Wait while the key is paused; True when this task is to probe it.
 
-    async def _pass_credentials_gate(self, gate: _Gate, run: _Run) -> bool:
-        """Wait while the key's credentials fail; True when this task is to probe them."""
-        if not gate.rejected:
-            return False
-        started = self._clock()
-        try:
-            while gate.rejected:
-                if not gate.probing:
-                    gate.probing = True
-                    return True
-                await gate.changed.wait()
-            return False
-        finally:
-            run.paused += self._clock() - started
+        Time behind a credentials pause is not retry time; behind an open circuit it is.
+        """
+        companies = self._companies
+        while companies.blocked(key):
+            if companies.take_probe(key):
+                return True
+            credentials = companies.state(key) is CompanyState.CREDENTIALS_REJECTED
+            started = self._clock()
+            changed = self._gate_changed.get(key)
+            if changed is None:
+                changed = self._gate_changed[key] = asyncio.Event()
+            await changed.wait()
+            if credentials:
+                run.paused += self._clock() - started
+        return False
 
-    def _close_gate(self, company_key: str, gate: _Gate, outcome: CredentialsRejected) -> None:
-        if gate.rejected:
+    def _changed(self, transition: Transition | None, status: int | None = None) -> None:
+        """Report and log a key's new state; wake its waiting events."""
+        if transition is None:
             return
-        first = not self.credentials_rejected
-        gate.rejected = True
-        gate.notify()
-        self._observer.company_credentials_rejected(company_key, True)
-        if first:
-            self._observer.credentials_failing(True)
-        # The company key names an account, not a person: it may be logged.
-        log.error(
-            "Vibes rejected the credentials (HTTP %d) of company key %s: its delivery is "
-            "paused; probing every %g s, re-reading *_file credentials before each probe",
-            outcome.status,
-            company_key,
-            self._credentials_retry_seconds,
-        )
+        key, old, new = transition
+        self._notify(key)
+        self._observer.company_state(key, new)
+        credentials = CompanyState.CREDENTIALS_REJECTED
+        if credentials in (old, new):
+            self._observer.company_credentials_rejected(key, new is credentials)
+        if credentials in (old, new) and not self._companies.any_other_in(key, credentials):
+            # the process-wide gauge: 1 while any key's credentials are rejected
+            self._observer.credentials_failing(new is credentials)
+        if new is CompanyState.CREDENTIALS_REJECTED:
+            log.error(
+                "Vibes rejected the credentials of company key %s (HTTP %s): its delivery is "
+                "paused; probing every %g s, re-reading *_file credentials before each probe",
+                key,
+                status,
+                self._credentials_retry_seconds,
+            )
+        elif new is CompanyState.CIRCUIT_OPEN:
+            self._observer.circuit_opened(key)
+            log.warning(
+                "company key %s failed repeatedly: its circuit is open for %.1f s, "
+                "then one event probes it; other company keys go on",
+                key,
+                self._companies.open_seconds(key),
+            )
+        elif old is CompanyState.CREDENTIALS_REJECTED:
+            log.warning("Vibes accepts the credentials of company key %s again: it resumes", key)
+        elif old is CompanyState.CIRCUIT_OPEN:
+            log.warning("company key %s answers again: its circuit is closed", key)
+        elif new is CompanyState.HELD:
+            log.info("company key %s is held by 429 answers", key)
 
-    def _open_gate(self, company_key: str, gate: _Gate) -> None:
-        if not gate.rejected:
-            return
-        gate.rejected = False
-        gate.notify()
-        self._observer.company_credentials_rejected(company_key, False)
-        if not self.credentials_rejected:
-            self._observer.credentials_failing(False)
-        log.warning(
-            "Vibes accepts the credentials of company key %s again: delivery resumes",
-            company_key,
-        )
+    def _notify(self, key: str) -> None:
+        # Wake every waiter of the key once; later waiters wait on a fresh event.
+        changed = self._gate_changed.pop(key, None)
+        if changed is not None:
+            changed.set()
 
 
 def _log_attempt(event: MappedEvent, attempt: int, outcome: Outcome, seconds: float) -> None:

@@ -1,7 +1,9 @@
 """The delivery side of the pipeline, on the asyncio loop: events out, outcomes back.
 
-Prepared events arrive from the consumer thread; each goes through its key's
-lane (per-key order), takes one of ``max_in_flight`` slots, and is delivered by
+Prepared events arrive from the consumer thread; each goes through its lane
+(one per company key and record key: per-key order within a company, while a
+paused company never holds back another company's events of the same record
+key), takes one of ``max_in_flight`` slots, and is delivered by
 the :class:`~bridge.delivery.Deliverer` (rate budget, retries, credentials).
 The outcome finishes a unit of the record's work in the offset tracker, or,
 for an event that can never succeed, becomes a dead letter whose broker
@@ -70,7 +72,8 @@ class Delivery(NamedTuple):
 
 
 class Dispatcher:
-    """Delivers events with per-key order and bounded concurrency; reports every outcome."""
+    """Delivers events with per-key order and bounded concurrency per company key; reports every
+    outcome."""
 
     def __init__(
         self,
@@ -87,15 +90,23 @@ class Dispatcher:
         self._tracker = tracker
         self._dead_letters = dead_letters
         self._outcomes = outcomes
-        # By the rules' priorities: high events take the next free slot (bridge/service/slots.py).
-        self._slots = PrioritySlots(max_in_flight)
+        # Slots per company key, each handed out by the rules' priorities (high events
+        # take the next free slot: bridge/service/slots.py): a paused company's
+        # deliveries, waiting behind its gate, its rate limit or a backoff, never take
+        # another company's places. The deliverer bounds the requests actually open to
+        # max_in_flight as well.
+        self._max_in_flight = max_in_flight
+        self._slots: dict[str, PrioritySlots] = {}
         self._lanes: KeyLanes[Delivery] = KeyLanes(self._deliver)
         self._unexpected_seen: set[tuple[str, str]] = set()
 
     def submit(self, deliveries: list[Delivery]) -> None:
         """Queue events (called through ``loop.call_soon_threadsafe`` by the consumer thread)."""
         for delivery in deliveries:
-            self._lanes.push(delivery.event.source.key, delivery)
+            event = delivery.event
+            key = event.source.key
+            # Order is kept per company: texts to two accounts are unrelated.
+            self._lanes.push(None if key is None else (event.company_key, key), delivery)
 
     def forget(self, partitions: set[Partition]) -> None:
         """Stop work for revoked partitions: their new owner delivers it again."""
@@ -110,7 +121,10 @@ class Dispatcher:
 
     async def _deliver(self, delivery: Delivery) -> None:
         event, ticket = delivery
-        async with self._slots.slot(event.priority):
+        slots = self._slots.get(event.company_key)
+        if slots is None:
+            slots = self._slots[event.company_key] = PrioritySlots(self._max_in_flight)
+        async with slots.slot(event.priority):
             try:
                 delivered = await self._deliverer.deliver(event)
             except (EventRejected, EventExpired) as error:

@@ -3,8 +3,10 @@
 Liveness means the loops are making progress, not merely that the process
 exists: a consumer thread stuck for minutes is restarted by the kubelet.
 Readiness means this replica is doing its job: subscribed (assigned or waiting
-in the group), Vibes accepting the credentials, the dead-letter topic (and the
-receipts topic) writable.
+in the group), Vibes accepting the credentials of at least one company key it
+delivered to (one company's rejected credentials, open circuit or 429 hold pause
+only that company and show on ``vibes_bridge_company_state``, see
+docs/isolation.md), the dead-letter topic (and the receipts topic) writable.
 Plain attribute writes from two threads are atomic in CPython; no lock is needed.
 """
 
@@ -29,7 +31,7 @@ class Health:
     loop_turn: float | None = None
     subscribed: bool = False
     stopping: bool = False
-    credentials_rejected: bool = False
+    credentials_rejected: bool = False  # every company key delivered to so far
     dead_letter_topic_missing: bool = False
     dead_letters_failing: bool = False
     receipts_topic_missing: bool = False
@@ -62,7 +64,7 @@ class Health:
         if self.stopping:
             problems.append("shutting down")
         if self.credentials_rejected:
-            problems.append("Vibes rejects the credentials (401/403)")
+            problems.append("Vibes rejects the credentials (401/403) of every company key")
         if self.dead_letter_topic_missing:
             problems.append("the dead-letter topic does not exist")
         if self.dead_letters_failing:

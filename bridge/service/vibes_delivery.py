@@ -18,6 +18,7 @@ from bridge.delivery import (
     VibesClient,
 )
 from bridge.delivery.aimd import AdaptiveLimiter
+from bridge.delivery.companies import CircuitSettings
 from bridge.loading import LoadedBridge
 
 
@@ -64,6 +65,8 @@ def vibes_delivery(
         limiter,
         observer=observer,
         max_retry_duration=settings.delivery.max_retry_duration,
+        circuit=CircuitSettings(**settings.delivery.circuit.model_dump()),
+        max_in_flight=settings.delivery.max_in_flight,
         tracer=tracer,
     )
     return VibesDelivery(client, limiter, deliverer)

@@ -5,6 +5,8 @@ service behind a load balancer would meet them, and each answer lands in
 exactly one stats counter:
 
 1. latency (``latency_ms`` + jitter), then one fault draw: drop, timeout, 500, 503;
+   then the company key's outage if one is set (``/_sim/companies/{key}/outage``):
+   401, 403, 429, 500 or 503 for that key only;
 2. Basic auth (401), then the company key (404);
 3. the company's token bucket (429 with ``Retry-After``);
 4. content type (415), size (413), JSON (400), the entity rules (400);
@@ -37,7 +39,14 @@ from aiohttp.http_exceptions import HttpProcessingError
 from bridge.sim.auth import BasicAuth
 from bridge.sim.callbacks import CallbackSender, RegistrationError, Registrations, public
 from bridge.sim.config import SimConfig
-from bridge.sim.faults import FailingEvents, Fault, FaultPlan, FaultSettings, SettingsError
+from bridge.sim.faults import (
+    CompanyOutage,
+    FailingEvents,
+    Fault,
+    FaultPlan,
+    FaultSettings,
+    SettingsError,
+)
 from bridge.sim.protocol import BODY_FRAMING, INTERNAL_ERROR, describe
 from bridge.sim.ratelimit import Clock, RateLimiter
 from bridge.sim.responses import errors_response, json_response
@@ -82,6 +91,7 @@ class Simulator:
         self._plan = FaultPlan(config.faults, self._rng)
         self._limiter = self._new_limiter(config.faults)
         self.failing = FailingEvents()
+        self._outages: dict[str, CompanyOutage] = {}
         self.registrations = Registrations()
         self.callbacks = CallbackSender(config.callbacks, self._rng)
 
@@ -195,6 +205,10 @@ class Simulator:
     def _refusal(self, request: web.Request, company_key: str) -> web.Response | None:
         """Everything decided from the headers alone, before reading a byte of the body."""
         stats = self.stats
+        if self._outages:
+            outage = self._outages.get(company_key)
+            if outage is not None:
+                return self._outage_answer(outage)
         if not self._auth_of(company_key).allows(request.headers.get(hdrs.AUTHORIZATION)):
             stats.unauthorized += 1
             return errors_response(
@@ -223,6 +237,26 @@ class Simulator:
             stats.rejected += 1
             return self._too_large()
         return None
+
+    def _outage_answer(self, outage: CompanyOutage) -> web.Response:
+        """The company's outage, counted where the same answer would be counted anyway."""
+        stats = self.stats
+        status = outage.status
+        if status in (401, 403):
+            stats.unauthorized += 1
+            return errors_response(status, ["credentials rejected (injected)"])
+        if status == 429:
+            stats.rate_limited += 1
+            retry_after = f"{outage.retry_after_s:g}"
+            return errors_response(
+                429, ["rate limit exceeded (injected)"], {hdrs.RETRY_AFTER: retry_after}
+            )
+        stats.faults += 1
+        if status == 503:
+            stats.faults_503 += 1
+        else:
+            stats.faults_500 += 1
+        return errors_response(status, ["company unavailable (injected)"])
 
     def _too_large(self) -> web.Response:
         limit = self.config.max_body_bytes
@@ -310,6 +344,32 @@ class Simulator:
         self.failing = FailingEvents()
         log.info("failing events cleared")
         return json_response(self.failing.as_json(self._clock()))
+
+    async def get_outage(self, request: web.Request) -> web.StreamResponse:
+        """The company key's outage, ``{"status": 0}`` when none."""
+        outage = self._outages.get(request.match_info["company_key"])
+        return json_response({"status": 0} if outage is None else outage.as_json())
+
+    async def post_outage(self, request: web.Request) -> web.StreamResponse:
+        """Set (``{"status": 503}``) or end (``{"status": 0}``) one company key's outage."""
+        company_key = request.match_info["company_key"]
+        try:
+            outage = CompanyOutage.parse(orjson.loads(await request.read()))
+        except web.HTTPRequestEntityTooLarge:
+            return self._too_large()
+        except _BODY_ERRORS:
+            return errors_response(400, [BODY_FRAMING])
+        except orjson.JSONDecodeError:
+            return errors_response(400, ["the body is not valid JSON"])
+        except SettingsError as exc:
+            return errors_response(400, exc.problems)
+        if outage is None:
+            self._outages.pop(company_key, None)
+            log.info("outage of company key %s ended", company_key)
+            return json_response({"status": 0})
+        self._outages[company_key] = outage
+        log.info("company key %s now answers %d", company_key, outage.status)
+        return json_response(outage.as_json())
 
     async def post_reset(self, request: web.Request) -> web.StreamResponse:
         """Start a fresh run without restarting the process; answers the zeroed stats."""
@@ -462,6 +522,11 @@ def build_app(simulator: Simulator) -> web.Application:
         },
     )
     _route(app, "/_sim/reset", {hdrs.METH_POST: simulator.post_reset})
+    _route(
+        app,
+        "/_sim/companies/{company_key}/outage",
+        {hdrs.METH_GET: simulator.get_outage, hdrs.METH_POST: simulator.post_outage},
+    )
     _route(app, "/_sim/health", {hdrs.METH_GET: simulator.get_health})
     _route(
         app,

@@ -270,3 +270,44 @@ class FailingEvents:
             return {"event_id_pattern": None, "seconds_left": None}
         left = None if self.until is None else round(self.until - now, 3)
         return {"event_id_pattern": self.pattern.pattern, "seconds_left": left}
+
+
+OUTAGE_STATUSES: Final = frozenset({401, 403, 429, 500, 503})
+"""What a company outage may answer: the failures the bridge isolates per company key."""
+
+
+@dataclass(frozen=True, slots=True)
+class CompanyOutage:
+    """Every request for one company key answered ``status`` (``Retry-After`` on a 429).
+
+    For isolation tests: one company's credentials failing (401/403), its endpoint
+    failing (500/503), or it being held by 429s, while the others are served.
+    """
+
+    status: int
+    retry_after_s: float = 1.0
+
+    @classmethod
+    def parse(cls, patch: Any) -> CompanyOutage | None:
+        """From ``{"status": 503, "retry_after_s": 1}``; ``status`` 0 ends the outage (None)."""
+        if not isinstance(patch, Mapping):
+            raise SettingsError(["the outage must be a JSON object"])
+        unknown = sorted(str(key) for key in patch if key not in ("status", "retry_after_s"))
+        problems = [f"unknown setting: {key}" for key in unknown]
+        status = patch.get("status")
+        retry_after = patch.get("retry_after_s", 1.0)
+        if not isinstance(status, int) or isinstance(status, bool):
+            status = None
+        if status not in OUTAGE_STATUSES | {0}:
+            allowed = ", ".join(map(str, sorted(OUTAGE_STATUSES)))
+            problems.append(f"status must be 0 (no outage) or one of {allowed}")
+        if isinstance(retry_after, bool) or not isinstance(retry_after, int | float):
+            problems.append("retry_after_s must be a number")
+        elif not 0 <= retry_after <= ONE_HOUR_S:
+            problems.append(f"retry_after_s must be between 0 and {ONE_HOUR_S}")
+        if problems or status is None:
+            raise SettingsError(problems)
+        return None if status == 0 else cls(status, float(retry_after))
+
+    def as_json(self) -> dict[str, float]:
+        return {"status": self.status, "retry_after_s": self.retry_after_s}

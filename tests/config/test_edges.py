@@ -176,3 +176,30 @@ def test_listeners_that_can_both_bind_are_accepted(
     )
     with load_bridge(write_config(RULE, header=header), {}) as loaded:
         assert loaded.settings.callbacks is not None
+
+
+@pytest.mark.parametrize(
+    ("circuit", "words"),
+    [
+        ("{failures: 0}", "failures"),
+        ("{open_seconds: 10, max_open_seconds: 5}", "open_seconds must not exceed"),
+        ("{open_seconds: 0}", "open_seconds"),
+        ("{failure: 3}", "failure"),
+    ],
+)
+def test_a_wrong_circuit_setting_is_a_problem(
+    write_config: WriteConfig, circuit: str, words: str
+) -> None:
+    header = HEADER.replace("version: 1\n", f"version: 1\ndelivery: {{circuit: {circuit}}}\n")
+    problems = _problems(write_config(RULE, header=header))
+    assert len(problems) == 1, problems
+    assert words in problems[0]
+
+
+def test_the_circuit_defaults_and_a_valid_setting(write_config: WriteConfig) -> None:
+    with load_bridge(write_config(RULE), {}) as loaded:
+        circuit = loaded.settings.delivery.circuit
+        assert (circuit.failures, circuit.open_seconds, circuit.max_open_seconds) == (5, 1.0, 30.0)
+    header = HEADER.replace("version: 1\n", "version: 1\ndelivery: {circuit: {failures: 2}}\n")
+    with load_bridge(write_config(RULE, header=header), {}) as loaded:
+        assert loaded.settings.delivery.circuit.failures == 2

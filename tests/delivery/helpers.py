@@ -20,6 +20,7 @@ from bridge.delivery import (
     RateLimiter,
     VibesClient,
 )
+from bridge.delivery.companies import CircuitSettings, CompanyState
 from bridge.errors import RetryReason
 from bridge.mapping.engine import MappedEvent
 from bridge.records import SourceRecord
@@ -56,6 +57,8 @@ class RecordingObserver:
     most_in_flight: int = 0
     credentials: list[bool] = field(default_factory=list)
     company_credentials: list[tuple[str, bool]] = field(default_factory=list)
+    states: list[tuple[str, CompanyState]] = field(default_factory=list)
+    circuit_opens: list[str] = field(default_factory=list)
 
     def attempt_finished(self, event: MappedEvent, status: int | None, seconds: float) -> None:
         self.statuses.append(status)
@@ -75,6 +78,12 @@ class RecordingObserver:
 
     def company_credentials_rejected(self, company_key: str, rejected: bool) -> None:
         self.company_credentials.append((company_key, rejected))
+
+    def company_state(self, company_key: str, state: CompanyState) -> None:
+        self.states.append((company_key, state))
+
+    def circuit_opened(self, company_key: str) -> None:
+        self.circuit_opens.append(company_key)
 
 
 def mock_client(
@@ -109,6 +118,8 @@ def rig(
     max_retry_duration: float | None = None,
     credentials: CredentialsSource | CompanyCredentials | None = None,
     credentials_retry_seconds: float = 15.0,
+    circuit: CircuitSettings | None = None,
+    max_in_flight: int | None = None,
     time: VirtualTime | None = None,
     tracer: AttemptTracer = NO_TRACING,
 ) -> Rig:
@@ -123,6 +134,8 @@ def rig(
         max_retry_duration=max_retry_duration,
         backoff=Backoff(initial=0.5, cap=30.0, rng=random.Random(3)),
         credentials_retry_seconds=credentials_retry_seconds,
+        circuit=circuit,
+        max_in_flight=max_in_flight,
         clock=time.clock,
         sleep=time.sleep,
         tracer=tracer,

@@ -27,6 +27,7 @@ WANTED_ALERTS = {
     "VibesBridgeConsumerLagGrowing",
     "VibesBridgeRecordStuck",
     "VibesBridgeCredentialsFailing",
+    "VibesBridgeCompanyPaused",
     "VibesBridgeDeliveryErrorRatioHigh",
     "VibesBridgeNoDeliveries",
     "VibesBridgeNotReady",

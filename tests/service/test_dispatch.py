@@ -87,9 +87,10 @@ class World:
         return deliveries
 
 
-def _event(partition: int, offset: int, key: str) -> MappedEvent:
+def _event(partition: int, offset: int, key: str, company_key: str = "acme") -> MappedEvent:
     source = SourceRecord(TOPIC, partition, offset, b"{}", key=key.encode())
-    return MappedEvent("rule-a", "order_update", f"p{partition}-{offset}", "acme", b"{}", source)
+    event_id = f"p{partition}-{offset}"
+    return MappedEvent("rule-a", "order_update", event_id, company_key, b"{}", source)
 
 
 async def _settle(done: Callable[[], bool]) -> None:
@@ -129,6 +130,44 @@ def test_one_keys_events_go_in_order_while_other_keys_go_alongside() -> None:
         await _settle(lambda: world.deliverer.started[2:] == ["p0-1", "p0-3"])
 
     _run(body)
+
+
+def test_a_waiting_event_of_one_company_holds_back_only_that_company_on_the_same_key() -> None:
+    """A paused company's event must not block another company's events of the same record key."""
+
+    async def body(world: World) -> None:
+        tracker = world.tracker
+        deliveries = [
+            Delivery(
+                _event(0, offset, "alice", company), tracker.add(TOPIC, 0, offset, units=1, size=1)
+            )
+            for offset, company in enumerate(["paused", "other", "paused", "other"])
+        ]
+        world.dispatcher.submit(deliveries)
+        await _settle(lambda: world.deliverer.started == ["p0-0", "p0-1"])
+        world.deliverer.open("p0-1", "p0-3")  # "other" goes on; "paused" still waits
+        await _settle(lambda: world.deliverer.started == ["p0-0", "p0-1", "p0-3"])
+        world.deliverer.open("p0-0", "p0-2")
+        await _settle(lambda: world.deliverer.started[3:] == ["p0-2"])  # in order, within "paused"
+
+    _run(body)
+
+
+def test_a_paused_company_filling_its_slots_leaves_another_company_its_own() -> None:
+    async def body(world: World) -> None:
+        tracker = world.tracker
+        deliveries = [
+            Delivery(
+                _event(0, offset, f"key-{offset}", company),
+                tracker.add(TOPIC, 0, offset, units=1, size=1),
+            )
+            for offset, company in enumerate(["paused", "paused", "paused", "other"])
+        ]
+        world.dispatcher.submit(deliveries)
+        # max_in_flight 2: two of "paused" wait in their slots, "other" has its own
+        await _settle(lambda: world.deliverer.started == ["p0-0", "p0-1", "p0-3"])
+
+    _run(body, World(max_in_flight=2))
 
 
 def test_no_more_than_max_in_flight_deliveries_run_at_once() -> None:

@@ -193,6 +193,41 @@ def test_mixed_faults_follow_their_shares(sim: SimProcess, client: httpx.Client)
     assert counts["received"] == 200
 
 
+def set_outage(sim: SimProcess, company_key: str, **outage: Any) -> httpx.Response:
+    return httpx.post(f"{sim.url}/_sim/companies/{company_key}/outage", json=outage, timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("status", "counter"),
+    [(401, "unauthorized"), (403, "unauthorized"), (429, "rate_limited"), (503, "faults_503")],
+)
+def test_a_company_outage_answers_only_that_company(
+    sim: SimProcess, client: httpx.Client, status: int, counter: str
+) -> None:
+    set_outage(sim, "other", status=status, retry_after_s=2).raise_for_status()
+    outage = httpx.get(f"{sim.url}/_sim/companies/other/outage", timeout=10).json()
+    assert outage["status"] == status
+    refused = sim.post_event(client, event(f"o-{status}"), company_key="other")
+    assert_envelope(refused, status)
+    if status == 429:
+        assert refused.headers["Retry-After"] == "2"
+    assert sim.post_event(client, event(f"d-{status}"), company_key="demo").status_code == 200
+    set_outage(sim, "other", status=0).raise_for_status()
+    assert sim.post_event(client, event(f"o-{status}"), company_key="other").status_code == 200
+    counts = stats(sim)
+    assert (counts[counter], counts["sent"]) == (1, 2)
+
+
+@pytest.mark.parametrize(
+    "patch", [{"status": 404}, {"status": True}, {"status": 503, "retry_after_s": -1}, {"x": 1}, []]
+)
+def test_invalid_outages_are_refused(sim: SimProcess, patch: Any) -> None:
+    response = httpx.post(f"{sim.url}/_sim/companies/demo/outage", json=patch, timeout=10)
+    assert_envelope(response, 400)
+    answer = httpx.get(f"{sim.url}/_sim/companies/demo/outage", timeout=10).json()
+    assert answer == {"status": 0}
+
+
 def test_failing_events_answer_503_for_matching_ids_only_until_cleared(
     sim: SimProcess, client: httpx.Client
 ) -> None:

@@ -116,3 +116,35 @@ def orders(count: int, *, keys: int = 10, start: int = 0) -> list[tuple[bytes, d
             )
         )
     return records
+
+
+# Two company keys on the same records (issue 17 isolation): brand "a" goes to acme,
+# brand "b" to the default company key demo.
+COMPANY_A, COMPANY_B = "acme", "demo"
+TWO_COMPANY_RULES = """\
+rules:
+  - name: to-b
+    topic: {topic}
+    when: "brand == 'b'"
+    event_type: order_update
+    recipient: {{external_person_id: customer_id}}
+    event_data: {{seq: seq}}
+  - name: to-a
+    topic: {topic}
+    company_key: acme
+    when: "brand == 'a'"
+    event_type: order_update
+    recipient: {{external_person_id: customer_id}}
+    event_data: {{seq: seq}}
+"""
+
+
+def interleaved(per_company: int, keys: int = 8) -> list[tuple[bytes, dict[str, Any]]]:
+    """Records alternating between the brands, on the same customer keys."""
+    records = []
+    for number in range(2 * per_company):
+        customer = f"customer-{number % keys}"
+        brand = "a" if number % 2 else "b"
+        value = {"brand": brand, "customer_id": customer, "seq": number}
+        records.append((customer.encode(), value))
+    return records

@@ -180,6 +180,12 @@ class SimControl:
     def faults(self, **knobs: float) -> None:
         self._client.post("/_sim/faults", content=orjson.dumps(knobs)).raise_for_status()
 
+    def outage(self, company_key: str, status: int, retry_after_s: float = 1.0) -> None:
+        """``company_key`` answered ``status`` from now on (0: served again)."""
+        body = {"status": status, "retry_after_s": retry_after_s}
+        path = f"/_sim/companies/{company_key}/outage"
+        self._client.post(path, content=orjson.dumps(body)).raise_for_status()
+
     def fail_events(self, pattern: str, seconds: float | None = None) -> None:
         """Answer 503 to every event whose event_id matches ``pattern`` (``/_sim/failing``)."""
         body: dict[str, object] = {"event_id_pattern": pattern}
