@@ -108,10 +108,10 @@ def test_the_adaptive_limiter_counts_sends_and_waits_per_key() -> None:
     asyncio.run(time.run(scenario()))
     seconds, usage = limiter.take_usage()
     assert seconds == pytest.approx(0.4)
-    sends, waited = usage["k"]
     assert set(usage) == {"k"}
-    assert sends == 5
-    assert waited == pytest.approx(0.1 + 0.2 + 0.3 + 0.4)
+    assert usage["k"].sends == 5
+    assert usage["k"].waited_seconds == pytest.approx(0.1 + 0.2 + 0.3 + 0.4)
+    assert usage["k"].waiting == 0
     assert limiter.take_usage()[1] == {}
 
 
