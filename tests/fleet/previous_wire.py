@@ -1,4 +1,4 @@
-"""The budget entry reader as released before lending (commit 0695453), kept to test a rolling update.
+"""The budget entry reader as released before lending (0695453), kept to test rolling updates.
 
 A member of that version reads entries this way: version 1, a text group, a positive ttl, a
 map of non-negative numbers; anything else it skips. Frozen on purpose: the test that new

@@ -97,6 +97,14 @@ def _split(case: dict[str, tuple[float, bool]]) -> tuple[dict[str, float], set[s
     return wants, {member for member, (_want, lends) in case.items() if lends}
 
 
+def _lending(
+    budget: float, case: dict[str, tuple[float, bool]]
+) -> tuple[dict[str, float], set[str], dict[str, float]]:
+    """The wants, the lenders and the split of one generated case."""
+    wants, lenders = _split(case)
+    return wants, lenders, fair_shares(budget, wants, lenders)
+
+
 def _idle(wants: dict[str, float], lenders: set[str]) -> set[str]:
     return {member for member in lenders if wants[member] == 0}
 
@@ -110,8 +118,7 @@ def _unmet(budget: float, wants: dict[str, float], shares: dict[str, float]) -> 
 def test_lending_never_sums_above_the_budget_and_wastes_nothing(
     budget: float, case: dict[str, tuple[float, bool]]
 ) -> None:
-    wants, lenders = _split(case)
-    shares = fair_shares(budget, wants, lenders)
+    wants, _lenders, shares = _lending(budget, case)
     assert set(shares) == set(wants)
     assert sum(shares.values()) == pytest.approx(budget)  # work conserving: all handed out
     assert sum(shares.values()) <= budget * (1 + 1e-9)
@@ -121,8 +128,7 @@ def test_lending_never_sums_above_the_budget_and_wastes_nothing(
 def test_idle_floors_are_lent_whenever_another_member_wants_more(
     budget: float, case: dict[str, tuple[float, bool]]
 ) -> None:
-    wants, lenders = _split(case)
-    shares = fair_shares(budget, wants, lenders)
+    wants, lenders, shares = _lending(budget, case)
     idle = _idle(wants, lenders)
     unmet = _unmet(budget, wants, shares)
     if unmet and len(idle) < len(wants):
