@@ -47,6 +47,8 @@ class Aimd:
         """A 429 at ``now``; True when it lowered the ceiling (not a repeat of one episode)."""
         self.held_until = max(self.held_until, now + max(retry_after, 0.0))
         self.advanced_at = max(self.advanced_at, self.held_until)
+        if share <= 0:  # a lent share plans nothing; the 429 answered a send from before
+            return False
         if now - self.decreased_at < COOLDOWN_SECONDS:
             return False
         self.ceiling = max(self.rate(share) * DECREASE, share * MIN_FRACTION)
@@ -67,6 +69,17 @@ class Aimd:
 
 
 @dataclass(frozen=True, slots=True)
+class Usage:
+    """One key's use of the limiter since the last count."""
+
+    sends: int
+    # Caller-seconds spent waiting for a slot (the area under the queue): over
+    # a span, the mean number of callers waiting. Waits still going on count.
+    waited_seconds: float
+    waiting: int  # callers waiting now
+
+
+@dataclass(frozen=True, slots=True)
 class KeyRates:
     """One key's figures for the gauges: the planned share and the rate in force."""
 
@@ -82,6 +95,12 @@ class AdaptiveLimiter(RateLimiter):
     or its backoff delay), so the same call feeds AIMD. :meth:`set_share` is
     the fleet planner's hook; :meth:`take_usage` tells it what this process
     sent and how long callers queued, per key, since the last call.
+
+    A share of 0 is a floor the fleet lent to busier members: nothing is
+    sent on the key, and callers wait (they count as waiting, which is how the
+    fleet sees that the key has work again) until a share comes back. A caller
+    whose slot was planned before the share fell to 0 does not send either: it
+    waits with the others.
     """
 
     def __init__(
@@ -98,7 +117,10 @@ class AdaptiveLimiter(RateLimiter):
         self._shares: dict[str, float] = {}
         self._aimd: dict[str, Aimd] = {}
         self._sends: dict[str, int] = {}
-        self._waited: dict[str, float] = {}
+        self._waited: dict[str, float] = {}  # caller-seconds, up to _counted_at
+        self._waiting: dict[str, int] = {}
+        self._counted_at: dict[str, float] = {}
+        self._lent: dict[str, asyncio.Event] = {}  # set when the key's share comes back
         self._usage_since = clock()
 
     def set_default_share(self, share: float, company_key: str | None = None) -> None:
@@ -117,10 +139,21 @@ class AdaptiveLimiter(RateLimiter):
                 self._apply(key)
 
     async def acquire(self, company_key: str) -> float:
-        waited = await super().acquire(company_key)
+        started = self._clock()
+        self._count_waiting(company_key, 1)
+        try:
+            while True:
+                lent = self._lent.get(company_key)
+                if lent is not None:
+                    await lent.wait()
+                    continue
+                await super().acquire(company_key)
+                if company_key not in self._lent:
+                    break
+        finally:
+            self._count_waiting(company_key, -1)
         self._sends[company_key] = self._sends.get(company_key, 0) + 1
-        self._waited[company_key] = self._waited.get(company_key, 0.0) + waited
-        return waited
+        return self._clock() - started
 
     def hold(self, company_key: str, seconds: float) -> None:
         super().hold(company_key, seconds)
@@ -149,13 +182,35 @@ class AdaptiveLimiter(RateLimiter):
             for key in sorted(keys)
         }
 
-    def take_usage(self) -> tuple[float, dict[str, tuple[int, float]]]:
-        """Seconds since the last call, and per key (sends, seconds waited); resets the counts."""
+    def rate(self, company_key: str) -> float:
+        """The key's rate in force; 0 while its share is lent."""
+        return 0.0 if company_key in self._lent else super().rate(company_key)
+
+    def take_usage(self) -> tuple[float, dict[str, Usage]]:
+        """Seconds since the last call, and the usage of every key active in them; resets."""
         now = self._clock()
         seconds, self._usage_since = now - self._usage_since, now
-        usage = {key: (sends, self._waited.get(key, 0.0)) for key, sends in self._sends.items()}
+        for key in self._waiting:
+            self._count_waiting(key, 0)
+        keys = {key for key, waited in self._waited.items() if waited > 0} | set(self._sends)
+        keys |= {key for key, waiting in self._waiting.items() if waiting > 0}
+        usage = {
+            key: Usage(
+                self._sends.get(key, 0), self._waited.get(key, 0.0), self._waiting.get(key, 0)
+            )
+            for key in keys
+        }
         self._sends, self._waited = {}, {}
         return seconds, usage
+
+    def _count_waiting(self, company_key: str, change: int) -> None:
+        """Add the waited caller-seconds up to now, then change the number waiting."""
+        now = self._clock()
+        waiting = self._waiting.get(company_key, 0)
+        since = self._counted_at.get(company_key, now)
+        self._waited[company_key] = self._waited.get(company_key, 0.0) + waiting * (now - since)
+        self._counted_at[company_key] = now
+        self._waiting[company_key] = waiting + change
 
     def _share(self, company_key: str) -> float:
         share = self._shares.get(company_key)
@@ -174,5 +229,11 @@ class AdaptiveLimiter(RateLimiter):
 
     def _apply(self, company_key: str) -> None:
         effective = self._effective(company_key)
-        if abs(effective - self.rate(company_key)) > 1e-9 * effective:
+        if effective <= 0:
+            self._lent.setdefault(company_key, asyncio.Event())
+            return
+        if abs(effective - super().rate(company_key)) > 1e-9 * effective:
             self.set_rate(company_key, effective)
+        lent = self._lent.pop(company_key, None)
+        if lent is not None:
+            lent.set()

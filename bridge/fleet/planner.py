@@ -15,6 +15,12 @@ keep the sum within the budget while views differ:
   have split the budget without it: it takes the floor. When every entry has
   expired (the topic is unreachable for everyone), it takes the static share,
   ``budget / members last seen``, as everyone else does.
+
+A share of 0 is a lent floor (``bridge.fleet.shares``): the limiter makes
+callers wait until the share comes back. Getting it back is a raise like any
+other: the member publishes a want at once when callers wait
+(``bridge.fleet.demand``), the others lower theirs when they read it, and this
+member takes its share ``settle`` seconds after it read its own entry.
 """
 
 from __future__ import annotations
@@ -70,7 +76,7 @@ class SharePlanner:
             return self._lower_at_once_raise_late(company_key, target, now)
         self._joined = True
         self._members_seen = len(wants)
-        target = fair_shares(self.budget_for(company_key), wants)[self.member]
+        target = fair_shares(self.budget_for(company_key), wants, table.lenders(now))[self.member]
         return self._lower_at_once_raise_late(company_key, target, now)
 
     def _lower_at_once_raise_late(self, company_key: str, target: float, now: float) -> float:

@@ -5,7 +5,8 @@ agree on it: an entry lives ``ttl`` seconds from when it was read, minus the
 age it already had when it arrived (from the record's timestamp; that bounds
 how long a dead member's last entry counts after a restart reads it back from
 the compacted topic). A member that stops publishing (killed, partitioned
-away) drops out of everyone's split after ``ttl``.
+away) drops out of everyone's split after ``ttl``. Each entry also says whether
+its member lends its floor when idle (``bridge.fleet.shares``).
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """A member's wants and when they stop counting (monotonic seconds)."""
+    """A member's wants, when they stop counting (monotonic seconds), and whether it lends."""
 
     wants: Mapping[str, float]
     expires_at: float
+    lends: bool = False
 
 
 class BudgetTable:
@@ -37,9 +39,10 @@ class BudgetTable:
         ttl: float,
         age: float,
         now: float,
+        lends: bool = False,
     ) -> None:
         """Record a member's entry that was ``age`` seconds old when read at ``now``."""
-        self._entries[member] = Entry(dict(wants), now + ttl - max(age, 0.0))
+        self._entries[member] = Entry(dict(wants), now + ttl - max(age, 0.0), lends)
 
     def remove(self, member: str) -> None:
         """The member left (a tombstone)."""
@@ -57,6 +60,10 @@ class BudgetTable:
         return {
             member: entry.wants.get(company_key, 0.0) for member, entry in self.live(now).items()
         }
+
+    def lenders(self, now: float) -> set[str]:
+        """The live members that lend their floor of a key they want nothing of."""
+        return {member for member, entry in self.live(now).items() if entry.lends}
 
     def company_keys(self, now: float) -> set[str]:
         """Every key some live member wants."""

@@ -1,10 +1,18 @@
 """The budget topic's entries: one JSON object per member, keyed by the member's id.
 
-``{"v": 1, "group": ..., "ttl": seconds, "wants": {company_key: requests/s}}``.
-A tombstone (no value) says the member left. Anything else (another version,
-a wrong type, a negative want) is :class:`MalformedEntry`: the reader skips it
-and counts it, since one bad writer must not stop the fleet from planning.
-Company keys are account identifiers, never person data.
+``{"v": 1, "group": ..., "ttl": seconds, "wants": {company_key: requests/s},
+"lends": true}``. A tombstone (no value) says the member left. Anything else
+(another version, a wrong type, a negative want) is :class:`MalformedEntry`:
+the reader skips it and counts it, since one bad writer must not stop the
+fleet from planning. Company keys are account identifiers, never person data.
+
+Compatibility during a rolling update: readers ignore fields they do not know,
+so a field whose absence keeps the old meaning is added without a new version.
+``lends`` (issue 17) is one: a version 1 reader from before it ignores it and
+plans the member with its floor, as it always did; a reader from after it
+takes an entry without it (or with anything but ``true``) as a member that
+keeps its floor. A change that an older reader would misread must raise
+``v``: an older reader then skips those entries, as it skips malformed ones.
 """
 
 from __future__ import annotations
@@ -32,16 +40,20 @@ class WireEntry:
     group: str
     ttl_seconds: float
     wants: dict[str, float]
+    # The member gives up its floor of a key it wants nothing of (bridge.fleet.shares).
+    lends: bool = False
 
 
 def encode_entry(entry: WireEntry) -> bytes:
     """The entry's value bytes."""
-    document = {
+    document: dict[str, Any] = {
         "v": VERSION,
         "group": entry.group,
         "ttl": entry.ttl_seconds,
         "wants": entry.wants,
     }
+    if entry.lends:
+        document["lends"] = True
     return orjson.dumps(document)
 
 
@@ -58,7 +70,8 @@ def decode_entry(value: bytes) -> WireEntry:
         raise MalformedEntry("group is not text")
     if not _positive_number(ttl):
         raise MalformedEntry("ttl is not a positive number")
-    return WireEntry(group, float(ttl), _wants(wants))
+    # Not lending is the safe reading of anything unexpected: the member keeps its floor.
+    return WireEntry(group, float(ttl), _wants(wants), lends=document.get("lends") is True)
 
 
 def _wants(wants: Any) -> dict[str, float]:

@@ -1,12 +1,15 @@
 """Run the fleet budget: publish this process's wants, read everyone's, set the limiter's shares.
 
-An asyncio task beside delivery. Every tick it reads what arrived on the budget
-topic (blocking calls go to a worker thread, so the tick's read timeout is
-also its pause), publishes this member's entry every
-``fleet.publish_interval_seconds``, and hands the planner's share per company
-key to the :class:`AdaptiveLimiter`, which keeps AIMD's ceiling below it when
-Vibes answers 429. Without the topic (it cannot be created or reached) the
-share is static: ``budget / members of the consumer group``.
+An asyncio task beside delivery. Every tick it counts what the limiter saw
+(``bridge.fleet.demand``), reads what arrived on the budget topic (blocking
+calls go to a worker thread, so the tick's read timeout is also its pause),
+publishes this member's entry every ``fleet.publish_interval_seconds`` and at
+once when a backlog is gone or a lent key has work again, and hands the
+planner's share per company key to the :class:`AdaptiveLimiter`, which keeps
+AIMD's ceiling below it when Vibes answers 429. Without the topic (it cannot be
+created or reached) the share is static: ``budget / members of the consumer
+group``. Leaving is bounded: the goodbye gets :data:`CLOSE_SECONDS`, then the
+process stops without it (the others drop its entry when it expires).
 """
 
 from __future__ import annotations
@@ -23,12 +26,12 @@ from bridge.config.model import FleetSettings
 from bridge.delivery.aimd import AdaptiveLimiter
 from bridge.fleet import (
     BudgetTable,
+    DemandMeter,
     KeyUsage,
     MalformedEntry,
     SharePlanner,
     decode_entry,
     encode_entry,
-    wanted_rate,
 )
 from bridge.fleet.wire import WireEntry
 from bridge.kafka.budget_topic import BudgetLink, BudgetRecord, BudgetTopicUnavailable
@@ -44,6 +47,9 @@ TICK_SECONDS: Final = 0.1
 # Longer than members read apart (a tick, a fetch wait, a produce round trip).
 SETTLE_SECONDS: Final = 0.5
 _DEGRADED_RETRY_SECONDS: Final = 15.0
+# Leaving: the tombstone's flush and the clients' close together get this long.
+CLOSE_SECONDS: Final = 5.0
+_FLUSH_SECONDS: Final = 3.0
 
 
 class FleetBudget:
@@ -76,6 +82,7 @@ class FleetBudget:
         self._link_lock = threading.Lock()
         self._clock = clock
         self._table = BudgetTable(group)
+        self._meter = DemandMeter()
         self._planner = SharePlanner(
             self.member,
             budget,
@@ -122,17 +129,34 @@ class FleetBudget:
                 await asyncio.sleep(TICK_SECONDS)
                 self._plan_static()
                 continue
+            self._count_usage()
             if now >= next_publish:
-                await self._on_link(self._link.publish, self.member, self._entry())
+                await self._publish(self._meter.publish(self._budget, self._key_budgets))
                 next_publish = now + self._settings.publish_interval_seconds
+            elif self._meter.due_early():  # a backlog gone, or work on a lent key: say so now
+                await self._publish(self._meter.publish_early(self._budget, self._key_budgets))
             records = await self._on_link(self._link.read, TICK_SECONDS)
             self._apply(records)
             self._plan()
 
     async def close(self) -> None:
-        """Leave: a tombstone lets the others take this member's share without waiting."""
-        if self._link is not None and self._opened:
-            await self._on_link(self._link.close, self.member)
+        """Leave: a tombstone lets the others take this member's share without waiting.
+
+        Bounded by :data:`CLOSE_SECONDS`: a broker that does not answer (or a
+        client that does not close) must not keep the process from exiting.
+        The blocking call then runs on in its daemon thread until the exit.
+        """
+        if self._link is None or not self._opened:
+            return
+        try:
+            await asyncio.wait_for(
+                self._on_link(self._link.close, self.member, _FLUSH_SECONDS), CLOSE_SECONDS
+            )
+        except TimeoutError:
+            log.warning(
+                "the budget topic's clients did not close in time; leaving without a goodbye",
+                extra={"topic": self._link.topic, "seconds": CLOSE_SECONDS},
+            )
 
     async def _on_link(self, call: Callable[[*_Ts], _T], *args: *_Ts) -> _T:
         """``call(*args)`` on a worker thread, after any link call still running."""
@@ -168,15 +192,21 @@ class FleetBudget:
         self._metrics.fleet.degraded(False)
         log.info("fleet budget: publishing and reading", extra={"topic": self._link.topic})
 
-    def _entry(self) -> bytes:
+    def _count_usage(self) -> None:
         seconds, usage = self._limiter.take_usage()
-        wants = {
-            key: round(
-                wanted_rate(KeyUsage(sends, waited, seconds), self._planner.budget_for(key)), 3
-            )
-            for key, (sends, waited) in usage.items()
-        }
-        return encode_entry(WireEntry(self._group, self._settings.entry_ttl_seconds, wants))
+        self._meter.add(
+            seconds,
+            {
+                key: KeyUsage(used.sends, used.waited_seconds, seconds, used.waiting)
+                for key, used in usage.items()
+            },
+        )
+
+    async def _publish(self, wants: dict[str, float]) -> None:
+        rounded = {key: round(want, 3) for key, want in wants.items()}
+        entry = WireEntry(self._group, self._settings.entry_ttl_seconds, rounded, lends=True)
+        assert self._link is not None
+        await self._on_link(self._link.publish, self.member, encode_entry(entry))
 
     def _apply(self, records: list[BudgetRecord]) -> None:
         now = self._clock()
@@ -198,6 +228,7 @@ class FleetBudget:
                     ttl=entry.ttl_seconds,
                     age=record.age_seconds,
                     now=now,
+                    lends=entry.lends,
                 )
 
     def _plan(self) -> None:

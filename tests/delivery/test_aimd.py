@@ -108,10 +108,10 @@ def test_the_adaptive_limiter_counts_sends_and_waits_per_key() -> None:
     asyncio.run(time.run(scenario()))
     seconds, usage = limiter.take_usage()
     assert seconds == pytest.approx(0.4)
-    sends, waited = usage["k"]
     assert set(usage) == {"k"}
-    assert sends == 5
-    assert waited == pytest.approx(0.1 + 0.2 + 0.3 + 0.4)
+    assert usage["k"].sends == 5
+    assert usage["k"].waited_seconds == pytest.approx(0.1 + 0.2 + 0.3 + 0.4)
+    assert usage["k"].waiting == 0
     assert limiter.take_usage()[1] == {}
 
 
@@ -134,3 +134,62 @@ def test_a_share_set_later_applies_to_waiting_callers() -> None:
 
     asyncio.run(time.run(scenario()))
     assert max(done) < 2.0  # not 19 s: the waiters re-planned at 100 per second
+
+
+def test_a_lent_share_holds_callers_until_a_share_comes_back() -> None:
+    """Share 0: the floor is lent to the fleet; callers wait (and count as waiting) meanwhile."""
+    time = VirtualTime(0.0)
+    limiter = AdaptiveLimiter(SHARE, clock=time.clock, sleep=time.sleep)
+    done: list[float] = []
+
+    async def one() -> None:
+        await limiter.acquire("k")
+        done.append(time.now)
+
+    async def scenario() -> None:
+        limiter.set_share("k", 0.0)
+        assert limiter.rate("k") == 0
+        waiter = asyncio.ensure_future(one())
+        await time.sleep(3.0)
+        assert done == []
+        seconds, usage = limiter.take_usage()
+        assert (usage["k"].sends, usage["k"].waiting) == (0, 1)
+        assert usage["k"].waited_seconds == pytest.approx(seconds)  # one caller, all along
+        limiter.set_share("k", 10.0)
+        await waiter
+
+    asyncio.run(time.run(scenario()))
+    assert done == [pytest.approx(3.0)]
+    assert limiter.rates()["k"].share == 10.0
+
+
+def test_a_caller_whose_slot_was_planned_before_the_lending_does_not_send() -> None:
+    time = VirtualTime(0.0)
+    limiter = AdaptiveLimiter(1.0, clock=time.clock, sleep=time.sleep)
+    done: list[float] = []
+
+    async def one() -> None:
+        await limiter.acquire("k")
+        done.append(time.now)
+
+    async def scenario() -> None:
+        waiters = [asyncio.ensure_future(one()) for _ in range(3)]  # slots 0, 1, 2
+        await time.sleep(0.5)
+        limiter.set_share("k", 0.0)
+        await time.sleep(5.0)
+        assert len(done) == 1
+        limiter.set_share("k", 1.0)
+        await asyncio.gather(*waiters)
+
+    asyncio.run(time.run(scenario()))
+    assert done[0] == 0.0
+    assert min(done[1:]) >= 5.5
+
+
+def test_a_429_on_a_lent_key_does_not_keep_its_share_down_once_it_comes_back() -> None:
+    time = VirtualTime(0.0)
+    limiter = AdaptiveLimiter(SHARE, clock=time.clock, sleep=time.sleep)
+    limiter.set_share("k", 0.0)
+    limiter.hold("k", 0.0)  # the answer to a request sent before the lending
+    limiter.set_share("k", SHARE)
+    assert limiter.rate("k") == pytest.approx(SHARE)

@@ -9,14 +9,17 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import pytest
 
 from bridge.config.model import FleetSettings
 from bridge.delivery.aimd import AdaptiveLimiter
+from bridge.fleet import decode_entry, encode_entry
+from bridge.fleet.wire import WireEntry
 from bridge.kafka.budget_topic import BudgetRecord, BudgetTopicUnavailable
 from bridge.metrics import BridgeMetrics
+from bridge.service import fleet_budget
 from bridge.service.fleet_budget import FleetBudget
 from tests.support.waiting import wait_until_async
 
@@ -29,13 +32,21 @@ class LoopbackLink:
     topic = "budget"
 
     def __init__(
-        self, *, fails: bool = False, members: int | None = None, read_seconds: float = 0.01
+        self,
+        *,
+        fails: bool = False,
+        members: int | None = None,
+        read_seconds: float = 0.01,
+        others: Mapping[str, WireEntry] | None = None,
     ) -> None:
         self.fails = fails
         self.members = members
         self.read_seconds = read_seconds
         self.reading = threading.Event()
         self.published: list[BudgetRecord] = []
+        self.seen: list[WireEntry] = []  # this member's entries, as published
+        # Other members' entries, read back on every read (so they stay live).
+        self.others = {member: encode_entry(entry) for member, entry in (others or {}).items()}
 
     def open(self) -> None:
         if self.fails:
@@ -43,12 +54,14 @@ class LoopbackLink:
 
     def publish(self, member: str, value: bytes | None) -> None:
         self.published.append(BudgetRecord(member, value, 0.0))
+        if value is not None:
+            self.seen.append(decode_entry(value))
 
     def read(self, timeout: float) -> list[BudgetRecord]:
         self.reading.set()
         time.sleep(min(timeout, self.read_seconds))  # a poll: blocks, then takes what came
         records, self.published = self.published, []
-        return records
+        return records + [BudgetRecord(m, value, 0.0) for m, value in self.others.items()]
 
     def group_members(self) -> int | None:
         return self.members
@@ -67,13 +80,15 @@ async def _run_until(fleet: FleetBudget, condition: Callable[[], bool], timeout:
             await task
 
 
-def _fleet(link: LoopbackLink) -> tuple[FleetBudget, AdaptiveLimiter, BridgeMetrics]:
+def _fleet(
+    link: LoopbackLink, settings: FleetSettings | None = None
+) -> tuple[FleetBudget, AdaptiveLimiter, BridgeMetrics]:
     limiter, metrics = AdaptiveLimiter(BUDGET), BridgeMetrics()
     fleet = FleetBudget(
         limiter,
         metrics,
         budget=BUDGET,
-        settings=FleetSettings(),
+        settings=settings or FleetSettings(),
         group="g",
         link=link,  # type: ignore[arg-type]  # the stand-in has BudgetLink's methods
     )
@@ -172,3 +187,62 @@ def test_a_reloaded_rate_changes_that_company_key_only() -> None:
     fleet.set_budget("small", 80.0)
     assert limiter.rate("small") == pytest.approx(80.0)
     assert limiter.rate("demo") == pytest.approx(BUDGET)
+
+
+# A round far longer than the tests: what happens within them is an early publish.
+SLOW_ROUNDS = FleetSettings(publish_interval_seconds=30, entry_ttl_seconds=60)
+BUSY_OTHER = {"busy": WireEntry("g", 60.0, {"demo": BUDGET}, lends=True)}
+
+
+def test_an_idle_member_lends_its_floor_to_a_busy_one() -> None:
+    link = LoopbackLink(others=BUSY_OTHER)
+    fleet, limiter, _metrics = _fleet(link, SLOW_ROUNDS)
+    limiter.rate("demo")  # a key the service has seen, idle here
+    asyncio.run(_run_until(fleet, lambda: limiter.rates()["demo"].share == 0, 10))
+    assert limiter.rate("demo") == 0
+    assert link.seen[0] == WireEntry("g", 60.0, {}, lends=True)
+
+
+def test_a_lent_floor_comes_back_as_soon_as_work_waits_not_a_round_later() -> None:
+    link = LoopbackLink(others=BUSY_OTHER)
+    fleet, limiter, _metrics = _fleet(link, SLOW_ROUNDS)
+    limiter.rate("demo")
+
+    async def scenario() -> None:
+        task = asyncio.ensure_future(fleet.run())
+        try:
+            await wait_until_async(lambda: limiter.rate("demo") == 0, 10, "the floor lent")
+            # Without the early publish the floor stays lent until the round 30 s on.
+            await asyncio.wait_for(limiter.acquire("demo"), 10)
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    asyncio.run(scenario())
+    assert limiter.rate("demo") == pytest.approx(BUDGET * 0.02)  # its floor, beside the busy one
+    assert link.seen[-1].wants == {"demo": 0.001}
+
+
+class StuckLink(LoopbackLink):
+    """Its goodbye never completes: a budget topic producer whose flush never returns."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def close(self, member: str, timeout: float = 5.0) -> None:
+        self.release.wait()
+
+
+def test_leaving_is_bounded_when_the_goodbye_never_completes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fleet_budget, "CLOSE_SECONDS", 0.2)
+    link = StuckLink()
+    fleet, limiter, _metrics = _fleet(link)
+    try:
+        asyncio.run(_run_until(fleet, lambda: limiter.rate("demo") == pytest.approx(BUDGET), 10))
+        asyncio.run(asyncio.wait_for(fleet.close(), 10))  # without the bound: never returns
+    finally:
+        link.release.set()

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.fleet import BudgetTable, SharePlanner
+from bridge.fleet import BudgetTable, DemandMeter, KeyUsage, SharePlanner
 
 SETTLE = 0.5
 
@@ -94,22 +94,65 @@ wants = st.floats(min_value=0, max_value=600)
 
 
 @given(
-    rounds=st.lists(st.dictionaries(st.sampled_from(["a", "b", "c", "d"]), wants), max_size=30),
+    rounds=st.lists(
+        st.dictionaries(
+            st.sampled_from(["a", "b", "c", "d"]),
+            st.tuples(st.one_of(wants, st.just(0.0)), st.booleans()),
+        ),
+        max_size=30,
+    ),
     budget=st.floats(min_value=1, max_value=1000),
 )
 def test_members_reading_the_same_table_never_plan_above_the_budget(
-    rounds: list[dict[str, float]], budget: float
+    rounds: list[dict[str, tuple[float, bool]]], budget: float
 ) -> None:
-    """Same table, same times: the planned shares sum to at most the budget, every round."""
+    """Same table, same times: the planned shares sum to at most the budget, every round,
+    whoever lends; a member that never lends is never at 0."""
     table = BudgetTable("g")
     planners = {name: SharePlanner(name, budget, settle=SETTLE) for name in "abcd"}
+    lent_once: set[str] = set()
     now = 0.0
     for entries in rounds:
         now += 0.3
-        for name, want in entries.items():
-            table.put(name, {"k": want}, ttl=1.0, age=0, now=now)
+        for name, (want, lends) in entries.items():
+            table.put(name, {"k": want}, ttl=1.0, age=0, now=now, lends=lends)
+            if lends:
+                lent_once.add(name)
         shares = {name: plan.share(table, "k", now) for name, plan in planners.items()}
         live = table.live(now)
         planned = sum(shares[name] for name in live)
         assert planned <= budget * (1 + 1e-9)
-        assert all(shares[name] > 0 for name in shares)
+        assert all(share > 0 for name, share in shares.items() if name not in lent_once)
+
+
+def test_an_idle_lending_member_has_no_share_while_another_is_busy() -> None:
+    table = BudgetTable("g")
+    table.put("busy", {"k": 300}, ttl=5, age=0, now=0, lends=True)
+    table.put("me", {}, ttl=5, age=0, now=0, lends=True)
+    busy, me = planner("busy"), planner("me")
+    assert me.share(table, "k", 0) == 0
+    busy.share(table, "k", 0)
+    assert busy.share(table, "k", SETTLE) == pytest.approx(300)
+    assert table.lenders(0) == {"busy", "me"}
+
+
+def test_a_lent_floor_comes_back_within_one_publish_interval() -> None:
+    """The worst case with the service's timing: a caller arrives just after a tick; the next
+    tick (0.1 s) counts it and publishes at once; the entry is read back by the end of the
+    following read (0.1 s poll, so by 0.3 s); the raise waits ``settle``; the planner runs
+    once per tick, so it applies at the first tick at or after that."""
+    tick, interval = 0.1, 1.0
+    table, me, meter = BudgetTable("g"), planner("me"), DemandMeter()
+    table.put("busy", {"k": 300}, ttl=5, age=0, now=0, lends=True)
+    meter.add(tick, {})
+    table.put("me", meter.publish(300), ttl=5, age=0, now=0, lends=True)
+    assert me.share(table, "k", 0) == 0
+    arrived = 0.0
+    meter.add(tick, {"k": KeyUsage(0, tick, tick, 1)})
+    assert meter.due_early()
+    table.put("me", meter.publish_early(300), ttl=5, age=0, now=0.3, lends=True)
+    now = 0.3
+    while me.share(table, "k", now) == 0:
+        now = round(now + tick, 6)
+    assert me.share(table, "k", now) == pytest.approx(6)
+    assert now - arrived <= interval

@@ -3,7 +3,10 @@
 The simulator refuses what exceeds its per-key limit with 429, so the
 combined rate it received and the 429 count are the customer-side truth.
 Every wait is a bounded poll of a condition; rates come from the simulator's
-``received_at`` stamps.
+``received_at`` stamps. What the tests assert of them is the safety side
+(never above the budget, next to no 429s), which load cannot make pass or
+fail; that the group *reaches* the budget is asserted on the plan (the share
+gauges), and measured by ``bench/fleet_rate.py`` (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -69,10 +72,15 @@ def test_two_processes_together_keep_to_one_budget(service: Callable[..., Servic
     bridges = [setup.start(config), setup.start(config)]
     wait_until(lambda: _all_see(bridges, 2), 60, "both members in the budget table")
     both_known = time.time()
+    wait_until(
+        lambda: sum(bridge.metric(SHARE) for bridge in bridges) >= rate * 0.99,
+        30,
+        "the two shares covering the budget",
+    )
     wait_until(lambda: setup.control.stats()["sent"] == total, 120, "every event sent")
     times = _sent_times(setup)
     achieved = _rate_between(times, both_known + 2, times[-1] - 1)
-    assert rate * 0.85 <= achieved <= rate * 1.1, achieved  # one budget, not two
+    assert achieved <= rate * 1.1, achieved  # one budget, not two
     assert setup.control.stats()["rate_limited"] <= 0.02 * total
     # Redelivery after the rebalance is harmless: Vibes sent each event once.
     assert setup.control.stats()["sent"] == total
@@ -104,12 +112,11 @@ def test_survivors_take_up_the_share_of_a_killed_process(
     wait_until(lambda: setup.control.stats()["sent"] >= total, 120, "every event sent")
     times = _sent_times(setup)
     achieved = _rate_between(times, taken_up + 12, times[-1] - 1)  # after the rebalance
-    assert achieved >= rate * 0.8, achieved
     assert achieved <= rate * 1.1, achieved
     assert setup.control.stats()["rate_limited"] <= 0.02 * total
 
 
-def test_the_process_with_the_hot_partition_gets_most_of_the_budget(
+def test_the_process_with_the_hot_partition_gets_the_whole_budget(
     service: Callable[..., ServiceSetup],
 ) -> None:
     rate, hot, cold = 90.0, 2400, 150
@@ -122,17 +129,19 @@ def test_the_process_with_the_hot_partition_gets_most_of_the_budget(
     config = _config(setup, rate, budget_topic)
     bridges = [setup.start(config) for _ in range(3)]
     wait_until(lambda: _all_see(bridges, 3), 60, "three members in the budget table")
-    wait_until(
-        lambda: max(bridge.metric(SHARE) for bridge in bridges) >= rate * 0.8,
-        60,
-        "one member holding most of the budget",
-    )
-    busy_known = time.time()
-    shares = sorted(bridge.metric(SHARE) for bridge in bridges)
+    # The cold members drain their 150 records each, hand their shares over and then
+    # lend their floors too: the hot member plans the whole budget (before lending: 96 %).
+    shares: list[float] = []
+
+    def hot_holds_it_all() -> bool:
+        shares[:] = sorted(bridge.metric(SHARE) for bridge in bridges)
+        return shares[0] == shares[1] == 0 and shares[2] >= rate * 0.999
+
+    wait_until(hot_holds_it_all, 60, "the idle members' floors lent to the busy one")
     assert sum(shares) <= rate * 1.001, shares
-    assert shares[0] > 0, shares  # an idle member keeps its floor
+    busy_known = time.time()
     wait_until(lambda: setup.control.stats()["sent"] >= total, 120, "every event sent")
     times = _sent_times(setup)
     achieved = _rate_between(times, busy_known + 1, times[-1] - 1)
-    assert achieved >= rate * 0.85, achieved
+    assert achieved <= rate * 1.1, achieved
     assert setup.control.stats()["rate_limited"] <= 0.02 * total
