@@ -229,8 +229,14 @@ class SchemaRegistrySettings(_Credentials):
 
 
 class CircuitBreakerSettings(_Model):
-    """When one company key's circuit opens (bridge.delivery.companies), and for how long."""
+    """When one company key's circuit opens (bridge.delivery.companies), and for how long.
 
+    ``enabled`` left out: on when the file sends to several company keys, off with
+    one, so a single-company bridge retries exactly as it did before isolation
+    existed (there is no other company to protect from it).
+    """
+
+    enabled: bool | None = None
     failures: Annotated[int, NotBool] = Field(default=5, ge=1, le=10_000)
     open_seconds: Annotated[float, NotBool] = Field(default=1.0, gt=0, le=3600)
     max_open_seconds: Annotated[float, NotBool] = Field(default=30.0, gt=0, le=3600)

@@ -54,6 +54,9 @@ class CircuitSettings:
     failures: int = 5
     open_seconds: float = 1.0
     max_open_seconds: float = 30.0
+    # Off: transient failures and 429s never pause the key (each event retries on
+    # its own, as with one company); 401/403 still close its credentials gate.
+    enabled: bool = True
 
     def __post_init__(self) -> None:
         if self.failures < 1 or not 0 < self.open_seconds <= self.max_open_seconds:
@@ -172,6 +175,8 @@ class CompanyStates:
     ) -> Transition | None:
         """A 429 or a transient failure; may hold the key or open its circuit."""
         company = self._company(company_key)
+        if not self._circuit.enabled:
+            return None
         if reason is RetryReason.STATUS_429:
             if company.state is CompanyState.HEALTHY or (
                 probing and company.state is CompanyState.CIRCUIT_OPEN

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from bridge.config.model import VibesSettings
+from bridge.config.model import BridgeConfig, VibesSettings
 from bridge.delivery import (
     NO_TRACING,
     AttemptTracer,
@@ -28,6 +28,27 @@ class VibesDelivery(NamedTuple):
     client: VibesClient
     limiter: AdaptiveLimiter
     deliverer: Deliverer
+
+
+def circuit_settings(settings: BridgeConfig) -> CircuitSettings:
+    """``delivery.circuit``, with ``enabled`` decided when the file leaves it out."""
+    circuit = settings.delivery.circuit
+    enabled = circuit.enabled
+    if enabled is None:
+        enabled = len(company_keys(settings)) > 1
+    return CircuitSettings(
+        failures=circuit.failures,
+        open_seconds=circuit.open_seconds,
+        max_open_seconds=circuit.max_open_seconds,
+        enabled=enabled,
+    )
+
+
+def company_keys(settings: BridgeConfig) -> set[str]:
+    """Every company key the file can send to: the section's, the rules' and the accounts'."""
+    keys = {settings.vibes.company_key, *settings.vibes.companies}
+    keys.update(rule.company_key for rule in settings.rules if rule.company_key is not None)
+    return keys
 
 
 def company_rates(vibes: VibesSettings) -> dict[str, float]:
@@ -65,7 +86,7 @@ def vibes_delivery(
         limiter,
         observer=observer,
         max_retry_duration=settings.delivery.max_retry_duration,
-        circuit=CircuitSettings(**settings.delivery.circuit.model_dump()),
+        circuit=circuit_settings(settings),
         max_in_flight=settings.delivery.max_in_flight,
         tracer=tracer,
     )

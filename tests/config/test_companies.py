@@ -10,6 +10,7 @@ from pydantic import SecretStr, ValidationError
 from bridge.config.model import CompanySettings, TlsSettings, VibesSettings
 from bridge.errors import ConfigError
 from bridge.loading import load_bridge
+from bridge.service.vibes_delivery import circuit_settings
 from tests.support.configs import WriteConfig
 
 SOURCES = """\
@@ -169,3 +170,18 @@ def test_an_unreadable_company_certificate_is_a_problem_at_its_key(tmp_path: Pat
     problems = _problems(_file(tmp_path, vibes, _rule("to-b", "brand-b")))
     assert len(problems) == 1, problems
     assert ":8: cannot read tls.cert_file" in problems[0]
+
+
+def test_the_circuit_is_off_for_one_company_and_on_for_several(
+    write_config: WriteConfig,
+) -> None:
+    # One company key: a 503 storm is retried event by event exactly as before isolation;
+    # a second company key (a rule's) turns the circuit on; the file's word always wins.
+    with load_bridge(write_config("rules:\n" + _rule("r")), {}) as loaded:
+        assert not circuit_settings(loaded.settings).enabled
+    two = "rules:\n" + _rule("r") + _rule("s", "brand-b")
+    with load_bridge(write_config(two), {}) as loaded:
+        assert circuit_settings(loaded.settings).enabled
+    forced = "delivery:\n  circuit: {enabled: true}\nrules:\n" + _rule("r")
+    with load_bridge(write_config(forced), {}) as loaded:
+        assert circuit_settings(loaded.settings).enabled

@@ -144,3 +144,16 @@ def test_circuit_settings_are_checked() -> None:
         CircuitSettings(failures=0)
     with pytest.raises(ValueError, match="circuit"):
         CircuitSettings(open_seconds=10.0, max_open_seconds=5.0)
+
+
+def test_a_disabled_circuit_never_pauses_a_key_for_failures_or_429s() -> None:
+    # With one company there is nobody to protect: each event retries on its own.
+    table = CompanyStates(
+        CircuitSettings(failures=1, enabled=False), credentials_retry_seconds=15.0
+    )
+    table.seen("a")
+    for reason in (S5XX, S5XX, S429, S5XX):
+        assert table.unavailable("a", reason, probing=False) is None
+    assert table.state("a") is CompanyState.HEALTHY
+    assert not table.blocked("a")
+    assert table.credentials_rejected("a") is not None  # 401/403 still close its gate
