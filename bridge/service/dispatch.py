@@ -1,7 +1,8 @@
 """The delivery side of the pipeline, on the asyncio loop: events out, outcomes back.
 
 Prepared events arrive from the consumer thread; each goes through its key's
-lane (per-key order), takes one of ``max_in_flight`` slots, and is delivered by
+lane (per-key order; a lane holds one of ``max_in_flight`` slots while it has
+events), and is delivered by
 the :class:`~bridge.delivery.Deliverer` (rate budget, retries, credentials).
 The outcome finishes a unit of the record's work in the offset tracker, or,
 for an event that can never succeed, becomes a dead letter whose broker
@@ -75,8 +76,10 @@ class Dispatcher:
         self._tracker = tracker
         self._dead_letters = dead_letters
         self._outcomes = outcomes
-        self._slots = asyncio.Semaphore(max_in_flight)
-        self._lanes: KeyLanes[Delivery] = KeyLanes(self._deliver)
+        # The lanes take the slots: a lane keeps its slot while its key has events.
+        self._lanes: KeyLanes[Delivery] = KeyLanes(
+            self._deliver, asyncio.Semaphore(max_in_flight)
+        )
         self._unexpected_seen: set[tuple[str, str]] = set()
 
     def submit(self, deliveries: list[Delivery]) -> None:
@@ -97,16 +100,15 @@ class Dispatcher:
 
     async def _deliver(self, delivery: Delivery) -> None:
         event, ticket = delivery
-        async with self._slots:
-            try:
-                delivered = await self._deliverer.deliver(event)
-            except (EventRejected, EventExpired) as error:
-                self._dead_letter(delivery, error)
-                return
-            except Exception as error:  # a bug must not leave the ticket unfinished
-                self._report_unexpected(event, error)
-                self._dead_letter(delivery, DeliveryFailed(type(error).__name__))
-                return
+        try:
+            delivered = await self._deliverer.deliver(event)
+        except (EventRejected, EventExpired) as error:
+            self._dead_letter(delivery, error)
+            return
+        except Exception as error:  # a bug must not leave the ticket unfinished
+            self._report_unexpected(event, error)
+            self._dead_letter(delivery, DeliveryFailed(type(error).__name__))
+            return
         self._tracker.finish(ticket)  # first: a failure recording metrics must not hold it
         self._outcomes.delivered(event, delivered.status)
 
