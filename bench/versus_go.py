@@ -429,25 +429,19 @@ def main(argv: Sequence[str] | None = None) -> None:
                 config = pass_through_config(
                     workdir / "pass-through.yaml", _base_config(workdir, bootstrap), name
                 )
-                series = Series()
-                for number in range(1, args.runs + 1):
-                    pair = _pair(
-                        number,
-                        bridge=lambda n=number: bridge_run(
-                            config,
-                            sim_args,
-                            args.records,
-                            workdir,
-                            f"pt-bridge-{n}",
-                            args.profile if n == 1 else None,
-                        )[0],
-                        go=lambda n=number: go_run(
-                            binary, bootstrap, name, sim_args, args.records, workdir, f"pt-go-{n}"
-                        ),
+
+                def pt_bridge(n: int) -> Figures:
+                    profile = args.profile if n == 1 else None
+                    return bridge_run(
+                        config, sim_args, args.records, workdir, f"pt-bridge-{n}", profile
+                    )[0]
+
+                def pt_go(n: int) -> Figures:
+                    return go_run(
+                        binary, bootstrap, name, sim_args, args.records, workdir, f"pt-go-{n}"
                     )
-                    series.bridge.append(pair[0])
-                    series.go.append(pair[1])
-                    print(f"pass-through run {number}: {pair}", flush=True)
+
+                series = side_by_side("pass-through", args.runs, pt_bridge, pt_go)
                 results["pass-through"] = series
                 uniform_rates = [f.events_per_s for f in series.bridge]
         if "zipf" in workloads:
@@ -459,15 +453,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(report(name, series))
 
 
-def _pair(
-    number: int, *, bridge: Callable[[], Figures], go: Callable[[], Figures]
-) -> tuple[Figures, Figures]:
-    """Both clients, the first one alternating by run number."""
-    if number % 2:
-        first = bridge()
-        return first, go()
-    second = go()
-    return bridge(), second
+def side_by_side(
+    label: str, runs: int, bridge: Callable[[int], Figures], go: Callable[[int], Figures]
+) -> Series:
+    """Both clients per run, which goes first alternating with the run number."""
+    series = Series()
+    for number in range(1, runs + 1):
+        if number % 2:
+            series.bridge.append(bridge(number))
+            series.go.append(go(number))
+        else:
+            series.go.append(go(number))
+            series.bridge.append(bridge(number))
+        print(f"{label} run {number}: {series.bridge[-1]} {series.go[-1]}", flush=True)
+    return series
 
 
 def _base_config(workdir: Path, bootstrap: str) -> Path:
@@ -486,7 +485,6 @@ def _base_config(workdir: Path, bootstrap: str) -> Path:
 def example_series(
     args: argparse.Namespace, binary: Path, bootstrap: str, sim_args: list[str], workdir: Path
 ) -> Series:
-    series = Series()
     with fresh_topics(bootstrap) as topics:
         workloads = prefill(bootstrap, topics, args.records)
         config = write_config(
@@ -500,20 +498,14 @@ def example_series(
         expected = expected_events(config, workloads, topics)
         bodies = mapped_bodies(config, workloads, topics)
         with topic(bootstrap, f"{topics.orders}.ready", bodies) as ready:
-            for number in range(1, args.runs + 1):
-                pair = _pair(
-                    number,
-                    bridge=lambda n=number: bridge_run(
-                        config, sim_args, expected, workdir, f"ex-bridge-{n}"
-                    )[0],
-                    go=lambda n=number: go_run(
-                        binary, bootstrap, ready, sim_args, expected, workdir, f"ex-go-{n}"
-                    ),
-                )
-                series.bridge.append(pair[0])
-                series.go.append(pair[1])
-                print(f"example run {number}: {pair}", flush=True)
-    return series
+
+            def ex_bridge(n: int) -> Figures:
+                return bridge_run(config, sim_args, expected, workdir, f"ex-bridge-{n}")[0]
+
+            def ex_go(n: int) -> Figures:
+                return go_run(binary, bootstrap, ready, sim_args, expected, workdir, f"ex-go-{n}")
+
+            return side_by_side("example", args.runs, ex_bridge, ex_go)
 
 
 def zipf_series(

@@ -77,9 +77,7 @@ class Dispatcher:
         self._dead_letters = dead_letters
         self._outcomes = outcomes
         # The lanes take the slots: a lane keeps its slot while its key has events.
-        self._lanes: KeyLanes[Delivery] = KeyLanes(
-            self._deliver, asyncio.Semaphore(max_in_flight)
-        )
+        self._lanes: KeyLanes[Delivery] = KeyLanes(self._deliver, asyncio.Semaphore(max_in_flight))
         self._unexpected_seen: set[tuple[str, str]] = set()
 
     def submit(self, deliveries: list[Delivery]) -> None:
