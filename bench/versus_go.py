@@ -252,11 +252,17 @@ def pass_through_config(path: Path, example: Path, topic: str) -> Path:
 
 
 @contextmanager
-def topic(bootstrap: str, name: str, records: Sequence[tuple[bytes, bytes]]) -> Iterator[str]:
+def topic(
+    bootstrap: str,
+    name: str,
+    records: Sequence[tuple[bytes, bytes]],
+    partitions: int = PARTITIONS,
+) -> Iterator[str]:
+    """A fresh topic holding ``records``; deleted on the way out."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(name, num_partitions=PARTITIONS)])[name].result(timeout=30)
+    admin.create_topics([NewTopic(name, num_partitions=partitions)])[name].result(timeout=30)
     try:
-        wait_for_topic(admin, name, PARTITIONS)
+        wait_for_topic(admin, name, partitions)
         produce(bootstrap, name, records)
         yield name
     finally:
@@ -416,7 +422,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     sim_args = ["--latency-ms", str(args.latency_ms)]
     print(f"machine at start: {machine()}", flush=True)
     results: dict[str, Series] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-go-") as tmp, broker() as bootstrap:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-go-") as tmp,
+        broker() as bootstrap,
+        topic(bootstrap, f"bench.dlq.{uuid.uuid4().hex[:8]}", [], partitions=1) as dlq,
+    ):
         workdir = args.keep_logs or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         suffix = uuid.uuid4().hex[:8]
@@ -427,7 +437,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             keys = list(range(1, args.records + 1))
             with topic(bootstrap, f"bench.ready.{suffix}", ready_bodies(keys, "u")) as name:
                 config = pass_through_config(
-                    workdir / "pass-through.yaml", _base_config(workdir, bootstrap), name
+                    workdir / "pass-through.yaml", _base_config(workdir, bootstrap, dlq), name
                 )
 
                 def pt_bridge(n: int) -> Figures:
@@ -445,7 +455,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 results["pass-through"] = series
                 uniform_rates = [f.events_per_s for f in series.bridge]
         if "zipf" in workloads:
-            results["zipf"] = zipf_series(args, bootstrap, sim_args, workdir, suffix, uniform_rates)
+            results["zipf"] = zipf_series(
+                args, bootstrap, sim_args, workdir, suffix, uniform_rates, dlq
+            )
     print(f"machine at end: {machine()}")
     print(f"{args.records} records, {PARTITIONS} partitions, simulator {args.latency_ms} ms")
     for name, series in results.items():
@@ -469,9 +481,9 @@ def side_by_side(
     return series
 
 
-def _base_config(workdir: Path, bootstrap: str) -> Path:
+def _base_config(workdir: Path, bootstrap: str, dead_letters: str) -> Path:
     """examples/bridge.yaml as bench/end_to_end.py points it (the topics replaced later)."""
-    placeholder = Topics("unused.orders", "unused.shipments", f"bench.dlq.{uuid.uuid4().hex[:8]}")
+    placeholder = Topics("unused.orders", "unused.shipments", dead_letters)
     return write_config(
         workdir / "base.yaml",
         bootstrap=bootstrap,
@@ -515,6 +527,7 @@ def zipf_series(
     workdir: Path,
     suffix: str,
     uniform_rates: list[float],
+    dlq: str,
 ) -> Series:
     keys = zipf_keys(args.records, args.zipf_keys, args.zipf_exponent)
     hottest = Counter(keys).most_common(1)[0][1]
@@ -526,7 +539,9 @@ def zipf_series(
     )
     series = Series()
     with topic(bootstrap, f"bench.zipf.{suffix}", ready_bodies(keys, "z")) as name:
-        config = pass_through_config(workdir / "zipf.yaml", _base_config(workdir, bootstrap), name)
+        config = pass_through_config(
+            workdir / "zipf.yaml", _base_config(workdir, bootstrap, dlq), name
+        )
         for number in range(1, args.runs + 1):
             figures, events = bridge_run(
                 config, sim_args, args.records, workdir, f"zipf-bridge-{number}"
