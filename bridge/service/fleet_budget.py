@@ -1,6 +1,7 @@
 """Run the fleet budget: publish this process's wants, read everyone's, set the limiter's shares.
 
-An asyncio task beside delivery. Every tick it reads what arrived on the budget
+An asyncio task beside delivery. Every tick (a tenth of a second while events
+are sent, up to a second when the bridge is idle) it reads what arrived on the budget
 topic (blocking calls go to a worker thread, so the tick's read timeout is
 also its pause), publishes this member's entry every
 ``fleet.publish_interval_seconds``, and hands the planner's share per company
@@ -41,6 +42,11 @@ _T = TypeVar("_T")
 _Ts = TypeVarTuple("_Ts")
 
 TICK_SECONDS: Final = 0.1
+# The tick when nothing was sent since the last publish and AIMD holds no key back:
+# ten reads a second (each a hand-off to a worker thread and back) were most of an
+# idle bridge's CPU (bench/idle.py). Traffic returns the tick to TICK_SECONDS at the
+# next turn; the entry is still published every ``publish_interval_seconds``.
+IDLE_TICK_SECONDS: Final = 1.0
 # Longer than members read apart (a tick, a fetch wait, a produce round trip).
 SETTLE_SECONDS: Final = 0.5
 _DEGRADED_RETRY_SECONDS: Final = 15.0
@@ -79,6 +85,7 @@ class FleetBudget:
         self._opened = False
         self._static_members: int | None = None
         self._malformed_seen: set[str] = set()
+        self._sent_last_interval = True  # until the first entry says otherwise
 
     @property
     def start_share(self) -> float:
@@ -117,7 +124,7 @@ class FleetBudget:
             if now >= next_publish:
                 await self._on_link(self._link.publish, self.member, self._entry())
                 next_publish = now + self._settings.publish_interval_seconds
-            records = await self._on_link(self._link.read, TICK_SECONDS)
+            records = await self._on_link(self._link.read, self._tick(next_publish - now))
             self._apply(records)
             self._plan()
 
@@ -134,9 +141,18 @@ class FleetBudget:
         with self._link_lock:
             return call(*args)
 
+    def _tick(self, until_publish: float) -> float:
+        """How long this turn's read waits: a tenth of a second while there is traffic
+        (sends in the interval the last entry covered, or since), up to the next publish
+        (at most IDLE_TICK_SECONDS) when quiet."""
+        if self._sent_last_interval or not self._limiter.quiet():
+            return TICK_SECONDS
+        return max(TICK_SECONDS, min(IDLE_TICK_SECONDS, until_publish))
+
     async def _keep_aimd_going(self) -> None:
         while True:
-            await asyncio.sleep(TICK_SECONDS)
+            constrained = self._limiter.constrained()
+            await asyncio.sleep(TICK_SECONDS if constrained else IDLE_TICK_SECONDS)
             self._limiter.advance()
             self._report()
 
@@ -162,6 +178,7 @@ class FleetBudget:
 
     def _entry(self) -> bytes:
         seconds, usage = self._limiter.take_usage()
+        self._sent_last_interval = any(sends for sends, _waited in usage.values())
         wants = {
             key: round(wanted_rate(KeyUsage(sends, waited, seconds), self._budget), 3)
             for key, (sends, waited) in usage.items()

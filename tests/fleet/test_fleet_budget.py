@@ -17,7 +17,7 @@ from bridge.config.model import FleetSettings
 from bridge.delivery.aimd import AdaptiveLimiter
 from bridge.kafka.budget_topic import BudgetRecord, BudgetTopicUnavailable
 from bridge.metrics import BridgeMetrics
-from bridge.service.fleet_budget import FleetBudget
+from bridge.service.fleet_budget import TICK_SECONDS, FleetBudget
 from tests.support.waiting import wait_until_async
 
 BUDGET = 300.0
@@ -36,6 +36,7 @@ class LoopbackLink:
         self.read_seconds = read_seconds
         self.reading = threading.Event()
         self.published: list[BudgetRecord] = []
+        self.timeouts: list[float] = []
 
     def open(self) -> None:
         if self.fails:
@@ -45,6 +46,7 @@ class LoopbackLink:
         self.published.append(BudgetRecord(member, value, 0.0))
 
     def read(self, timeout: float) -> list[BudgetRecord]:
+        self.timeouts.append(timeout)
         self.reading.set()
         time.sleep(min(timeout, self.read_seconds))  # a poll: blocks, then takes what came
         records, self.published = self.published, []
@@ -118,3 +120,28 @@ def test_leaving_waits_for_a_read_the_stopped_run_left_running() -> None:
     asyncio.run(_run_until(fleet, link.reading.is_set, 10))
     asyncio.run(fleet.close())
     assert link.published == [BudgetRecord(fleet.member, None, 0.0)]
+
+
+def test_an_idle_member_reads_slowly_and_traffic_brings_the_tick_back() -> None:
+    """Idle CPU: with nothing sent, a read waits until the next publish (about a second),
+    not a tenth of a second; once events are sent the tick is short again."""
+    link = LoopbackLink()
+    fleet, limiter, _metrics = _fleet(link)
+    asyncio.run(_run_until(fleet, lambda: len(link.timeouts) >= 3, 10))
+    assert min(link.timeouts[1:]) > TICK_SECONDS  # the first read follows the first publish
+
+    async def busy() -> None:
+        async def sending() -> None:
+            while True:
+                await limiter.acquire("demo")
+                await asyncio.sleep(0.01)
+
+        sender = asyncio.ensure_future(sending())
+        try:
+            link.timeouts.clear()
+            await _run_until(fleet, lambda: len(link.timeouts) >= 5, 10)
+        finally:
+            sender.cancel()
+
+    asyncio.run(busy())
+    assert link.timeouts[-1] == TICK_SECONDS
