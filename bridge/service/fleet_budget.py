@@ -1,7 +1,7 @@
 """Run the fleet budget: publish this process's wants, read everyone's, set the limiter's shares.
 
 An asyncio task beside delivery. Every tick (a tenth of a second while events
-are sent, up to a second when the bridge is idle) it reads what arrived on the budget
+are sent, 0.3 s when the bridge is idle) it reads what arrived on the budget
 topic (blocking calls go to a worker thread, so the tick's read timeout is
 also its pause), publishes this member's entry every
 ``fleet.publish_interval_seconds``, and hands the planner's share per company
@@ -44,9 +44,11 @@ _Ts = TypeVarTuple("_Ts")
 TICK_SECONDS: Final = 0.1
 # The tick when nothing was sent since the last publish and AIMD holds no key back:
 # ten reads a second (each a hand-off to a worker thread and back) were most of an
-# idle bridge's CPU (bench/idle.py). Traffic returns the tick to TICK_SECONDS at the
-# next turn; the entry is still published every ``publish_interval_seconds``.
-IDLE_TICK_SECONDS: Final = 1.0
+# idle bridge's CPU (bench/idle.py). Kept under SETTLE_SECONDS less a produce round
+# trip, so members still read within the settle time of each other: an idle member
+# that gets work mid-read lowers its share (if another raised) before the other's
+# higher share applies. Traffic returns the tick to TICK_SECONDS at the next turn.
+IDLE_TICK_SECONDS: Final = 0.3
 # Longer than members read apart (a tick, a fetch wait, a produce round trip).
 SETTLE_SECONDS: Final = 0.5
 _DEGRADED_RETRY_SECONDS: Final = 15.0
@@ -143,8 +145,8 @@ class FleetBudget:
 
     def _tick(self, until_publish: float) -> float:
         """How long this turn's read waits: a tenth of a second while there is traffic
-        (sends in the interval the last entry covered, or since), up to the next publish
-        (at most IDLE_TICK_SECONDS) when quiet."""
+        (sends in the interval the last entry covered, or since); when quiet, up to the
+        next publish but at most IDLE_TICK_SECONDS."""
         if self._sent_last_interval or not self._limiter.quiet():
             return TICK_SECONDS
         return max(TICK_SECONDS, min(IDLE_TICK_SECONDS, until_publish))

@@ -123,8 +123,8 @@ def test_leaving_waits_for_a_read_the_stopped_run_left_running() -> None:
 
 
 def test_an_idle_member_reads_slowly_and_traffic_brings_the_tick_back() -> None:
-    """Idle CPU: with nothing sent, a read waits until the next publish (about a second),
-    not a tenth of a second; once events are sent the tick is short again."""
+    """Idle CPU: with nothing sent, a read waits longer than a tenth of a second (up to
+    the idle tick); once events are sent the tick is short again."""
     link = LoopbackLink()
     fleet, limiter, _metrics = _fleet(link)
     asyncio.run(_run_until(fleet, lambda: len(link.timeouts) >= 3, 10))
