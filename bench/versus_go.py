@@ -51,6 +51,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -281,6 +282,18 @@ def mapped_bodies(config: Path, workloads: Sequence[Any], topics: Topics) -> lis
                 bodies.append((record.key, event.body))
     loaded.close()
     return bodies
+
+
+def hot_key_gaps_ms(events: Sequence[dict[str, Any]], key: int) -> list[float]:
+    """Milliseconds between the simulator's receipts of one key's consecutive events:
+    its latency plus everything the round trip adds (the client's turnaround, both
+    loops' queueing). The hottest key's gaps are what the Zipf run's length is made of."""
+    stamps = [
+        datetime.fromisoformat(event["received_at"].replace("Z", "+00:00")).timestamp()
+        for event in events
+        if event["event_id"].rsplit("-", 2)[1] == str(key)
+    ]
+    return [(later - earlier) * 1000 for earlier, later in itertools.pairwise(stamps)]
 
 
 def in_record_order(events: Sequence[dict[str, Any]]) -> bool:
@@ -530,7 +543,7 @@ def zipf_series(
     dlq: str,
 ) -> Series:
     keys = zipf_keys(args.records, args.zipf_keys, args.zipf_exponent)
-    hottest = Counter(keys).most_common(1)[0][1]
+    hot_key, hottest = Counter(keys).most_common(1)[0]
     ceiling = args.records / (hottest * args.latency_ms / 1000)
     print(
         f"zipf: hottest key {hottest} of {args.records} records ({hottest / args.records:.1%});"
@@ -557,6 +570,10 @@ def zipf_series(
                     "order kept (1 yes)": float(events is not None and in_record_order(events)),
                 }
             )
+            if events is not None:
+                gaps = sorted(hot_key_gaps_ms(events, hot_key))
+                series.extra[-1]["hot key: ms between its events, median"] = gaps[len(gaps) // 2]
+                series.extra[-1]["hot key: ms between its events, p90"] = gaps[len(gaps) * 9 // 10]
             print(f"zipf run {number}: {figures} {series.extra[-1]}", flush=True)
     return series
 
