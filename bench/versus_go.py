@@ -86,7 +86,7 @@ from tests.support.waiting import wait_until  # noqa: E402
 
 GO_BINARY = REPO / ".cache" / "go-reference" / "go-reference"
 # Where the shared tree keeps go-reference's source, seen from a checkout or a worktree.
-GO_SOURCES = (REPO.parent / "shared", REPO.parents[1] / "shared", REPO.parents[2] / "shared")
+GO_SOURCES = tuple(parent / "shared" for parent in REPO.parents)
 SAMPLE_INTERVAL_S = 0.2
 COMPANY = "demo"
 
