@@ -241,10 +241,13 @@ PASS_THROUGH_RULE: dict[str, Any] = {
 }
 
 
-def pass_through_config(path: Path, example: Path, topic: str) -> Path:
+def pass_through_config(
+    path: Path, example: Path, topic: str, delivery: dict[str, int] | None = None
+) -> Path:
     """The example file's settings with one source (JSON) and one pass-through rule."""
     yaml = YAML(typ="rt")
     document = yaml.load(example.read_text(encoding="utf-8"))
+    document.setdefault("delivery", {}).update(delivery or {})
     document["sources"] = [{"topic": topic, "format": "json"}]
     document["rules"] = [{**PASS_THROUGH_RULE, "topic": topic}]
     with path.open("w", encoding="utf-8") as stream:
@@ -422,6 +425,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--zipf-keys", type=int, default=10_000)
     parser.add_argument("--zipf-exponent", type=float, default=1.1)
+    parser.add_argument(
+        "--zipf-max-pending",
+        type=int,
+        help="delivery.max_pending_records for the Zipf runs (default: the bridge's)",
+    )
     parser.add_argument("--go-binary", type=Path, default=GO_BINARY)
     parser.add_argument("--go-source", type=Path, help="go-reference's source directory")
     parser.add_argument("--profile", type=Path, help="py-spy the first pass-through bridge run")
@@ -552,8 +560,9 @@ def zipf_series(
     )
     series = Series()
     with topic(bootstrap, f"bench.zipf.{suffix}", ready_bodies(keys, "z")) as name:
+        pending = {"max_pending_records": args.zipf_max_pending} if args.zipf_max_pending else {}
         config = pass_through_config(
-            workdir / "zipf.yaml", _base_config(workdir, bootstrap, dlq), name
+            workdir / "zipf.yaml", _base_config(workdir, bootstrap, dlq), name, pending
         )
         for number in range(1, args.runs + 1):
             figures, events = bridge_run(
