@@ -222,7 +222,7 @@ async def measure_httpx2(url: str, batch: list[MappedEvent], concurrency: int) -
             await response.aread()
         finally:
             await response.aclose()
-        if response.status_code != 202:
+        if not 200 <= response.status_code < 300:
             raise SystemExit(f"httpx2: status {response.status_code}")
 
     try:
