@@ -1,6 +1,7 @@
 """End to end: ``vibes-bridge run`` from Kafka to the simulator, against a hand-written consumer.
 
     .venv/bin/python bench/end_to_end.py --records 20000 --runs 3
+    .venv/bin/python bench/end_to_end.py --records 20000 --runs 3 --tracing [--trace-sample-ratio R]
 
 What one invocation does, all on 127.0.0.1:
 
@@ -39,7 +40,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ from bridge.loading import load_bridge  # noqa: E402
 from devtools.kafka_broker import kafka_broker  # noqa: E402
 from tests.support.bridge_service import BridgeProcess, start_bridge  # noqa: E402
 from tests.support.kafka import produce, wait_for_topic  # noqa: E402
+from tests.support.otlp import receiver_process  # noqa: E402
 from tests.support.simulator import (  # noqa: E402
     SimControl,
     SimProcess,
@@ -153,8 +155,10 @@ def write_config(
     sim_url: str,
     group: str,
     delivery: dict[str, int],
+    tracing: dict[str, Any] | None = None,
 ) -> Path:
-    """examples/bridge.yaml, rules untouched, pointed at this run's topics, group and sim."""
+    """examples/bridge.yaml, rules untouched, pointed at this run's topics, group and sim
+    (and, with ``tracing``, that section added: ``--tracing``)."""
     yaml = YAML(typ="rt")
     document = yaml.load(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
     renamed = {"shop.orders": topics.orders, "shop.shipments": topics.shipments}
@@ -167,6 +171,8 @@ def write_config(
     document["dead_letter"]["topic"] = topics.dead_letters
     document["management"] = {"host": "127.0.0.1", "port": 0}
     document.setdefault("delivery", {}).update(delivery)
+    if tracing is not None:
+        document["tracing"] = tracing
     for source in document["sources"]:
         source["topic"] = renamed[source["topic"]]
         if "schema" in source:
@@ -352,6 +358,7 @@ def one_run(
             sim_url=sim.url,
             group=f"bench-bridge-{uuid.uuid4().hex[:10]}",
             delivery=args.delivery,
+            tracing=args.tracing_section,
         )
         log_path = workdir / f"bridge-{number}.log"
         profile = args.profile if number == 1 else None
@@ -419,6 +426,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--keep-logs", type=Path, help="write configs and logs here (default: removed after)"
     )
     parser.add_argument("--json", action="store_true", help="print the runs as JSON at the end")
+    parser.add_argument(
+        "--tracing",
+        action="store_true",
+        help="tracing on, exported over OTLP/HTTP to a receiver in another process",
+    )
+    parser.add_argument("--trace-sample-ratio", type=float, help="tracing.sample_ratio")
     args = parser.parse_args(argv)
     args.delivery = {
         key: value
@@ -433,7 +446,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp,
         broker() as bootstrap,
         fresh_topics(bootstrap) as topics,
+        ExitStack() as stack,
     ):
+        args.tracing_section = None
+        if args.tracing:
+            endpoint = stack.enter_context(receiver_process())
+            args.tracing_section = {"enabled": True, "endpoint": endpoint}
+            if args.trace_sample_ratio is not None:
+                args.tracing_section["sample_ratio"] = args.trace_sample_ratio
         workdir = args.keep_logs or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         workloads = prefill(bootstrap, topics, args.records)
@@ -460,6 +480,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         ]
     print(f"machine at end: {machine()}")
     print(f"delivery settings: {args.delivery or 'defaults'}; simulator {args.latency_ms} ms")
+    print(f"tracing: {args.tracing_section or 'off'}")
     print(report(results))
     if args.json:
         print(json.dumps(results, indent=2))

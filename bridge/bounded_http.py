@@ -23,6 +23,8 @@ a thread blocked in ``recv`` cannot otherwise be given an overall deadline.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import functools
 import threading
 import weakref
@@ -35,6 +37,8 @@ import httpx
 _T = TypeVar("_T")
 # Closing: the loop thread is asked to stop and given this long to do so.
 _STOP_SECONDS: Final = 5.0
+# A caller waiting for its call looks this often whether the loop thread has gone.
+_WATCH_SECONDS: Final = 0.5
 
 # The bridge never wants a compressed answer: a small compressed body may unpack
 # to far more than the cap in one chunk. Sent by the clients built on httpx.Client.
@@ -174,22 +178,43 @@ class LoopThread:
         asyncio.set_event_loop(self._loop)
         try:
             self._loop.run_forever()
+            self._cancel_leftovers()
         finally:
             self._loop.close()
+
+    def _cancel_leftovers(self) -> None:
+        """Cancel the calls still running when the loop stopped, so their callers hear of it."""
+        leftovers = asyncio.all_tasks(self._loop)
+        for task in leftovers:
+            task.cancel()
+        if leftovers:
+            gathered = asyncio.gather(*leftovers, return_exceptions=True)
+            with contextlib.suppress(TimeoutError):  # a call that ignores cancellation
+                self._loop.run_until_complete(asyncio.wait_for(gathered, _STOP_SECONDS))
 
     def run(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
         """Run ``coroutine`` on the loop thread and wait for its result.
 
-        Unbounded here on purpose: every coroutine given is bounded itself
-        (:func:`exchange`'s deadline, a client's close).
+        Not bounded by a time here: every coroutine given is bounded itself
+        (:func:`exchange`'s deadline, a client's close). But a call that races
+        :meth:`stop` can be left on a loop that will never run it, so the wait
+        watches the thread and gives up once it has ended.
         """
         if threading.current_thread() is self._thread:
             coroutine.close()
             raise RuntimeError("a LoopThread cannot wait for itself")
-        if self._loop.is_closed():
+        try:
+            future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        except RuntimeError:  # the loop is closed
             coroutine.close()
-            raise RuntimeError("the loop thread has stopped")
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+            raise RuntimeError("the loop thread has stopped") from None
+        while not concurrent.futures.wait([future], timeout=_WATCH_SECONDS).done:
+            if not self._thread.is_alive():
+                future.cancel()
+                break
+        if future.cancelled():
+            raise RuntimeError("the loop thread stopped before the call finished")
+        return future.result()
 
     def stop(self) -> None:
         """Stop the loop and wait (bounded) for its thread; idempotent."""

@@ -125,6 +125,7 @@ class MappingCode(StrEnum):
     INVALID_EVENT_TYPE = "invalid_event_type"
     EXPRESSION_ERROR = "expression_error"
     UNENCODABLE = "unencodable"
+    BODY_TOO_LARGE = "body_too_large"
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,6 +61,8 @@ class LoadedBridge:
     # The callback receiver's path token and server TLS (None without callbacks:).
     callback_token: SecretStr | None = field(default=None, repr=False)
     callback_tls: ssl.SSLContext | None = None
+    # The companies with a tls: of their own (vibes.companies.<key>.tls), as contexts.
+    company_tls: Mapping[str, ssl.SSLContext] = field(default_factory=dict)
 
     def close(self) -> None:
         """Close every Schema Registry client; safe to call more than once."""
@@ -98,6 +100,7 @@ def load_bridge(path: Path, environ: Mapping[str, str] | None = None) -> LoadedB
     vibes_tls: ssl.SSLContext | None = None
     callback_token: SecretStr | None = None
     callback_tls: ssl.SSLContext | None = None
+    company_tls: dict[str, ssl.SSLContext] = {}
     if settings is not None:
         credentials, credential_problems = read_credentials(settings, document)
         problems += credential_problems
@@ -106,6 +109,8 @@ def load_bridge(path: Path, environ: Mapping[str, str] | None = None) -> LoadedB
         if settings.vibes.tls is not None:
             vibes_tls, tls_problems = tls_context(settings.vibes.tls, document, ("vibes", "tls"))
             problems += tls_problems
+        company_tls, company_tls_problems = _company_tls(settings, document)
+        problems += company_tls_problems
         callback_token, token_problems = read_callback_token(settings, document)
         problems += token_problems
         callback_tls, callback_tls_problems = _callback_tls(settings, document)
@@ -127,12 +132,30 @@ def load_bridge(path: Path, environ: Mapping[str, str] | None = None) -> LoadedB
         credentials,
         decoders,
         compiled.engine,
-        warnings,
+        tuple(_in_file_order([*warnings, *compiled.warnings])),
         tuple(dict.fromkeys(registries.values())),
         vibes_tls,
         callback_token,
         callback_tls,
+        company_tls,
     )
+
+
+def _company_tls(
+    settings: BridgeConfig, document: SourceDocument
+) -> tuple[dict[str, ssl.SSLContext], list[Problem]]:
+    """A context per company with a ``tls:`` of its own (files it leaves out: vibes.tls's)."""
+    contexts: dict[str, ssl.SSLContext] = {}
+    problems: list[Problem] = []
+    for key, company in settings.vibes.companies.items():
+        tls = settings.vibes.tls_for(key)
+        if company.tls is None or tls is None:
+            continue
+        context, tls_problems = tls_context(tls, document, ("vibes", "companies", key, "tls"))
+        problems += tls_problems
+        if context is not None:
+            contexts[key] = context
+    return contexts, problems
 
 
 def _callback_tls(

@@ -104,6 +104,13 @@ RECORDS_COMMITTED: Final = MetricSpec(
     "Records whose offsets were committed (finished: delivered, skipped or dead-lettered).",
     ("topic",),
 )
+RECORDS_SKIPPED_FINISHED: Final = MetricSpec(
+    "vibes_bridge_records_skipped_finished",
+    _C,
+    "Records skipped without work: the group's commit listed them as finished "
+    "past its position (a restart after a stuck record).",
+    ("topic",),
+)
 EVENTS_MAPPED: Final = MetricSpec(
     "vibes_bridge_events_mapped", _C, "Events the rules made from records.", ("rule", "event_type")
 )
@@ -177,6 +184,12 @@ CREDENTIALS_FAILING: Final = MetricSpec(
     "vibes_bridge_credentials_failing",
     _G,
     "1 while Vibes rejects the credentials (401/403) and delivery is paused.",
+)
+COMPANY_CREDENTIALS_REJECTED: Final = MetricSpec(
+    "vibes_bridge_company_credentials_rejected",
+    _G,
+    "1 while Vibes rejects the company key's credentials (401/403) and its delivery is paused.",
+    ("company_key",),
 )
 # The fleet budget.
 RATE_SHARE: Final = MetricSpec(
@@ -269,6 +282,7 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
     RECORDS_CONSUMED,
     RECORDS_UNMATCHED,
     RECORDS_COMMITTED,
+    RECORDS_SKIPPED_FINISHED,
     EVENTS_MAPPED,
     DEAD_LETTERS,
     CONSUMER_LAG,
@@ -283,6 +297,7 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
     IN_FLIGHT_REQUESTS,
     RATE_LIMIT_WAIT,
     CREDENTIALS_FAILING,
+    COMPANY_CREDENTIALS_REJECTED,
     RATE_SHARE,
     RATE_EFFECTIVE,
     RATE_DECREASES,
@@ -389,6 +404,7 @@ class PipelineRecorder:
         self._consumed = _Children(families.counter(RECORDS_CONSUMED))
         self._unmatched = families.counter(RECORDS_UNMATCHED)
         self._committed = families.counter(RECORDS_COMMITTED)
+        self._skipped_finished = families.counter(RECORDS_SKIPPED_FINISHED)
         self._mapped = _Children(families.counter(EVENTS_MAPPED))
         self._dead_letters = families.counter(DEAD_LETTERS)
         self._lag = families.gauge(CONSUMER_LAG)
@@ -411,6 +427,10 @@ class PipelineRecorder:
     def committed(self, topic: str, count: int) -> None:
         """``count`` offsets of ``topic`` moved by one commit."""
         self._committed.labels(topic).inc(count)
+
+    def skipped_finished(self, topic: str, count: int) -> None:
+        """``count`` records of ``topic`` skipped because a commit listed them as finished."""
+        self._skipped_finished.labels(topic).inc(count)
 
     def dead_lettered(self, reason: str) -> None:
         """A dead letter the broker acknowledged (``reason`` is the fixed header word)."""
@@ -450,6 +470,7 @@ class DeliveryRecorder:
         self._rate_wait = families.histogram(RATE_LIMIT_WAIT)
         self._in_flight = families.gauge(IN_FLIGHT_REQUESTS)
         self._credentials = families.gauge(CREDENTIALS_FAILING)
+        self._company_credentials = families.gauge(COMPANY_CREDENTIALS_REJECTED)
         self._delivered = _Children(families.counter(EVENTS_DELIVERED))
         self._end_to_end = _Children(families.histogram(END_TO_END_LATENCY))
 
@@ -467,6 +488,9 @@ class DeliveryRecorder:
 
     def credentials_failing(self, failing: bool) -> None:
         self._credentials.set(1 if failing else 0)
+
+    def company_credentials_rejected(self, company_key: str, rejected: bool) -> None:
+        self._company_credentials.labels(company_key).set(1 if rejected else 0)
 
     def delivered(self, event: MappedEvent, status: int, now: float | None = None) -> None:
         """An event Vibes has; the end-to-end latency needs the record's timestamp."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Final, TypedDict
+from typing import Final, NamedTuple, TypedDict
 
 # Kafka's own bounds: partitions are int32, offsets and timestamps int64.
 MAX_PARTITION: Final = 2**31 - 1
@@ -25,6 +25,17 @@ _TOPIC_NAME: Final = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 
 Partition = tuple[str, int]
 """A (topic, partition number) pair: the one name for it in the bridge."""
+
+
+class Position(NamedTuple):
+    """A group's position in a partition: the next offset to read, and the commit's metadata.
+
+    The metadata is the text stored with the commit (empty when none); the
+    bridge's own format is in ``bridge/service/commit_metadata.py``.
+    """
+
+    offset: int
+    metadata: str = ""
 
 
 def is_topic_name(text: str) -> bool:
@@ -43,6 +54,17 @@ class SourceRecord:
     key: bytes | None = None
     timestamp_ms: int | None = None
     headers: tuple[tuple[str, bytes | None], ...] = field(default_factory=tuple)
+
+
+class TraceIds(NamedTuple):
+    """The trace a record's processing belongs to, as plain text (``bridge/tracing``
+    makes it when tracing is on): what a rule's ``debug_data`` may carry to Vibes and
+    back, and what each delivery attempt's span takes as its parent."""
+
+    trace_id: str
+    """32 lowercase hex digits: what a trace backend searches by."""
+    traceparent: str
+    """The W3C ``traceparent`` of the record's span."""
 
 
 KAFKA_KEY: Final = "_kafka"

@@ -47,6 +47,12 @@ BANNED = [
     ("bridge/replay/letters.py", "from bridge.service.stages import prepare"),
     ("bridge/replay/scope.py", "from bridge.kafka.reader import BoundedReader"),
     ("bridge/replay/report.py", "import httpx"),
+    ("bridge/tracing/__init__.py", "from opentelemetry import trace"),
+    ("bridge/service/consumer_loop.py", "from opentelemetry import trace"),
+    ("bridge/delivery/deliverer.py", "import opentelemetry.trace"),
+    ("bridge/mapping/engine.py", "from opentelemetry.trace import SpanKind"),
+    ("bridge/kafka/consumer.py", "import opentelemetry"),
+    ("bridge/sim/app.py", "from bridge.tracing import NO_TRACING"),
 ]
 
 ALLOWED = [
@@ -56,6 +62,7 @@ ALLOWED = [
     ("bridge/kafka/consumer.py", "import confluent_kafka"),
     ("bridge/delivery/client.py", "import httpx"),
     ("bridge/metrics.py", "import prometheus_client"),
+    ("bridge/tracing/otel.py", "from opentelemetry import trace"),
     ("bridge/service/management.py", "from aiohttp import web"),
     ("bridge/service/callback_receiver.py", "from aiohttp import web"),
     ("bridge/service/listener.py", "from aiohttp import web"),

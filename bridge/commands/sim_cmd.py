@@ -46,6 +46,18 @@ def _as_options(error: SettingsError) -> str:
     return "; ".join(problems)
 
 
+def _company_users(values: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """``KEY=USER:PASSWORD`` options as key -> (user, password); the value is never echoed."""
+    users: dict[str, tuple[str, str]] = {}
+    for value in values:
+        key, equals, pair = value.partition("=")
+        username, colon, password = pair.partition(":")
+        if not (equals and colon and key.strip() and username):
+            raise click.BadParameter("write KEY=USER:PASSWORD", param_hint="--company-user")
+        users[key.strip()] = (username, password)
+    return users
+
+
 def _company_keys(values: Sequence[str]) -> tuple[str, ...]:
     keys = tuple(key.strip() for value in values for key in value.split(",") if key.strip())
     if not keys:
@@ -96,6 +108,14 @@ def _company_keys(values: Sequence[str]) -> tuple[str, ...]:
     default=DEFAULT_PASSWORD,
     show_default=True,
     help="Basic-auth password the simulator accepts.",
+)
+@click.option(
+    "--company-user",
+    "company_users",
+    multiple=True,
+    metavar="KEY=USER:PASSWORD",
+    help="A company key with a Basic-auth user of its own (repeatable); it accepts only "
+    "that pair, every other key --username/--password.",
 )
 @click.option(
     "--latency-ms",
@@ -228,6 +248,7 @@ def sim_command(
     company_keys: tuple[str, ...],
     username: str,
     password: str,
+    company_users: tuple[str, ...],
     latency_ms: float,
     latency_jitter_ms: float,
     rate_limit: float,
@@ -273,6 +294,7 @@ def sim_command(
         company_keys=_company_keys(company_keys),
         username=username,
         password=password,
+        company_users=_company_users(company_users),
         max_body_bytes=max_body_bytes,
         max_events=max_events,
         max_event_ids=max_event_ids,

@@ -14,7 +14,12 @@ from typing import Any
 from pydantic import SecretStr, ValidationError
 
 from bridge.config.files import read_regular_text
-from bridge.config.model import BridgeConfig, SchemaRegistrySettings, VibesSettings
+from bridge.config.model import (
+    BridgeConfig,
+    CompanySettings,
+    SchemaRegistrySettings,
+    VibesSettings,
+)
 from bridge.config.yaml_source import KeyPath, SourceDocument
 from bridge.errors import Problem
 
@@ -76,12 +81,59 @@ def _hosts_overlap(first: str, second: str) -> bool:
 def read_credentials(
     settings: BridgeConfig, document: SourceDocument
 ) -> tuple[Credentials | None, list[Problem]]:
-    """The Vibes credentials (required by the model)."""
-    return read_secret_pair(settings.vibes, ("vibes",), document)
+    """The credentials of ``vibes.company_key``, every other company's pair checked too.
+
+    Each pair is read (so an unreadable secret file is a problem at its key), and
+    every company key in use (``vibes.company_key`` and each rule's ``company_key``)
+    must have one: its own under ``vibes.companies`` or the ``vibes`` section's.
+    """
+    vibes = settings.vibes
+    problems: list[Problem] = []
+    pairs: dict[str | None, Credentials] = {}
+    places: list[tuple[str | None, VibesSettings | CompanySettings, KeyPath]] = [
+        (None, vibes, ("vibes",))
+    ]
+    places += [(key, c, ("vibes", "companies", key)) for key, c in vibes.companies.items()]
+    for key, holder, where in places:
+        if not holder.has_credentials:
+            continue
+        pair, pair_problems = read_secret_pair(holder, where, document)
+        problems += pair_problems
+        if pair is not None:
+            pairs[key] = pair
+    if problems:
+        return None, problems
+    problems += _keys_without_credentials(settings, document)
+    default = pairs.get(vibes.company_key, pairs.get(None))
+    return (None, problems) if problems else (default, [])
+
+
+def _keys_without_credentials(settings: BridgeConfig, document: SourceDocument) -> list[Problem]:
+    vibes = settings.vibes
+    if vibes.has_credentials:
+        return []  # every company without its own pair uses the section's
+    in_use: list[tuple[str, KeyPath]] = [(vibes.company_key, ("vibes", "company_key"))]
+    in_use += [
+        (rule.company_key, ("rules", index, "company_key"))
+        for index, rule in enumerate(settings.rules)
+        if rule.company_key is not None
+    ]
+    problems = []
+    for key, where in in_use:
+        company = vibes.companies.get(key)
+        if company is None or not company.has_credentials:
+            message = (
+                f"company_key {key!r} has no credentials: give vibes.companies.{key}"
+                ".username and .password (or *_file), or vibes.username and vibes.password"
+            )
+            problems.append(document.problem(where, message))
+    return list(dict.fromkeys(problems))
 
 
 def read_secret_pair(
-    settings: VibesSettings | SchemaRegistrySettings, where: KeyPath, document: SourceDocument
+    settings: VibesSettings | CompanySettings | SchemaRegistrySettings,
+    where: KeyPath,
+    document: SourceDocument,
 ) -> tuple[Credentials | None, list[Problem]]:
     """Resolve ``username``/``password`` or their ``*_file`` forms (mounted Kubernetes secrets).
 
@@ -155,7 +207,11 @@ def secret_warnings(document: SourceDocument) -> list[Problem]:
     file has errors too.
     """
     data = document.data if isinstance(document.data, dict) else {}
-    places: list[tuple[KeyPath, Any, str]] = [(("vibes",), data.get("vibes"), "VIBES_PASSWORD")]
+    vibes = data.get("vibes")
+    places: list[tuple[KeyPath, Any, str]] = [(("vibes",), vibes, "VIBES_PASSWORD")]
+    companies = vibes.get("companies") if isinstance(vibes, dict) else None
+    for key, company in companies.items() if isinstance(companies, dict) else ():
+        places.append((("vibes", "companies", key), company, "VIBES_PASSWORD"))
     sources = data.get("sources")
     for index, source in enumerate(sources if isinstance(sources, list) else []):
         registry = source.get("schema_registry") if isinstance(source, dict) else None

@@ -27,6 +27,7 @@ from pydantic import (
 from bridge.codecs.base import SourceFormat
 from bridge.config.durations import Duration
 from bridge.records import is_topic_name
+from bridge.vibes.entity import MAX_BODY_BYTES
 
 # A value expression exactly as written: a JMESPath string or a {path|template|value: ...} map.
 ValueSpec = Any
@@ -130,15 +131,17 @@ class TlsSettings(_Model):
 def _check_credentials(settings: _Credentials, prefix: str, *, required: bool) -> None:
     """Each secret once (inline or ``*_file``); both or (when optional) neither."""
     given = []
+    # Without a prefix (a company's entry) the message's location already names the place.
+    at = f"{prefix}." if prefix else ""
     for name in ("username", "password"):
         inline, from_file = getattr(settings, name), getattr(settings, f"{name}_file")
         if inline is not None and from_file is not None:
-            raise ValueError(f"give {prefix}.{name} or {prefix}.{name}_file, not both")
+            raise ValueError(f"give {at}{name} or {at}{name}_file, not both")
         if inline is None and from_file is None and required:
-            raise ValueError(f"{prefix}.{name} (or {prefix}.{name}_file) is required")
+            raise ValueError(f"{at}{name} (or {at}{name}_file) is required")
         given.append(inline is not None or from_file is not None)
     if given[0] != given[1]:
-        raise ValueError(f"{prefix}.username and {prefix}.password must be given together")
+        raise ValueError(f"{at}username and {at}password must be given together")
 
 
 class _Credentials(_Model):
@@ -149,6 +152,24 @@ class _Credentials(_Model):
     password: SecretStr | None = None
     password_file: str | None = None
 
+    @property
+    def has_credentials(self) -> bool:
+        """True when a pair is given (the model refuses half of one)."""
+        return self.username is not None or self.username_file is not None
+
+
+class CompanySettings(_Credentials):
+    """One Vibes company account (``vibes.companies.<company_key>``): its own login,
+    rate and client certificate; whatever it leaves out is the ``vibes`` section's."""
+
+    requests_per_second: Annotated[float | None, NotBool] = Field(default=None, gt=0)
+    tls: TlsSettings | None = None
+
+    @model_validator(mode="after")
+    def _credentials_given_once(self) -> CompanySettings:
+        _check_credentials(self, "", required=False)
+        return self
+
 
 class VibesSettings(_Credentials):
     base_url: str = "https://public-api.vibescm.com"
@@ -157,12 +178,41 @@ class VibesSettings(_Credentials):
     requests_per_second: Annotated[float, NotBool] = Field(default=300.0, gt=0)
     timeout_seconds: Annotated[float, NotBool] = Field(default=10.0, gt=0)
     tls: TlsSettings | None = None
+    # The encoded body's largest size; a bigger one is a mapping_error (body_too_large).
+    max_body_bytes: Annotated[int, NotBool] = Field(default=MAX_BODY_BYTES, ge=256, le=16 * 1024**2)
+    # Per company key: its own account. Keys of the map are company keys.
+    companies: dict[Annotated[str, Field(min_length=1)], CompanySettings] = Field(
+        default_factory=dict
+    )
 
     @model_validator(mode="after")
     def _credentials_given_once(self) -> VibesSettings:
-        _check_credentials(self, "vibes", required=True)
+        # With companies, the section's own pair is optional: each company may bring its own
+        # (the loader checks that every company key in use has a pair from somewhere).
+        _check_credentials(self, "vibes", required=not self.companies)
         _http_url(self.base_url, "vibes.base_url")
         return self
+
+    def requests_per_second_for(self, company_key: str) -> float:
+        """The company's own rate, or the section's."""
+        company = self.companies.get(company_key)
+        if company is None or company.requests_per_second is None:
+            return self.requests_per_second
+        return company.requests_per_second
+
+    def tls_for(self, company_key: str) -> TlsSettings | None:
+        """The company's TLS settings, each file it leaves out taken from ``vibes.tls``;
+        None when neither gives any."""
+        company = self.companies.get(company_key)
+        own = None if company is None else company.tls
+        if own is None:
+            return self.tls
+        if self.tls is None:
+            return own
+        cert, key = own.cert_file, own.key_file
+        if cert is None:  # the model gives cert and key together, or neither
+            cert, key = self.tls.cert_file, self.tls.key_file
+        return TlsSettings(cert_file=cert, key_file=key, ca_file=own.ca_file or self.tls.ca_file)
 
 
 class SchemaRegistrySettings(_Credentials):
@@ -265,6 +315,28 @@ class FleetSettings(_Model):
         return self
 
 
+class TracingSettings(_Model):
+    """OpenTelemetry traces (docs/tracing.md); off unless ``enabled``.
+
+    A key left out here falls back to the standard ``OTEL_*`` variable, then to the
+    SDK's default: the file wins over the environment, as code does in OpenTelemetry.
+    """
+
+    enabled: bool = False
+    # The collector's OTLP/HTTP base URL, as OTEL_EXPORTER_OTLP_ENDPOINT: /v1/traces is added.
+    endpoint: str | None = None
+    # The share of new traces kept (records without a sampled traceparent); the parent's
+    # decision is followed when there is one.
+    sample_ratio: Annotated[float, NotBool] | None = Field(default=None, ge=0, le=1)
+    service_name: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _endpoint_is_url(self) -> TracingSettings:
+        if self.endpoint is not None:
+            _http_url(self.endpoint, "tracing.endpoint")
+        return self
+
+
 class SourceSettings(_Model):
     topic: TopicName
     format: SourceFormat = SourceFormat.JSON
@@ -329,6 +401,10 @@ class RuleSettings(_Model):
         dict[str, ValueSpec] | Literal[False] | None, BeforeValidator(_debug_data_form)
     ] = None
     company_key: str | None = Field(default=None, min_length=1)
+    # Overrides delivery.max_event_age for this rule's events.
+    max_age: Duration | None = None
+    # Which events take the next delivery slots first when the rate budget is the bottleneck.
+    priority: Literal["high", "normal", "low"] = "normal"
 
 
 class BridgeConfig(_Model):
@@ -340,5 +416,6 @@ class BridgeConfig(_Model):
     dead_letter: DeadLetterSettings = Field(default_factory=DeadLetterSettings)
     callbacks: CallbackSettings | None = None
     fleet: FleetSettings = Field(default_factory=FleetSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
     sources: list[SourceSettings] = Field(min_length=1)
     rules: list[RuleSettings] = Field(min_length=1)

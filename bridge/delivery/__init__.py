@@ -5,8 +5,15 @@ this package to the consumer and reports through :class:`DeliveryObserver`.
 """
 
 from bridge.delivery.client import VibesClient
-from bridge.delivery.credentials import CredentialsSource
-from bridge.delivery.deliverer import Deliverer, DeliveryObserver, NullObserver
+from bridge.delivery.credentials import CompanyCredentials, CredentialsSource
+from bridge.delivery.deliverer import (
+    NO_TRACING,
+    AttemptSpan,
+    AttemptTracer,
+    Deliverer,
+    DeliveryObserver,
+    NullObserver,
+)
 from bridge.delivery.outcomes import Delivered, outcome_of_exception, outcome_of_response
 from bridge.delivery.ratelimit import RateLimiter
 from bridge.delivery.retry import Backoff, parse_retry_after
@@ -14,7 +21,11 @@ from bridge.delivery.transport import DEFAULT_TRANSPORT, TransportKind, build_tr
 
 __all__ = [
     "DEFAULT_TRANSPORT",
+    "NO_TRACING",
+    "AttemptSpan",
+    "AttemptTracer",
     "Backoff",
+    "CompanyCredentials",
     "CredentialsSource",
     "Delivered",
     "Deliverer",

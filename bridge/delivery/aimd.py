@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -87,24 +88,33 @@ class AdaptiveLimiter(RateLimiter):
         self,
         rate_per_second: float,
         *,
+        key_rates: Mapping[str, float] | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        super().__init__(rate_per_second, clock=clock, sleep=sleep)
+        super().__init__(rate_per_second, key_rates=key_rates, clock=clock, sleep=sleep)
         self._initial_share = rate_per_second
+        self._initial_shares: dict[str, float] = dict(key_rates or {})
         self._shares: dict[str, float] = {}
         self._aimd: dict[str, Aimd] = {}
         self._sends: dict[str, int] = {}
         self._waited: dict[str, float] = {}
         self._usage_since = clock()
 
-    def set_default_share(self, share: float) -> None:
-        """The share of every key not planned yet (the fleet's conservative start)."""
+    def set_default_share(self, share: float, company_key: str | None = None) -> None:
+        """The share of every key not planned yet (the fleet's conservative start);
+        with ``company_key``, of that key alone (a company with a budget of its own)."""
+        if company_key is not None:
+            self._initial_shares[company_key] = share
+            self._key_intervals[company_key] = 1.0 / share
+            if company_key in self._budgets and company_key not in self._shares:
+                self._apply(company_key)
+            return
         self._initial_share = share
         self._default_interval = 1.0 / share  # keys first seen from now on start at it
-        for company_key in self._budgets:
-            if company_key not in self._shares:
-                self._apply(company_key)
+        for key in self._budgets:
+            if key not in self._shares:
+                self._apply(key)
 
     async def acquire(self, company_key: str) -> float:
         waited = await super().acquire(company_key)
@@ -157,7 +167,10 @@ class AdaptiveLimiter(RateLimiter):
         return seconds, usage
 
     def _share(self, company_key: str) -> float:
-        return self._shares.get(company_key, self._initial_share)
+        share = self._shares.get(company_key)
+        if share is None:
+            share = self._initial_shares.get(company_key, self._initial_share)
+        return share
 
     def _effective(self, company_key: str) -> float:
         return self._aimd_of(company_key).rate(self._share(company_key))

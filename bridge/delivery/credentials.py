@@ -1,4 +1,8 @@
-"""The Vibes Basic-auth credentials, re-read when their secret files change.
+"""The Vibes Basic-auth credentials, per company key, re-read when their secret files change.
+
+A company under ``vibes.companies`` with a pair of its own has its own
+:class:`CredentialsSource`; every other company key uses the ``vibes`` section's
+(:class:`CompanyCredentials`).
 
 Kubernetes rotates a mounted secret by swapping a symlink (``..data``) to a new
 directory, so the file under the configured name gets a new inode, size or
@@ -11,13 +15,14 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import SecretStr
 
 from bridge.config import resolve_path
-from bridge.config.model import VibesSettings
+from bridge.config.model import CompanySettings, VibesSettings
 from bridge.errors import ConfigError, Problem
 from bridge.vibes.api import basic_auth_header
 
@@ -36,6 +41,7 @@ class _Part:
     value: SecretStr
     path: Path | None = None
     signature: FileSignature | None = None
+    prefix: str = "vibes"  # where the key is written, for the warning
 
     def reread(self) -> bool:
         """Read the file again when it changed; True when the value changed.
@@ -51,7 +57,7 @@ class _Part:
                 return False
             value = _read_secret(self.path)
         except (OSError, UnicodeDecodeError) as exc:
-            log.warning("cannot re-read vibes.%s_file: %s", self.name, _why(exc))
+            log.warning("cannot re-read %s.%s_file: %s", self.prefix, self.name, _why(exc))
             return False
         self.signature = signature
         if value == self.value.get_secret_value():
@@ -74,15 +80,21 @@ class CredentialsSource:
         return cls(_Part("username", SecretStr(username)), _Part("password", SecretStr(password)))
 
     @classmethod
-    def from_settings(cls, settings: VibesSettings, config_path: Path) -> CredentialsSource:
-        """From ``vibes.username``/``password`` or their ``*_file`` forms.
+    def from_settings(
+        cls,
+        settings: VibesSettings | CompanySettings,
+        config_path: Path,
+        prefix: str = "vibes",
+    ) -> CredentialsSource:
+        """From ``username``/``password`` or their ``*_file`` forms, written at ``prefix``.
 
         Relative ``*_file`` paths resolve against the configuration file's
         directory, as every path in the file does. An unreadable file is a
         ``ConfigError`` naming the key, never the content.
         """
         parts = [
-            _part_from_settings(settings, name, config_path) for name in ("username", "password")
+            _part_from_settings(settings, name, config_path, prefix)
+            for name in ("username", "password")
         ]
         return cls(*parts)
 
@@ -107,10 +119,56 @@ class CredentialsSource:
         return basic_auth_header(*self.current())
 
 
-def _part_from_settings(settings: VibesSettings, name: str, config_path: Path) -> _Part:
+class CompanyCredentials:
+    """Each company key's :class:`CredentialsSource`: its own, or the ``vibes`` section's.
+
+    Sources are shared, not copied: every company without a pair of its own uses
+    the one default source, so a rotated ``vibes.password_file`` is read once for all.
+    """
+
+    def __init__(
+        self,
+        default: CredentialsSource | None,
+        companies: Mapping[str, CredentialsSource] | None = None,
+    ) -> None:
+        self._default = default
+        self._companies = dict(companies or {})
+
+    @classmethod
+    def from_settings(cls, settings: VibesSettings, config_path: Path) -> CompanyCredentials:
+        """The ``vibes`` section's pair (when given) and each company's own."""
+        default = None
+        if settings.has_credentials:
+            default = CredentialsSource.from_settings(settings, config_path)
+        companies = {
+            key: CredentialsSource.from_settings(company, config_path, f"vibes.companies.{key}")
+            for key, company in settings.companies.items()
+            if company.has_credentials
+        }
+        return cls(default, companies)
+
+    def for_company(self, company_key: str) -> CredentialsSource:
+        """The source ``company_key``'s requests are signed with.
+
+        ``validate`` refuses a file where a company key in use has none; a key
+        from nowhere (a test's) without a default is a ``KeyError``.
+        """
+        source = self._companies.get(company_key, self._default)
+        if source is None:
+            raise KeyError(f"company key {company_key!r} has no credentials")
+        return source
+
+    def refresh(self, company_key: str) -> bool:
+        """Re-read the company's ``*_file`` credentials that changed; True when they did."""
+        return self.for_company(company_key).refresh()
+
+
+def _part_from_settings(
+    settings: VibesSettings | CompanySettings, name: str, config_path: Path, prefix: str
+) -> _Part:
     inline: SecretStr | None = getattr(settings, name)
     if inline is not None:
-        return _Part(name, inline)
+        return _Part(name, inline, prefix=prefix)
     file_name: str | None = getattr(settings, f"{name}_file")
     assert file_name is not None  # the model requires one of the two
     path = resolve_path(config_path, file_name)
@@ -118,9 +176,9 @@ def _part_from_settings(settings: VibesSettings, name: str, config_path: Path) -
         signature = _signature(path)
         value = _read_secret(path)
     except (OSError, UnicodeDecodeError) as exc:
-        problem = Problem(str(config_path), None, f"cannot read vibes.{name}_file: {_why(exc)}")
-        raise ConfigError([problem]) from None
-    return _Part(name, SecretStr(value), path, signature)
+        message = f"cannot read {prefix}.{name}_file: {_why(exc)}"
+        raise ConfigError([Problem(str(config_path), None, message)]) from None
+    return _Part(name, SecretStr(value), path, signature, prefix)
 
 
 def _signature(path: Path) -> FileSignature:

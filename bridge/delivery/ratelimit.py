@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 Clock = Callable[[], float]
@@ -89,18 +89,21 @@ class KeyBudget:
 class RateLimiter:
     """Per company key; reserves the next free slot and sleeps until it (no thundering herd).
 
-    Every key starts at the rate given here; ``set_rate`` changes one key at run
-    time (issue 8 shares budgets across replicas and adds AIMD on top of it).
+    Every key starts at the rate given here, or its own in ``key_rates`` (a
+    company with its own ``requests_per_second``); ``set_rate`` changes one key at
+    run time (issue 8 shares budgets across replicas and adds AIMD on top of it).
     """
 
     def __init__(
         self,
         rate_per_second: float,
         *,
+        key_rates: Mapping[str, float] | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._default_interval = _interval(rate_per_second)
+        self._key_intervals = {key: _interval(rate) for key, rate in (key_rates or {}).items()}
         self._clock = clock
         self._sleep = sleep
         self._budgets: dict[str, KeyBudget] = {}
@@ -147,7 +150,8 @@ class RateLimiter:
     def _budget(self, company_key: str) -> KeyBudget:
         budget = self._budgets.get(company_key)
         if budget is None:
-            budget = self._budgets[company_key] = KeyBudget(self._default_interval)
+            interval = self._key_intervals.get(company_key, self._default_interval)
+            budget = self._budgets[company_key] = KeyBudget(interval)
         return budget
 
 

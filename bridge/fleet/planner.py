@@ -32,6 +32,8 @@ class SharePlanner:
     member: str
     budget: float
     settle: float
+    # Company keys with a budget of their own (vibes.companies.<key>.requests_per_second).
+    key_budgets: dict[str, float] = field(default_factory=dict)
     _joined: bool = False
     _members_seen: int = 1
     _applied: dict[str, float] = field(default_factory=dict)
@@ -42,21 +44,33 @@ class SharePlanner:
         """The share before anything is known: the floor, 2 % of the budget."""
         return self.budget * FLOOR_FRACTION
 
-    def static_share(self, members: int | None = None) -> float:
+    def budget_for(self, company_key: str) -> float:
+        """The group's budget for ``company_key``: its own, or the common one."""
+        return self.key_budgets.get(company_key, self.budget)
+
+    def start_share_for(self, company_key: str) -> float:
+        """:attr:`start_share` of the key's own budget."""
+        return self.budget_for(company_key) * FLOOR_FRACTION
+
+    def static_share(self, members: int | None = None, company_key: str | None = None) -> float:
         """Without a working table: an equal part among the members last seen."""
         count = members if members is not None else self._members_seen
-        return self.budget / max(count, 1)
+        budget = self.budget if company_key is None else self.budget_for(company_key)
+        return budget / max(count, 1)
 
     def share(self, table: BudgetTable, company_key: str, now: float) -> float:
         """This member's share of ``company_key`` at ``now``."""
         wants = table.wants_for(company_key, now)
         if self.member not in wants:
             in_the_dark = self._joined and not wants  # nobody's entry reaches anyone
-            target = self.static_share() if in_the_dark else self.start_share
+            if in_the_dark:
+                target = self.static_share(company_key=company_key)
+            else:
+                target = self.start_share_for(company_key)
             return self._lower_at_once_raise_late(company_key, target, now)
         self._joined = True
         self._members_seen = len(wants)
-        target = fair_shares(self.budget, wants)[self.member]
+        target = fair_shares(self.budget_for(company_key), wants)[self.member]
         return self._lower_at_once_raise_late(company_key, target, now)
 
     def _lower_at_once_raise_late(self, company_key: str, target: float, now: float) -> float:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
@@ -20,9 +20,11 @@ from bridge.kafka.client_logs import client_logging
 from bridge.kafka.config import ConfigValue
 from bridge.kafka.failures import call_failed, error_name, translates
 from bridge.kafka.messages import MalformedMessage, to_source_record
-from bridge.records import Partition, SourceRecord
+from bridge.records import Partition, Position, SourceRecord
 
 log = logging.getLogger(__name__)
+
+_METADATA_TOO_LARGE: Final = "OFFSET_METADATA_TOO_LARGE"
 
 
 class RebalanceListener(Protocol):
@@ -62,6 +64,7 @@ class KafkaSource:
             on_lost=self._on_lost,
         )
         self._closed = False
+        self._with_metadata = True
 
     # librdkafka calls these from inside consume(), on this consumer's thread.
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -97,33 +100,61 @@ class KafkaSource:
     def assignment(self) -> list[Partition]:
         return _pairs(self._consumer.assignment())
 
-    def commit(self, positions: Mapping[Partition, int]) -> bool:
-        """Commit ``positions`` (next offset to read) synchronously; False if the broker refused.
+    def commit(self, positions: Mapping[Partition, Position]) -> bool:
+        """Commit ``positions`` (next offset to read, with metadata) synchronously;
+        False if the broker refused.
 
         A refused commit (a rebalance in progress, the member fenced) is not an
         error for the data: the positions are offered again, and at worst the
-        next owner redelivers records whose event ids Vibes already has.
+        next owner redelivers records whose event ids Vibes already has. A broker
+        whose ``offset.metadata.max.bytes`` is below the bridge's metadata refuses
+        it: from then on this consumer commits offsets alone (one warning), which
+        is always safe, only a restart then redoes everything past the position.
         """
         if not positions:
             return True
-        offsets = [TopicPartition(t, p, offset) for (t, p), offset in positions.items()]
         try:
-            self._consumer.commit(offsets=offsets, asynchronous=False)
+            self._consumer.commit(offsets=self._offsets(positions), asynchronous=False)
         except KafkaException as exc:
-            log.warning("offset commit refused", extra={"kafka_error": error_name(exc)})
-            return False
+            if error_name(exc) != _METADATA_TOO_LARGE or not self._with_metadata:
+                log.warning("offset commit refused", extra={"kafka_error": error_name(exc)})
+                return False
+            self._with_metadata = False
+            log.warning(
+                "the broker refuses the commit metadata (offset.metadata.max.bytes is below "
+                "4096); committing offsets alone, so a restart redoes every record past them",
+                extra={"kafka_error": error_name(exc)},
+            )
+            return self.commit(positions)
         return True
 
-    def committed(self, partitions: Iterable[Partition], timeout: float) -> dict[Partition, int]:
-        """The group's committed positions (one broker round trip); partitions without one left out.
+    def _offsets(self, positions: Mapping[Partition, Position]) -> list[TopicPartition]:
+        """The commit's partitions; without metadata the broker stores an empty text."""
+        return [
+            TopicPartition(t, p, position.offset, metadata=position.metadata)
+            if self._with_metadata and position.metadata
+            else TopicPartition(t, p, position.offset)
+            for (t, p), position in positions.items()
+        ]
 
-        Asked once per assignment, so the lag is known before this process commits.
+    def committed(
+        self, partitions: Iterable[Partition], timeout: float
+    ) -> dict[Partition, Position]:
+        """The group's committed positions and their metadata (one broker round trip);
+        partitions without one left out.
+
+        Asked once per assignment: the lag is known before this process commits,
+        and the metadata says which records past the position are finished.
         """
         try:
             answer = self._consumer.committed(_topic_partitions(partitions), timeout=timeout)
         except KafkaException:
             return {}
-        return {(tp.topic, tp.partition): tp.offset for tp in answer if tp.offset >= 0}
+        return {
+            (tp.topic, tp.partition): Position(tp.offset, tp.metadata or "")
+            for tp in answer
+            if tp.offset >= 0
+        }
 
     def high_watermarks(self, partitions: Iterable[Partition]) -> dict[Partition, int]:
         """The end offset of each partition from the client's cache (no broker round trip)."""

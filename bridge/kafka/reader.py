@@ -19,7 +19,7 @@ from bridge.kafka.client_logs import client_logging
 from bridge.kafka.config import ConfigValue
 from bridge.kafka.consumer import ConsumerTrouble, record_or_trouble
 from bridge.kafka.failures import translates
-from bridge.records import Partition, SourceRecord
+from bridge.records import Partition, Position, SourceRecord
 
 _METADATA_TIMEOUT: Final = 10.0
 
@@ -100,11 +100,15 @@ class BoundedReader:
                 return False
         return True
 
-    def commit(self, positions: Mapping[Partition, int]) -> bool:
-        """Commit ``positions`` (next offset to read) under the group; False if refused."""
+    def commit(self, positions: Mapping[Partition, Position]) -> bool:
+        """Commit ``positions`` (next offset to read) under the group; False if refused.
+
+        Offsets alone: replay starts again from the committed position and reads
+        no metadata, so it stores none.
+        """
         if not positions:
             return True
-        offsets = [TopicPartition(t, p, offset) for (t, p), offset in positions.items()]
+        offsets = [TopicPartition(t, p, position.offset) for (t, p), position in positions.items()]
         try:
             self._consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException:

@@ -21,6 +21,7 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from bridge.codecs import (
@@ -35,11 +36,12 @@ from bridge.config.model import RuleSettings, SourceSettings, ValueSpec
 from bridge.config.yaml_source import KeyPath, SourceDocument
 from bridge.errors import Problem
 from bridge.mapping.avro_paths import conversion_problem, unknown_field_paths
-from bridge.mapping.engine import CompiledRule, DebugData, Engine
+from bridge.mapping.engine import CompiledRule, DebugData, Engine, Priority
+from bridge.mapping.event_id import coordinates_event_id
 from bridge.mapping.jmes import Expression, ExpressionSyntaxError, compile_expression, reads_kafka
 from bridge.mapping.templates import Template, TemplateSyntaxError, parse_template
 from bridge.mapping.values import ValueExpression, ValueSpecError, compile_value
-from bridge.vibes.entity import RECIPIENT_FIELDS, is_valid_event_type
+from bridge.vibes.entity import MAX_BODY_BYTES, RECIPIENT_FIELDS, is_valid_event_type
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
@@ -48,6 +50,7 @@ _Model = TypeVar("_Model", bound=BaseModel)
 class _Compilation:
     document: SourceDocument
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
     schemas: dict[str, Any] = field(default_factory=dict)  # topic -> what its decoder reads
     # topic -> (the Avro-like shape rule paths are checked against, how messages name it)
     shapes: dict[str, tuple[AvroSchema, str]] = field(default_factory=dict)
@@ -69,6 +72,8 @@ class CompiledMapping:
 
     engine: Engine
     schemas: dict[str, Any]
+    # Rules whose constant parts alone come close to vibes.max_body_bytes.
+    warnings: tuple[Problem, ...] = ()
 
 
 def compile_rules(document: SourceDocument) -> tuple[CompiledMapping | None, list[Problem]]:
@@ -79,6 +84,7 @@ def compile_rules(document: SourceDocument) -> tuple[CompiledMapping | None, lis
         if "topic" in source.model_fields_set:
             _load_source(state, ("sources", index), source)
     default_company = _vibes_company_key(data)
+    max_body_bytes = _max_body_bytes(data)
     rules_by_topic: dict[str, list[CompiledRule]] = {}
     topics_reading_kafka: set[str] = set()
     seen_names: dict[str, int] = {}
@@ -92,8 +98,10 @@ def compile_rules(document: SourceDocument) -> tuple[CompiledMapping | None, lis
         if rule.name:
             seen_names.setdefault(rule.name, index)
         parts: _Expressions = []
-        compiled = _compile_rule(state, key_path, rule, default_company, parts)
+        compiled = _compile_rule(state, key_path, rule, default_company, parts, max_body_bytes)
         topics = _rule_topics(state, key_path, rule.topic)
+        if compiled is not None and topics:
+            _warn_when_constants_come_close(state, key_path, compiled, topics)
         _check_schema_paths(state, topics, parts)
         if any(reads_kafka(expression) for _, expression, _ in parts):
             topics_reading_kafka.update(topics)
@@ -106,7 +114,7 @@ def compile_rules(document: SourceDocument) -> tuple[CompiledMapping | None, lis
         {topic: tuple(rules) for topic, rules in rules_by_topic.items()},
         topics_reading_kafka=frozenset(topics_reading_kafka),
     )
-    return CompiledMapping(engine, state.schemas), []
+    return CompiledMapping(engine, state.schemas, tuple(state.warnings)), []
 
 
 # Values for the required keys of a rule that lacks them: each compiles without a
@@ -168,6 +176,66 @@ def _vibes_company_key(data: Mapping[str, Any]) -> str:
     return key if isinstance(key, str) else ""
 
 
+def _max_body_bytes(data: Mapping[str, Any]) -> int:
+    # Read on its own, as the company key is; the model reports a bad value.
+    vibes = data.get("vibes")
+    value = vibes.get("max_body_bytes") if isinstance(vibes, dict) else None
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return MAX_BODY_BYTES
+
+
+# validate warns when a rule's constant parts alone take this much of the body limit.
+CLOSE_TO_BODY_LIMIT = 0.75
+
+
+def _warn_when_constants_come_close(
+    state: _Compilation, key_path: KeyPath, rule: CompiledRule, topics: list[str]
+) -> None:
+    size = _constant_body_size(rule, topics)
+    limit = rule.max_body_bytes
+    if size < CLOSE_TO_BODY_LIMIT * limit:
+        return
+    message = (
+        f"warning: rule {rule.name}: its constant parts alone make a {size}-byte body, "
+        f"{100 * size // limit}% of vibes.max_body_bytes ({limit}); what records add may "
+        "pass it (body_too_large dead letters)"
+    )
+    state.warnings.append(state.document.problem(key_path, message))
+
+
+def _constant_body_size(rule: CompiledRule, topics: list[str]) -> int:
+    """The smallest body the rule can make: what every record's body holds.
+
+    Counted: the event type's text (a template's literal text), the ``{value:}``
+    constants with their keys, the default ``debug_data`` (its longest topic),
+    the event id, and the JSON around them. A field read from the record may be
+    absent (null leaves it out), so it adds nothing here.
+    """
+
+    def constants(fields: tuple[ValueExpression, ...]) -> dict[str, Any]:
+        fixed = {field.key: field.evaluate(None) for field in fields if not field.expressions}
+        return {key: value for key, value in fixed.items() if value is not None}
+
+    event_type = rule.event_type
+    if isinstance(event_type, Template):
+        event_type = "".join(event_type.literals)
+    event_id: Any = coordinates_event_id(rule.name, max(topics, key=len), 0, 0)
+    if rule.event_id is not None:
+        event_id = constants((rule.event_id,)).get(rule.event_id.key, "")
+    body: dict[str, Any] = {
+        "event_id": event_id,
+        "event_type": event_type,
+        "event_data": constants(rule.recipients) | constants(rule.event_data),
+    }
+    if rule.debug_data is DebugData.COORDINATES:
+        body["debug_data"] = {"rule": rule.name, "topic": max(topics, key=len)}
+        body["debug_data"] |= {"partition": 0, "offset": 0}
+    elif isinstance(rule.debug_data, tuple):
+        body["debug_data"] = constants(rule.debug_data)
+    return len(orjson.dumps(body))
+
+
 def _load_source(state: _Compilation, key_path: KeyPath, source: SourceSettings) -> None:
     if source.topic in state.topics:
         state.problem((*key_path, "topic"), f"topic {source.topic!r} has two sources")
@@ -218,6 +286,7 @@ def _compile_rule(
     rule: RuleSettings,
     default_company: str,
     parts: _Expressions,
+    max_body_bytes: int,
 ) -> CompiledRule | None:
     """Compile every part of a rule, reporting each bad part; None if any was bad."""
     before = len(state.problems)
@@ -252,6 +321,9 @@ def _compile_rule(
         event_data=tuple(event_data),
         recipients=tuple(recipients),
         debug_data=debug_data,
+        max_body_bytes=max_body_bytes,
+        max_age_seconds=None if rule.max_age is None else rule.max_age.total_seconds(),
+        priority=Priority[rule.priority.upper()],
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, IntEnum
 from typing import Any, Final, NamedTuple
 
 import orjson
@@ -18,12 +18,21 @@ from bridge.errors import MappingCode, MappingError
 from bridge.mapping.event_id import coordinates_event_id, given_event_id
 from bridge.mapping.jmes import Evaluator, is_false
 from bridge.mapping.templates import Template
-from bridge.mapping.validate import checked_event_type, recipient_value
+from bridge.mapping.validate import checked_body_size, checked_event_type, recipient_value
 from bridge.mapping.values import ValueExpression
-from bridge.records import KAFKA_KEY, SourceRecord, kafka_document
+from bridge.records import KAFKA_KEY, SourceRecord, TraceIds, kafka_document
+from bridge.vibes.entity import MAX_BODY_BYTES
 
 OTHER_EVENT_TYPE: Final = "other"
 """The metric label of an event whose type a template rendered from the record."""
+
+
+class Priority(IntEnum):
+    """A rule's ``priority:`` (``high``, ``normal``, ``low``); lower values go first."""
+
+    HIGH = 0
+    NORMAL = 1
+    LOW = 2
 
 
 class MappedEvent(NamedTuple):
@@ -45,6 +54,12 @@ class MappedEvent(NamedTuple):
     What metrics label by: a rendered type comes from the record, an open set,
     and would make one series per distinct value.
     """
+    trace: TraceIds | None = None
+    """The record's trace when tracing is on: the parent of each delivery attempt's span."""
+    max_age_seconds: float | None = None
+    """The rule's own ``max_age``; None: ``delivery.max_event_age`` applies."""
+    priority: Priority = Priority.NORMAL
+    """The rule's ``priority``: which events take the next delivery slots first."""
 
 
 class RuleFailure(NamedTuple):
@@ -85,13 +100,21 @@ class CompiledRule:
     event_data: tuple[ValueExpression, ...]
     recipients: tuple[ValueExpression, ...]
     debug_data: tuple[ValueExpression, ...] | DebugData
+    max_body_bytes: int = MAX_BODY_BYTES
+    max_age_seconds: float | None = None
+    priority: Priority = Priority.NORMAL
 
     metric_event_type: str = dataclasses.field(init=False)
     """What its events are labelled by: the literal type, or ``other`` for a template."""
+    debug_trace: tuple[ValueExpression, ...] = dataclasses.field(init=False)
+    """The ``debug_data`` fields written ``{trace: ...}``: filled from the record's trace."""
 
     def __post_init__(self) -> None:
         declared = self.declared_event_type
         object.__setattr__(self, "metric_event_type", declared or OTHER_EVENT_TYPE)
+        fields = self.debug_data if isinstance(self.debug_data, tuple) else ()
+        traced = tuple(field for field in fields if field.trace is not None)
+        object.__setattr__(self, "debug_trace", traced)
 
     @property
     def declared_event_type(self) -> str | None:
@@ -106,8 +129,14 @@ class CompiledRule:
         except Exception as exc:  # the record boundary: see Engine.map
             raise evaluation_failure("when", exc) from None
 
-    def emit(self, document: Any, record: SourceRecord) -> MappedEvent:
-        """Build the body; raise :class:`MappingError` when the record cannot make a valid one."""
+    def emit(
+        self, document: Any, record: SourceRecord, trace: TraceIds | None = None
+    ) -> MappedEvent:
+        """Build the body; raise :class:`MappingError` when the record cannot make a valid one.
+
+        ``trace`` is the record's trace when tracing is on: it fills the ``{trace: ...}``
+        fields of ``debug_data`` and goes with the event to delivery.
+        """
         event_data = _fields(self.event_data, document)
         has_recipient = False
         for recipient in self.recipients:
@@ -147,24 +176,40 @@ class CompiledRule:
             "event_type": event_type,
             "event_data": event_data,
         }
-        if self.debug_data is DebugData.COORDINATES:
-            body["debug_data"] = {
-                "rule": self.name,
-                "topic": record.topic,
-                "partition": record.partition,
-                "offset": record.offset,
-            }
-        elif isinstance(self.debug_data, tuple):
-            body["debug_data"] = _fields(self.debug_data, document)
+        debug_data = self._debug_data(document, record, trace)
+        if debug_data is not None:
+            body["debug_data"] = debug_data
         return MappedEvent(
             self.name,
             event_type,
             event_id,
             self.company_key,
-            _encode(body),
+            checked_body_size(_encode(body), self.max_body_bytes),
             record,
             self.metric_event_type,
+            trace,
+            self.max_age_seconds,
+            self.priority,
         )
+
+    def _debug_data(
+        self, document: Any, record: SourceRecord, trace: TraceIds | None
+    ) -> dict[str, Any] | None:
+        if self.debug_data is DebugData.COORDINATES:
+            return {
+                "rule": self.name,
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+            }
+        if self.debug_data is DebugData.NONE:
+            return None
+        debug = _fields(self.debug_data, document)
+        if trace is not None:
+            for field in self.debug_trace:
+                traced = trace.trace_id if field.trace == "trace_id" else trace.traceparent
+                debug[field.key] = traced
+        return debug
 
 
 class Engine:
@@ -193,8 +238,12 @@ class Engine:
             if (declared := rule.declared_event_type) is not None
         )
 
-    def map(self, value: dict[str, Any], record: SourceRecord) -> MappingResult:
+    def map(
+        self, value: dict[str, Any], record: SourceRecord, trace: TraceIds | None = None
+    ) -> MappingResult:
         """Map one decoded value. ``value`` is taken over: ``_kafka`` may be added to it.
+
+        ``trace`` is the record's trace when tracing is on (see :meth:`CompiledRule.emit`).
 
         Nothing a record holds can make this raise: every failure of a rule, even
         one nobody foresaw (a value nested too deeply for a library), becomes that
@@ -210,7 +259,7 @@ class Engine:
         for rule in rules:
             try:
                 if rule.matches(value):
-                    events.append(rule.emit(value, record))
+                    events.append(rule.emit(value, record, trace))
             except MappingError as exc:
                 failures.append(RuleFailure(rule.name, _in_rule(rule.name, exc)))
             except Exception as exc:  # the boundary; the fields name theirs first

@@ -28,6 +28,20 @@ def checked_event_type(event_type: Any) -> str:
     return event_type
 
 
+def checked_body_size(body: bytes, limit: int) -> bytes:
+    """The encoded body, or a mapping error when it is over ``vibes.max_body_bytes``.
+
+    Vibes refuses a body over its documented limit; refused here, it is a dead
+    letter naming the size instead of a POST that can only fail.
+    """
+    if len(body) > limit:
+        raise MappingError(
+            MappingCode.BODY_TOO_LARGE,
+            f"the encoded event is {len(body)} bytes; vibes.max_body_bytes is {limit}",
+        )
+    return body
+
+
 def recipient_value(value: Any, field: str) -> str:
     """Vibes wants recipient ids as strings: numbers are written as text, structures refused."""
     if isinstance(value, str):

@@ -2,6 +2,12 @@
 
 Compiled once from the YAML forms of spec section 1 into one closure per field:
 evaluate, fall back to ``default``, convert with ``as``, enforce ``required``.
+
+One more form, for ``debug_data`` only: ``{trace: trace_id}`` or
+``{trace: traceparent}``, the record's trace (docs/tracing.md). It is not a
+function of the record's value, so it evaluates to nothing here; the engine
+writes the record's :class:`~bridge.records.TraceIds` into it, and leaves it out
+when tracing is off.
 """
 
 from __future__ import annotations
@@ -18,6 +24,10 @@ from bridge.mapping.jmes import Expression, ExpressionSyntaxError, compile_expre
 from bridge.mapping.templates import TemplateSyntaxError, parse_template
 
 _FORMS = ("path", "template", "value")
+TRACE_FORM = "trace"
+TRACE_SECTION = "debug_data"
+TRACE_VALUES = ("trace_id", "traceparent")
+"""What ``{trace: ...}`` may name: the fields of :class:`~bridge.records.TraceIds`."""
 _OPTIONS = ("default", "required", "as", "region")
 
 
@@ -44,6 +54,8 @@ class ValueExpression:
     # The ``as:`` of a ``path`` value, so that the load-time check can refuse a path
     # whose schema type the conversion never takes (a record ``as: integer``).
     conversion: str | None = None
+    # ``{trace: ...}``: which of the record's TraceIds the engine writes here.
+    trace: str | None = None
 
 
 def compile_value(section: str, key: str, spec: Any) -> ValueExpression:
@@ -57,6 +69,8 @@ def compile_value(section: str, key: str, spec: Any) -> ValueExpression:
             "a value is a JMESPath string or a map with one of path, template, value"
             f" (for a constant write {{value: {spec!r}}})"
         )
+    if TRACE_FORM in spec:
+        return _trace(key, field, section, spec)
     forms = [form for form in _FORMS if form in spec]
     unknown = sorted(set(spec) - set(_FORMS) - set(_OPTIONS))
     if unknown:
@@ -103,6 +117,19 @@ def _compile_long_form(key: str, field: str, form: str, spec: dict[str, Any]) ->
         _finish(field, produce, default, convert, required),
         spec.get("as") if form == "path" else None,
     )
+
+
+def _trace(key: str, field: str, section: str, spec: dict[str, Any]) -> ValueExpression:
+    """``{trace: trace_id | traceparent}``: filled in by the engine, never from the record."""
+    if section != TRACE_SECTION:
+        raise ValueSpecError("trace is for debug_data only", TRACE_FORM)
+    if len(spec) != 1:
+        other = sorted(name for name in spec if name != TRACE_FORM)[0]
+        raise ValueSpecError("trace takes no other key", other)
+    which = spec[TRACE_FORM]
+    if which not in TRACE_VALUES:
+        raise ValueSpecError(f"trace must be one of {', '.join(TRACE_VALUES)}", TRACE_FORM)
+    return ValueExpression(key, field, (), lambda _document: None, trace=which)
 
 
 def _constant(key: str, field: str, spec: dict[str, Any]) -> ValueExpression:

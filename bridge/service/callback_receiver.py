@@ -55,6 +55,7 @@ from bridge.service.listener import (
     Refusal,
     serve,
 )
+from bridge.tracing import NO_TRACING, Tracing
 from bridge.vibes.callbacks import (
     VIBES_RANGES,
     InvalidCallback,
@@ -128,8 +129,10 @@ class CallbackReceiver:
         event_types: frozenset[str] = frozenset(),
         bounds: ListenerBounds = CALLBACK_BOUNDS,
         storable_body_bytes: int | None = None,
+        tracing: Tracing = NO_TRACING,
     ) -> None:
         self._settings = _within_storable(settings, storable_body_bytes)
+        self._tracing = tracing
         self._path = f"{settings.path.rstrip('/')}/{token}"
         self._sink = sink
         self._metrics = metrics
@@ -263,6 +266,7 @@ class CallbackReceiver:
             return Answer.UNAVAILABLE
         labels = bounded_labels(callback, self._event_types)
         self._metrics.callbacks.stored(labels, record_timestamp_ms(callback))
+        self._tracing.callback_received(callback, labels)
         return Answer.STORED
 
     async def _acknowledged(self, future: asyncio.Future[None], started: float) -> bool:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 from bridge.metrics import BridgeMetrics
-from bridge.records import Partition
+from bridge.records import Partition, Position
 from bridge.service.health import Health
 from bridge.service.record_work import RecordWork
 
@@ -23,7 +23,7 @@ from bridge.service.record_work import RecordWork
 class CommitSource(Protocol):
     """The parts of :class:`~bridge.kafka.consumer.KafkaSource` the committer uses."""
 
-    def commit(self, positions: Mapping[Partition, int]) -> bool: ...
+    def commit(self, positions: Mapping[Partition, Position]) -> bool: ...
 
     def assignment(self) -> list[Partition]: ...
 

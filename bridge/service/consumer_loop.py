@@ -18,6 +18,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
@@ -26,7 +27,7 @@ from bridge.errors import SchemaRegistryUnavailable
 from bridge.kafka.consumer import ConsumerTrouble
 from bridge.mapping.engine import Engine
 from bridge.metrics import BridgeMetrics
-from bridge.records import Partition, SourceRecord
+from bridge.records import Partition, Position, SourceRecord
 from bridge.service.back_pressure import BackPressure, Verdict
 from bridge.service.committer import Committer
 from bridge.service.dispatch import Delivery
@@ -35,6 +36,7 @@ from bridge.service.holds import PartitionHolds
 from bridge.service.outbox import DeadLetterOutbox
 from bridge.service.record_work import LoopSettings, RecordWork
 from bridge.service.stages import prepare
+from bridge.tracing import NO_TRACING, Tracing
 
 __all__ = ["ConsumerLoop", "LoopSettings", "Source"]
 
@@ -59,11 +61,11 @@ class Source(Protocol):
 
     def assignment(self) -> list[Partition]: ...
 
-    def commit(self, positions: Mapping[Partition, int]) -> bool: ...
+    def commit(self, positions: Mapping[Partition, Position]) -> bool: ...
 
     def committed(
         self, partitions: Iterable[Partition], timeout: float
-    ) -> dict[Partition, int]: ...
+    ) -> dict[Partition, Position]: ...
 
     def high_watermarks(self, partitions: Iterable[Partition]) -> dict[Partition, int]: ...
 
@@ -94,8 +96,10 @@ class ConsumerLoop:
         health: Health,
         settings: LoopSettings,
         clock: Callable[[], float] = time.monotonic,
+        tracing: Tracing = NO_TRACING,
     ) -> None:
         self._source_factory = source_factory
+        self._tracing = tracing
         self._work = work
         self._tracker = work.tracker
         self._outbox = outbox
@@ -199,6 +203,7 @@ class ConsumerLoop:
     def _take(self, source: Source, batch: list[SourceRecord | ConsumerTrouble]) -> list[Delivery]:
         deliveries: list[Delivery] = []
         skip: set[Partition] = set()  # held by a registry outage during this batch
+        finished: Counter[str] = Counter()  # finished before a restart, per topic
         now_ms = int(time.time() * 1000)
         for item in batch:
             if isinstance(item, ConsumerTrouble):
@@ -207,7 +212,11 @@ class ConsumerLoop:
             partition = (item.topic, item.partition)
             if partition in skip:
                 continue
+            if self._work.skip_finished(item):
+                finished[item.topic] += 1
+                continue
             self._metrics.pipeline.consumed(item.topic)
+            span = self._tracing.record_started(item)
             try:
                 prepared = prepare(
                     item,
@@ -215,13 +224,19 @@ class ConsumerLoop:
                     self._engine,
                     max_event_age_seconds=self._settings.max_event_age_seconds,
                     now_ms=now_ms,
+                    trace=span.ids,
                 )
             except SchemaRegistryUnavailable:
+                span.finished(None)
                 self._hold(source, partition, item.offset)
                 skip.add(partition)
                 continue
+            span.finished(prepared)
             self._holds.succeeded(partition)
             deliveries.extend(self._work.track(prepared))
+        for topic, count in finished.items():
+            self._metrics.pipeline.skipped_finished(topic, count)
+            log.debug("skipped records finished before", extra={"topic": topic, "records": count})
         return deliveries
 
     def _report_trouble(self, trouble: ConsumerTrouble) -> None:
@@ -271,7 +286,12 @@ class ConsumerLoop:
             else {}
         )
         for topic, partition in partitions:
-            self._tracker.assign(topic, partition, start=starts.get((topic, partition)))
+            listed = self._tracker.assign(topic, partition, start=starts.get((topic, partition)))
+            if listed:
+                log.info(
+                    "the group's commit lists finished records past its position; they are skipped",
+                    extra={"topic": topic, "partition": partition, "records": listed},
+                )
         self._pressure.assignment_changed()
         self._committer.lag_now()
         log.info("partitions assigned", extra={"partitions": _names(partitions)})

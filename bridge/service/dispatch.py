@@ -1,8 +1,7 @@
 """The delivery side of the pipeline, on the asyncio loop: events out, outcomes back.
 
 Prepared events arrive from the consumer thread; each goes through its key's
-lane (per-key order; a lane holds one of ``max_in_flight`` slots while it has
-events), and is delivered by
+lane (per-key order), takes one of ``max_in_flight`` slots, and is delivered by
 the :class:`~bridge.delivery.Deliverer` (rate budget, retries, credentials).
 The outcome finishes a unit of the record's work in the offset tracker, or,
 for an event that can never succeed, becomes a dead letter whose broker
@@ -13,7 +12,6 @@ event dead-lettered as ``delivery_error`` (``bridge.errors.DeliveryFailed`` says
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import traceback
 from typing import NamedTuple, Protocol
@@ -25,6 +23,7 @@ from bridge.mapping.engine import MappedEvent
 from bridge.records import Partition
 from bridge.service.lanes import KeyLanes
 from bridge.service.offsets import OffsetTracker, Ticket
+from bridge.service.slots import PrioritySlots
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +75,9 @@ class Dispatcher:
         self._tracker = tracker
         self._dead_letters = dead_letters
         self._outcomes = outcomes
-        # The lanes take the slots: a lane keeps its slot while its key has events.
-        self._lanes: KeyLanes[Delivery] = KeyLanes(self._deliver, asyncio.Semaphore(max_in_flight))
+        # By the rules' priorities: high events take the next free slot (bridge/service/slots.py).
+        self._slots = PrioritySlots(max_in_flight)
+        self._lanes: KeyLanes[Delivery] = KeyLanes(self._deliver)
         self._unexpected_seen: set[tuple[str, str]] = set()
 
     def submit(self, deliveries: list[Delivery]) -> None:
@@ -98,15 +98,16 @@ class Dispatcher:
 
     async def _deliver(self, delivery: Delivery) -> None:
         event, ticket = delivery
-        try:
-            delivered = await self._deliverer.deliver(event)
-        except (EventRejected, EventExpired) as error:
-            self._dead_letter(delivery, error)
-            return
-        except Exception as error:  # a bug must not leave the ticket unfinished
-            self._report_unexpected(event, error)
-            self._dead_letter(delivery, DeliveryFailed(type(error).__name__))
-            return
+        async with self._slots.slot(event.priority):
+            try:
+                delivered = await self._deliverer.deliver(event)
+            except (EventRejected, EventExpired) as error:
+                self._dead_letter(delivery, error)
+                return
+            except Exception as error:  # a bug must not leave the ticket unfinished
+                self._report_unexpected(event, error)
+                self._dead_letter(delivery, DeliveryFailed(type(error).__name__))
+                return
         self._tracker.finish(ticket)  # first: a failure recording metrics must not hold it
         self._outcomes.delivered(event, delivered.status)
 

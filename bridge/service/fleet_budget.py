@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Final, TypeVar, TypeVarTuple
 
 from bridge.config.model import FleetSettings
@@ -63,6 +63,7 @@ class FleetBudget:
         metrics: BridgeMetrics,
         *,
         budget: float,
+        key_budgets: Mapping[str, float] | None = None,
         settings: FleetSettings,
         group: str,
         link: BudgetLink | None,
@@ -72,6 +73,8 @@ class FleetBudget:
         self._limiter = limiter
         self._metrics = metrics
         self._budget = budget
+        # Companies with a requests_per_second of their own; every other key plans `budget`.
+        self._key_budgets = dict(key_budgets or {})
         self._settings = settings
         self._group = group
         self._link = link
@@ -82,7 +85,10 @@ class FleetBudget:
         self._clock = clock
         self._table = BudgetTable(group)
         self._planner = SharePlanner(
-            self.member, budget, settle=min(SETTLE_SECONDS, settings.publish_interval_seconds / 2)
+            self.member,
+            budget,
+            settle=min(SETTLE_SECONDS, settings.publish_interval_seconds / 2),
+            key_budgets=self._key_budgets,
         )
         self._opened = False
         self._static_members: int | None = None
@@ -94,18 +100,20 @@ class FleetBudget:
         """The limiter's rate for every key before the plan is known."""
         return self._planner.start_share if self._link is not None else self._budget
 
-    def set_budget(self, company_key: str, requests_per_second: float) -> None:
-        """A reloaded ``vibes.requests_per_second``: the group's budget, planned from now on.
-
-        The file has one rate for every key, so the key only names the caller's
-        loop; the next tick re-plans every key with it.
-        """
-        del company_key
-        self._budget = requests_per_second
-        self._planner.budget = requests_per_second
+    def start_shares(self) -> dict[str, float]:
+        """:attr:`start_share` of each company with a budget of its own."""
         if self._link is None:
-            for key in self._limiter.rates():
-                self._limiter.set_share(key, requests_per_second)
+            return dict(self._key_budgets)
+        return {key: self._planner.start_share_for(key) for key in self._key_budgets}
+
+    def set_budget(self, company_key: str, requests_per_second: float) -> None:
+        """A reloaded rate for ``company_key``: its group budget, planned from now on.
+
+        The next tick re-plans the key with it (at once without a fleet link).
+        """
+        self._key_budgets[company_key] = requests_per_second
+        if self._link is None:
+            self._limiter.set_share(company_key, requests_per_second)
 
     async def run(self) -> None:
         """Plan until cancelled."""
@@ -182,7 +190,9 @@ class FleetBudget:
         seconds, usage = self._limiter.take_usage()
         self._sent_last_interval = any(sends for sends, _waited in usage.values())
         wants = {
-            key: round(wanted_rate(KeyUsage(sends, waited, seconds), self._budget), 3)
+            key: round(
+                wanted_rate(KeyUsage(sends, waited, seconds), self._planner.budget_for(key)), 3
+            )
             for key, (sends, waited) in usage.items()
         }
         return encode_entry(WireEntry(self._group, self._settings.entry_ttl_seconds, wants))
@@ -220,9 +230,12 @@ class FleetBudget:
 
     def _plan_static(self) -> None:
         members = self._static_members
-        # Unknown membership (the admin call failed too): the floor, not the whole budget.
-        share = self._planner.static_share(members) if members else self._planner.start_share
         for key in self._limiter.rates():
+            # Unknown membership (the admin call failed too): the floor, not the whole budget.
+            if members:
+                share = self._planner.static_share(members, company_key=key)
+            else:
+                share = self._planner.start_share_for(key)
             self._limiter.set_share(key, share)
         self._limiter.advance()
         self._report()

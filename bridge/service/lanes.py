@@ -9,15 +9,6 @@ Runs on the asyncio loop only. A lane is one task that works through its items
 in turn (one task per lane, not per item: this is on the hot path). Dropping
 the item a lane is working on cancels that task; the rest of the lane carries
 on in a fresh task.
-
-Concurrency is bounded by ``slots``: a lane takes one slot when it starts and
-keeps it until its queue is empty. A hot key (skewed traffic: one customer with
-a sixth of the records) therefore has its next event in flight as soon as the
-previous one finished, instead of queueing for a slot behind every other key's
-waiting event each time; per-key order makes that key the run's critical path
-(bench/versus_go.py --workloads zipf, docs/performance.md). A lane holds at most
-one slot, so ``slots`` busy lanes and nothing starves for longer than a lane's
-queue lasts; with distinct keys each lane is one item, as before.
 """
 
 from __future__ import annotations
@@ -30,17 +21,13 @@ from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
 log = logging.getLogger(__name__)
-_UNBOUNDED = 1 << 30  # no ``slots`` given: every lane runs at once
 
 
 class KeyLanes(Generic[Item]):
     """Runs ``work(item)`` for each item, in push order per key, concurrently across keys."""
 
-    def __init__(
-        self, work: Callable[[Item], Awaitable[None]], slots: asyncio.Semaphore | None = None
-    ) -> None:
+    def __init__(self, work: Callable[[Item], Awaitable[None]]) -> None:
         self._work = work
-        self._slots = slots if slots is not None else asyncio.Semaphore(_UNBOUNDED)
         self._queued: dict[Hashable, deque[Item]] = {}
         self._current: dict[Hashable, Item] = {}  # what each lane's task is working on
         self._tasks: dict[Hashable, asyncio.Task[None]] = {}
@@ -67,8 +54,7 @@ class KeyLanes(Generic[Item]):
         task.add_done_callback(_log_failure)
 
     async def _run_one(self, item: Item) -> None:
-        async with self._slots:
-            await self._work(item)
+        await self._work(item)
 
     def _unkeyed_done(self, task: asyncio.Task[None]) -> None:
         self._unkeyed.pop(task, None)
@@ -77,11 +63,10 @@ class KeyLanes(Generic[Item]):
     async def _drain(self, key: Hashable) -> None:
         lane = self._queued[key]
         try:
-            async with self._slots:  # held while the lane has work: see the module's note
-                while lane:
-                    item = lane.popleft()
-                    self._current[key] = item
-                    await self._work(item)
+            while lane:
+                item = lane.popleft()
+                self._current[key] = item
+                await self._work(item)
         finally:
             self._current.pop(key, None)
             del self._tasks[key]

@@ -22,7 +22,7 @@ from typing import Protocol
 
 from bridge.config.model import DeliverySettings
 from bridge.metrics import BridgeMetrics
-from bridge.records import Partition, SourceRecord
+from bridge.records import Partition, Position, SourceRecord
 from bridge.service.dispatch import DeadLetterSink, Delivery
 from bridge.service.offsets import OffsetTracker
 from bridge.service.stages import PreparedRecord
@@ -65,7 +65,7 @@ class LoopSettings:
 class Committable(Protocol):
     """What commits positions: the run's group consumer, or replay's reader."""
 
-    def commit(self, positions: Mapping[Partition, int]) -> bool: ...
+    def commit(self, positions: Mapping[Partition, Position]) -> bool: ...
 
 
 class RecordWork:
@@ -101,11 +101,20 @@ class RecordWork:
         """A record with nothing to do: finished at once, so the position moves past it."""
         self.tracker.add(record.topic, record.partition, record.offset, units=0, size=0)
 
+    def skip_finished(self, record: SourceRecord) -> bool:
+        """Pass over a record the group's commit listed as finished (a restart's skip):
+        no decode, no mapping, no delivery. False: the record is to be done."""
+        if not self.tracker.finished_before(record.topic, record.partition, record.offset):
+            return False
+        self.pass_over(record)
+        return True
+
     def commit(
         self, target: Committable, partitions: list[Partition] | None = None
     ) -> dict[Partition, int]:
-        """Commit what finished; per partition, how many offsets the commit moved
-        (empty when nothing moved or the broker refused: the next commit tries again)."""
+        """Commit what finished, with the finished offsets past each position as metadata;
+        per partition, how many offsets the commit moved (empty when nothing moved or
+        the broker refused: the next commit tries again)."""
         positions = self.tracker.positions_to_commit(partitions)
         if not positions or not target.commit(positions):
             return {}

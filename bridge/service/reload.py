@@ -60,13 +60,16 @@ NO_KEY: Final = frozenset[str]()
 LIVE_KEYS: Final[Mapping[str, frozenset[str]]] = {
     "version": EVERY_KEY,
     "kafka": NO_KEY,
-    "vibes": frozenset({"requests_per_second"}),
+    # max_body_bytes is compiled into the rules' engine, which a reload replaces.
+    "vibes": frozenset({"requests_per_second", "max_body_bytes"}),
     "delivery": NO_KEY,
     "management": NO_KEY,
     "dead_letter": NO_KEY,
     # Who may call the receiver: a narrowed allow-list must take effect at once.
     "callbacks": frozenset({"allow_from", "trusted_proxies"}),
     "fleet": NO_KEY,
+    # The tracer provider and its exporter are built once at start.
+    "tracing": NO_KEY,
     # Each source's decoding; "topic" (the set of topics subscribed to) needs a restart.
     "sources": frozenset({"format", "schema", "schema_registry", "message", "validate"}),
     "rules": EVERY_KEY,
@@ -324,9 +327,11 @@ class ConfigReloader:
         # Unused new clients (a shared one replaced) close with the old ones.
         retired += [r for r in new.registries if r not in registries]
         self._target.use_rules(decoders, new.engine, lambda: _close(retired))
-        for company_key in _company_keys(new.settings):
-            self._target.set_rate(company_key, new.settings.vibes.requests_per_second)
         adopted = _adopt(running, new, decoders, registries)
+        # From what is in force: a company's own rate (vibes.companies) needs a restart.
+        vibes = adopted.settings.vibes
+        for company_key in _company_keys(adopted.settings):
+            self._target.set_rate(company_key, vibes.requests_per_second_for(company_key))
         self._use_callbacks(adopted.settings.callbacks)
         self.current = adopted
         if self.watched().files != self._watching:  # a new secret file, a ConfigMap swap
@@ -378,6 +383,7 @@ def _adopt(
         running.vibes_tls,
         running.callback_token,
         running.callback_tls,
+        running.company_tls,
     )
 
 

@@ -133,7 +133,8 @@ class Replay:
         self._settings = LoopSettings.from_delivery(settings.delivery)
         group = options.group_id or options.selection.group_id(settings.kafka.group_id)
         self.report = ReplayReport(group, options.selection.describe(), dry_run=options.dry_run)
-        self._tracker = OffsetTracker()
+        # No commit metadata: replay restarts from its committed position and reads none.
+        self._tracker = OffsetTracker(metadata_limit=0)
         self._stop = threading.Event()
         self._limit_reached = False
         self._outbox: DeadLetterOutbox | None = None
@@ -252,13 +253,15 @@ class Replay:
     def _prepare(self, letter: ReplayLetter, source: SourceRecord) -> PreparedRecord:
         engine = self._loaded.engine
         try:
-            # max_event_age is not applied: replaying old records is the operator's decision.
+            # No age limit applies (max_event_age, a rule's max_age): replaying old
+            # records is the operator's decision.
             prepared = prepare(
                 source,
                 self._loaded.decoders,
                 engine,
                 max_event_age_seconds=None,
                 now_ms=int(time.time() * 1000),
+                age_limits=False,
             )
         except SchemaRegistryUnavailable:
             raise RegistryOutage(

@@ -5,10 +5,10 @@ the consumer thread (``consumer_loop``, which also serves the dead-letter
 producer's acknowledgements) and the asyncio loop on the main thread (delivery,
 the listeners, reload, the fleet budget, signals). Beside them run threads that
 only wait: short blocking calls (``blocking.call_blocking``), the callback
-producer's poller, the Schema Registry client's loop thread and librdkafka's
-own. SIGTERM or SIGINT ends the run gracefully: stop fetching, let in-flight work
-finish within ``delivery.shutdown_timeout_seconds``, commit what finished,
-close, exit 0.
+producer's poller, the Schema Registry client's loop thread, librdkafka's
+own, and with tracing on the span exporter (``bridge.tracing``). SIGTERM or
+SIGINT ends the run gracefully: stop fetching, let in-flight work finish within
+``delivery.shutdown_timeout_seconds``, commit what finished, close, exit 0.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ from bridge.service.outbox import DeadLetterOutbox
 from bridge.service.record_work import RecordWork
 from bridge.service.reload import ConfigReloader, RulesTarget
 from bridge.service.sizing import SizeLimits, learn_size_limits
-from bridge.service.vibes_delivery import vibes_delivery
+from bridge.service.vibes_delivery import company_rates, vibes_delivery
+from bridge.tracing import NO_TRACING, Tracing, start_tracing
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ _TOPIC_RECHECK_SECONDS = 15.0
 _CLOSE_ALLOWANCE_SECONDS = 15.0
 # Callbacks still queued at shutdown were answered 503 or are about to be: short.
 _CALLBACK_FLUSH_SECONDS = 5.0
+# Spans still buffered at shutdown: exported within this, or dropped.
+_TRACE_FLUSH_SECONDS = 5.0
 
 
 @dataclass(slots=True)
@@ -76,6 +79,7 @@ class Service:
     limiter: AdaptiveLimiter
     fleet: FleetBudget
     callbacks: CallbackService | None = None
+    tracing: Tracing = NO_TRACING
 
 
 @dataclass(slots=True)
@@ -160,6 +164,7 @@ async def run_service(loaded: LoadedBridge, *, stop: asyncio.Event | None = None
     await service.dispatcher.cancel_all()
     await service.client.aclose()
     await service.management.stop()
+    await _stop_tracing(service.tracing)
     reloader.current.close()
     log.info("stopped", extra={"exit_status": status})
     return status
@@ -209,7 +214,18 @@ async def _close_unstarted(service: Service) -> None:
         await service.callbacks.stop()
     await service.client.aclose()
     await service.management.stop()  # safe when it never bound
+    await _stop_tracing(service.tracing)
     service.loaded.close()
+
+
+async def _stop_tracing(tracing: Tracing) -> None:
+    """Export the spans still buffered, within a bound (a collector may be unreachable)."""
+    if not tracing.enabled:
+        return
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(
+            call_blocking(tracing.shutdown, _TRACE_FLUSH_SECONDS), _TRACE_FLUSH_SECONDS + 1.0
+        )
 
 
 def _build(loaded: LoadedBridge, loop: asyncio.AbstractEventLoop, limits: SizeLimits) -> Service:
@@ -223,7 +239,12 @@ def _build(loaded: LoadedBridge, loop: asyncio.AbstractEventLoop, limits: SizeLi
     warnings = (*consumer_settings.warnings, *producer_settings.warnings, *callback_warnings)
     for warning in dict.fromkeys(warnings):  # the producers share most of theirs
         log.warning(warning)
-    client, limiter, deliverer = vibes_delivery(loaded, metrics.delivery)
+    tracing = start_tracing(
+        settings.tracing, vibes_base_url=settings.vibes.base_url, group_id=settings.kafka.group_id
+    )
+    if tracing.enabled:
+        log.info("tracing on: spans are exported over OTLP/HTTP")
+    client, limiter, deliverer = vibes_delivery(loaded, metrics.delivery, tracing)
     fleet = _fleet(loaded, limiter, metrics, consumer_settings, producer_settings)
     outbox = DeadLetterOutbox(
         DeadLetterProducer(producer_settings.settings, settings.dead_letter.topic),
@@ -251,6 +272,7 @@ def _build(loaded: LoadedBridge, loop: asyncio.AbstractEventLoop, limits: SizeLi
         metrics=metrics,
         health=health,
         settings=LoopSettings.from_delivery(settings.delivery),
+        tracing=tracing,
     )
     management = ManagementServer(metrics, health)
     return Service(
@@ -266,7 +288,8 @@ def _build(loaded: LoadedBridge, loop: asyncio.AbstractEventLoop, limits: SizeLi
         management,
         limiter,
         fleet,
-        _build_callbacks(loaded, metrics, loop, limits),
+        _build_callbacks(loaded, metrics, loop, limits, tracing),
+        tracing,
     )
 
 
@@ -275,6 +298,7 @@ def _build_callbacks(
     metrics: BridgeMetrics,
     loop: asyncio.AbstractEventLoop,
     limits: SizeLimits,
+    tracing: Tracing,
 ) -> CallbackService | None:
     settings = loaded.settings.callbacks
     config = limits.callback_config
@@ -290,6 +314,7 @@ def _build_callbacks(
         tls=loaded.callback_tls,
         event_types=loaded.engine.declared_event_types(),
         storable_body_bytes=limits.callback_body_bytes,
+        tracing=tracing,
     )
     return CallbackService(receiver, producer)
 
@@ -329,6 +354,7 @@ def _fleet(
         limiter,
         metrics,
         budget=budget,
+        key_budgets=company_rates(settings.vibes),
         settings=settings.fleet,
         group=settings.kafka.group_id,
         link=link,
@@ -336,6 +362,8 @@ def _fleet(
     # Every key starts at the conservative share until the first plan (the whole budget
     # when the fleet is off).
     limiter.set_default_share(fleet.start_share)
+    for company_key, share in fleet.start_shares().items():
+        limiter.set_default_share(share, company_key)
     return fleet
 
 

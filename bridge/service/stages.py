@@ -17,7 +17,7 @@ from bridge.codecs import Decoder
 from bridge.dead_letters import DeadLetter, dead_letter
 from bridge.errors import DecodeCode, DecodeError, EventExpired, ExpiryCode, RecordError
 from bridge.mapping.engine import Engine, MappedEvent
-from bridge.records import SourceRecord
+from bridge.records import SourceRecord, TraceIds
 
 
 class PreparedRecord(NamedTuple):
@@ -47,8 +47,15 @@ def prepare(
     *,
     max_event_age_seconds: float | None,
     now_ms: int,
+    trace: TraceIds | None = None,
+    age_limits: bool = True,
 ) -> PreparedRecord:
-    """The record's events and dead letters (raises only ``SchemaRegistryUnavailable``)."""
+    """The record's events and dead letters (raises only ``SchemaRegistryUnavailable``).
+
+    ``trace`` is the record's trace when tracing is on: its events carry it. An event
+    older than its rule's ``max_age`` (else ``max_event_age_seconds``) is an
+    ``expired`` dead letter instead; ``age_limits=False`` (replay) applies neither.
+    """
     decoder = decoders.get(record.topic)
     if decoder is None:  # a live reload removed the source; the subscription stays until restart
         error: RecordError = DecodeError(
@@ -59,22 +66,32 @@ def prepare(
         value = decoder.decode(record.value)
     except DecodeError as exc:
         return PreparedRecord(record, (), (dead_letter(record, exc),), True)
-    result = engine.map(value, record)
+    result = engine.map(value, record, trace)
     if not result.matched:
         return PreparedRecord(record, (), (), False)
     letters = tuple(
         dead_letter(record, failure.error, rule=failure.rule) for failure in result.failures
     )
-    if result.events and _too_old(record, max_event_age_seconds, now_ms):
-        expired = EventExpired(
-            ExpiryCode.MAX_EVENT_AGE, "the record is older than delivery.max_event_age: not sent"
-        )
-        letters += tuple(dead_letter(record, expired, rule=event.rule) for event in result.events)
-        return PreparedRecord(record, (), letters, True)
-    return PreparedRecord(record, result.events, letters, True)
+    events = result.events
+    if events and age_limits and record.timestamp_ms is not None:
+        age_ms = now_ms - record.timestamp_ms
+        kept: list[MappedEvent] = []
+        for event in events:
+            if _too_old(event, age_ms, max_event_age_seconds):
+                letters += (_expired(record, event),)
+            else:
+                kept.append(event)
+        events = tuple(kept)
+    return PreparedRecord(record, events, letters, True)
 
 
-def _too_old(record: SourceRecord, max_age_seconds: float | None, now_ms: int) -> bool:
-    if max_age_seconds is None or record.timestamp_ms is None:
-        return False
-    return now_ms - record.timestamp_ms > max_age_seconds * 1000
+def _too_old(event: MappedEvent, age_ms: int, max_event_age_seconds: float | None) -> bool:
+    """Older than the event's rule's ``max_age``, or else ``delivery.max_event_age``."""
+    limit = event.max_age_seconds if event.max_age_seconds is not None else max_event_age_seconds
+    return limit is not None and age_ms > limit * 1000
+
+
+def _expired(record: SourceRecord, event: MappedEvent) -> DeadLetter:
+    which = "its rule's max_age" if event.max_age_seconds is not None else "delivery.max_event_age"
+    error = EventExpired(ExpiryCode.MAX_EVENT_AGE, f"the record is older than {which}: not sent")
+    return dead_letter(record, error, rule=event.rule)

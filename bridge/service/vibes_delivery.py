@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from bridge.delivery import CredentialsSource, Deliverer, DeliveryObserver, VibesClient
+from bridge.config.model import VibesSettings
+from bridge.delivery import (
+    NO_TRACING,
+    AttemptTracer,
+    CompanyCredentials,
+    Deliverer,
+    DeliveryObserver,
+    VibesClient,
+)
 from bridge.delivery.aimd import AdaptiveLimiter
 from bridge.loading import LoadedBridge
 
@@ -21,23 +29,41 @@ class VibesDelivery(NamedTuple):
     deliverer: Deliverer
 
 
-def vibes_delivery(loaded: LoadedBridge, observer: DeliveryObserver) -> VibesDelivery:
-    """Client, per-company-key limiter and deliverer for ``loaded``'s ``vibes`` and ``delivery``."""
+def company_rates(vibes: VibesSettings) -> dict[str, float]:
+    """The companies with a ``requests_per_second`` of their own, and that rate."""
+    return {
+        key: company.requests_per_second
+        for key, company in vibes.companies.items()
+        if company.requests_per_second is not None
+    }
+
+
+def vibes_delivery(
+    loaded: LoadedBridge, observer: DeliveryObserver, tracer: AttemptTracer = NO_TRACING
+) -> VibesDelivery:
+    """Client, per-company-key limiter and deliverer for ``loaded``'s ``vibes`` and ``delivery``.
+
+    ``tracer`` makes each attempt's span (``run`` with tracing on; replay traces nothing).
+    """
     settings = loaded.settings
     client = VibesClient(
         base_url=settings.vibes.base_url,
         api_version=settings.vibes.api_version,
         timeout_seconds=settings.vibes.timeout_seconds,
-        credentials=CredentialsSource.from_settings(settings.vibes, loaded.path),
+        credentials=CompanyCredentials.from_settings(settings.vibes, loaded.path),
         tls=loaded.vibes_tls,
         max_connections=settings.delivery.max_in_flight,
+        company_tls=loaded.company_tls,
     )
     # AIMD under 429 for run and replay alike; run's fleet budget sets its shares.
-    limiter = AdaptiveLimiter(settings.vibes.requests_per_second)
+    limiter = AdaptiveLimiter(
+        settings.vibes.requests_per_second, key_rates=company_rates(settings.vibes)
+    )
     deliverer = Deliverer(
         client,
         limiter,
         observer=observer,
         max_retry_duration=settings.delivery.max_retry_duration,
+        tracer=tracer,
     )
     return VibesDelivery(client, limiter, deliverer)

@@ -8,7 +8,8 @@ exactly one stats counter:
 2. Basic auth (401), then the company key (404);
 3. the company's token bucket (429 with ``Retry-After``);
 4. content type (415), size (413), JSON (400), the entity rules (400);
-5. the ``event_id`` duplicate check: 200 either way, recorded ``sent`` or ``duplicate``.
+5. an ``event_id`` matching the ``/_sim/failing`` pattern: 503 (a key stuck in retries);
+6. the ``event_id`` duplicate check: 200 either way, recorded ``sent`` or ``duplicate``.
 
 Requests too broken to reach a route (``protocol``), and events requests whose
 body breaks off mid-way, are ``malformed``; an exception in the handler is an
@@ -36,7 +37,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from bridge.sim.auth import BasicAuth
 from bridge.sim.callbacks import CallbackSender, RegistrationError, Registrations, public
 from bridge.sim.config import SimConfig
-from bridge.sim.faults import Fault, FaultPlan, FaultSettings, SettingsError
+from bridge.sim.faults import FailingEvents, Fault, FaultPlan, FaultSettings, SettingsError
 from bridge.sim.protocol import BODY_FRAMING, INTERNAL_ERROR, describe
 from bridge.sim.ratelimit import Clock, RateLimiter
 from bridge.sim.responses import errors_response, json_response
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 # wrapped by aiohttp), or the client closing before the last byte.
 _BODY_ERRORS: Final = (web.RequestPayloadError, HttpProcessingError, ConnectionError)
 _UNAUTHORIZED_HEADERS: Final = {"WWW-Authenticate": 'Basic realm="Vibes Event API"'}
+_TRACEPARENT: Final = "traceparent"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -70,11 +72,16 @@ class Simulator:
         self.events = EventLog(config.max_events, config.max_event_ids)
         self._companies = frozenset(config.company_keys)
         self._auth = BasicAuth(config.username, config.password)
+        self._company_auth = {
+            key: BasicAuth(username, password)
+            for key, (username, password) in config.company_users.items()
+        }
         self._rng = rng if rng is not None else random.Random(config.seed)
         self._clock = clock
         self._stopping = asyncio.Event()
         self._plan = FaultPlan(config.faults, self._rng)
         self._limiter = self._new_limiter(config.faults)
+        self.failing = FailingEvents()
         self.registrations = Registrations()
         self.callbacks = CallbackSender(config.callbacks, self._rng)
 
@@ -94,7 +101,9 @@ class Simulator:
             self._limiter = self._new_limiter(settings)
 
     def reset(self) -> None:
-        """Forget events, counters, seen ids and spent rate budget; keep the knobs."""
+        """Forget events, counters, seen ids, spent rate budget and the failing pattern;
+        keep the knobs."""
+        self.failing = FailingEvents()
         self.events.clear()
         for name in self.stats.as_json():
             setattr(self.stats, name, 0)
@@ -161,13 +170,20 @@ class Simulator:
         event_id = body.get("event_id")
         if event_id is None:
             event_id = str(uuid.uuid4())
+        elif self.failing.fails(event_id, self._clock()):
+            stats.faults += 1
+            stats.faults_targeted += 1
+            return errors_response(503, ["service unavailable (injected for this event)"])
         if self.events.first_sighting(company_key, event_id):
             outcome = SENT
             stats.sent += 1
         else:
             outcome = DUPLICATE
             stats.duplicates += 1
-        self.events.record(RecordedEvent(time.time(), company_key, outcome, event_id, raw))
+        traceparent = request.headers.get(_TRACEPARENT)
+        self.events.record(
+            RecordedEvent(time.time(), company_key, outcome, event_id, raw, traceparent)
+        )
         if outcome == SENT and self.registrations.any:
             now = datetime.now(UTC)
             receivers = self.registrations.receiving(company_key, body["event_type"], now)
@@ -179,7 +195,7 @@ class Simulator:
     def _refusal(self, request: web.Request, company_key: str) -> web.Response | None:
         """Everything decided from the headers alone, before reading a byte of the body."""
         stats = self.stats
-        if not self._auth.allows(request.headers.get(hdrs.AUTHORIZATION)):
+        if not self._auth_of(company_key).allows(request.headers.get(hdrs.AUTHORIZATION)):
             stats.unauthorized += 1
             return errors_response(
                 401, ["missing or wrong Basic credentials"], _UNAUTHORIZED_HEADERS
@@ -267,6 +283,34 @@ class Simulator:
         log.info("fault settings now %s", settings.as_json())
         return json_response(settings.as_json())
 
+    async def get_failing(self, request: web.Request) -> web.StreamResponse:
+        """The ``event_id`` pattern answered 503 now, and for how long."""
+        return json_response(self.failing.as_json(self._clock()))
+
+    async def post_failing(self, request: web.Request) -> web.StreamResponse:
+        """Fail matching events from now on: ``{"event_id_pattern": "^k7-", "seconds": 60}``."""
+        try:
+            body = orjson.loads(await request.read())
+        except web.HTTPRequestEntityTooLarge:
+            return self._too_large()
+        except _BODY_ERRORS:
+            return errors_response(400, [BODY_FRAMING])
+        except orjson.JSONDecodeError:
+            return errors_response(400, ["the body is not valid JSON"])
+        now = self._clock()
+        try:
+            self.failing = FailingEvents.parse(body, now)
+        except SettingsError as exc:
+            return errors_response(400, exc.problems)
+        log.info("failing events now %s", self.failing.as_json(now))
+        return json_response(self.failing.as_json(now))
+
+    async def delete_failing(self, request: web.Request) -> web.StreamResponse:
+        """Stop failing chosen events."""
+        self.failing = FailingEvents()
+        log.info("failing events cleared")
+        return json_response(self.failing.as_json(self._clock()))
+
     async def post_reset(self, request: web.Request) -> web.StreamResponse:
         """Start a fresh run without restarting the process; answers the zeroed stats."""
         self.reset()
@@ -275,8 +319,13 @@ class Simulator:
 
     # --- the Callback API and its /_sim controls -----------------------------------
 
+    def _auth_of(self, company_key: str) -> BasicAuth:
+        """The company's own user, or the common one."""
+        return self._company_auth.get(company_key, self._auth)
+
     def _api_refusal(self, request: web.Request) -> web.Response | None:
-        if not self._auth.allows(request.headers.get(hdrs.AUTHORIZATION)):
+        auth = self._auth_of(request.match_info["company_key"])
+        if not auth.allows(request.headers.get(hdrs.AUTHORIZATION)):
             return errors_response(
                 401, ["missing or wrong Basic credentials"], _UNAUTHORIZED_HEADERS
             )
@@ -402,6 +451,15 @@ def build_app(simulator: Simulator) -> web.Application:
         app,
         "/_sim/faults",
         {hdrs.METH_GET: simulator.get_faults, hdrs.METH_POST: simulator.post_faults},
+    )
+    _route(
+        app,
+        "/_sim/failing",
+        {
+            hdrs.METH_GET: simulator.get_failing,
+            hdrs.METH_POST: simulator.post_failing,
+            hdrs.METH_DELETE: simulator.delete_failing,
+        },
     )
     _route(app, "/_sim/reset", {hdrs.METH_POST: simulator.post_reset})
     _route(app, "/_sim/health", {hdrs.METH_GET: simulator.get_health})

@@ -30,6 +30,9 @@ class SimConfig:
     company_keys: tuple[str, ...] = (DEFAULT_COMPANY_KEY,)
     username: str = DEFAULT_USERNAME
     password: str = field(default=DEFAULT_PASSWORD, repr=False)
+    # Company keys with a user of their own: key -> (username, password). A key here
+    # accepts only its own pair; every other key accepts username/password above.
+    company_users: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_events: int = DEFAULT_MAX_EVENTS
     max_event_ids: int = DEFAULT_MAX_EVENT_IDS

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, Self
 
 
 class Fault(StrEnum):
@@ -205,3 +206,67 @@ class FaultPlan:
             if draw < threshold:
                 return fault
         return None
+
+
+MAX_PATTERN_LENGTH: Final = 256
+FAIL_SECONDS: Final = KnobRange(0.001, ONE_HOUR_S)
+
+
+@dataclass(frozen=True, slots=True)
+class FailingEvents:
+    """503 for every event whose ``event_id`` matches a pattern, for a time or until cleared.
+
+    Unlike the shares above, which fail requests at random, this fails chosen
+    events every time: a key stuck in retries while the others flow. The
+    pattern is a Python regular expression searched in the ``event_id``
+    (anchor it with ``^``/``$``); ``until`` is the simulator's monotonic clock
+    at which it lapses, ``None`` for never.
+    """
+
+    pattern: re.Pattern[str] | None = None
+    until: float | None = None
+
+    def fails(self, event_id: str, now: float) -> bool:
+        """Whether this event is to be answered 503 now."""
+        if self.pattern is None or (self.until is not None and now >= self.until):
+            return False
+        return self.pattern.search(event_id) is not None
+
+    @classmethod
+    def parse(cls, body: Any, now: float) -> Self:
+        """From ``POST /_sim/failing``: ``{"event_id_pattern": "...", "seconds": 60}``."""
+        if not isinstance(body, Mapping):
+            raise SettingsError(["the settings must be a JSON object"])
+        problems = [
+            f"unknown setting: {key}"
+            for key in sorted(map(str, body))
+            if key not in ("event_id_pattern", "seconds")
+        ]
+        pattern_text = body.get("event_id_pattern")
+        pattern: re.Pattern[str] | None = None
+        if not isinstance(pattern_text, str) or not 0 < len(pattern_text) <= MAX_PATTERN_LENGTH:
+            problems.append(
+                f"event_id_pattern must be a string of 1 to {MAX_PATTERN_LENGTH} characters"
+            )
+        else:
+            try:
+                pattern = re.compile(pattern_text)
+            except re.error:
+                problems.append("event_id_pattern is not a valid regular expression")
+        seconds = body.get("seconds")
+        if seconds is not None and (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int | float)
+            or not FAIL_SECONDS.allows(seconds)
+        ):
+            problems.append(f"seconds must be {FAIL_SECONDS.describe()}")
+        if problems:
+            raise SettingsError(problems)
+        return cls(pattern, None if seconds is None else now + float(seconds))
+
+    def as_json(self, now: float) -> dict[str, Any]:
+        """What ``/_sim/failing`` answers: the pattern and the seconds left (null: no end)."""
+        if self.pattern is None or (self.until is not None and now >= self.until):
+            return {"event_id_pattern": None, "seconds_left": None}
+        left = None if self.until is None else round(self.until - now, 3)
+        return {"event_id_pattern": self.pattern.pattern, "seconds_left": left}

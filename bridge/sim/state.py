@@ -28,7 +28,8 @@ class Stats:
 
     ``received == sent + duplicates + rejected + rate_limited + unauthorized + faults
     + malformed + internal_errors`` holds at any moment between requests.
-    ``faults_*`` split ``faults`` by kind. ``malformed`` also counts requests too
+    ``faults_*`` split ``faults`` by kind (``faults_targeted``: 503s for an
+    ``event_id`` matching the ``/_sim/failing`` pattern). ``malformed`` also counts requests too
     broken to have a path: they might have been events requests.
     """
 
@@ -43,6 +44,7 @@ class Stats:
     faults_503: int = 0
     faults_timeout: int = 0
     faults_drop: int = 0
+    faults_targeted: int = 0
     malformed: int = 0
     internal_errors: int = 0
 
@@ -59,17 +61,22 @@ class RecordedEvent(NamedTuple):
     outcome: str
     event_id: str
     raw_body: bytes
+    traceparent: str | None = None
+    """The request's W3C ``traceparent`` header, as sent (a bridge with tracing on sends one)."""
 
     def as_json(self) -> dict[str, Any]:
         """The ``GET /_sim/events`` entry: the body is re-parsed from the kept bytes."""
         stamp = datetime.fromtimestamp(self.received_at, UTC)
-        return {
+        entry = {
             "company_key": self.company_key,
             "outcome": self.outcome,
             "event_id": self.event_id,
             "body": orjson.loads(self.raw_body),
             "received_at": stamp.isoformat(timespec="microseconds").replace("+00:00", "Z"),
         }
+        if self.traceparent is not None:
+            entry["traceparent"] = self.traceparent
+        return entry
 
 
 class EventLog:

@@ -19,6 +19,8 @@ RECIPIENT_FIELDS: Final = (
     "vibes_device_id",
 )
 MAX_EVENT_ID_LENGTH: Final = 40
+# Vibes' event-triggered messaging guide: 16 KB is the largest event body it takes.
+MAX_BODY_BYTES: Final = 16 * 1024
 EVENT_TYPE_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]+")
 
 

@@ -100,3 +100,20 @@ def test_a_misspelt_function_is_reported_by_validate_at_its_line(
     assert result.returncode == 2, result
     assert f"{path}:17: event_data.items: " in result.stdout
     assert "unknown function lenght() (did you mean length()?)" in result.stdout
+
+
+def test_validate_warns_about_a_rule_whose_constants_come_close_to_the_body_limit(
+    write_config: WriteConfig,
+) -> None:
+    rule = (
+        "rules:\n  - {name: promo, topic: shop.orders, event_type: t, "
+        "recipient: {external_person_id: id}, "
+        f"event_data: {{banner: {{value: {'x' * 900}}}}}}}\n"
+    )
+    header = HEADER.replace(
+        "  company_key: acme\n", "  company_key: acme\n  max_body_bytes: 1024\n"
+    )
+    result = _bridge("validate", "-c", str(write_config(rule, header=header)))
+    assert result.returncode == 0, result.stderr
+    assert "warning: rule promo: its constant parts alone make a" in result.stdout
+    assert "of vibes.max_body_bytes (1024)" in result.stdout

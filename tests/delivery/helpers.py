@@ -10,7 +10,16 @@ from dataclasses import dataclass, field
 import httpx
 import orjson
 
-from bridge.delivery import Backoff, CredentialsSource, Deliverer, RateLimiter, VibesClient
+from bridge.delivery import (
+    NO_TRACING,
+    AttemptTracer,
+    Backoff,
+    CompanyCredentials,
+    CredentialsSource,
+    Deliverer,
+    RateLimiter,
+    VibesClient,
+)
 from bridge.errors import RetryReason
 from bridge.mapping.engine import MappedEvent
 from bridge.records import SourceRecord
@@ -46,6 +55,7 @@ class RecordingObserver:
     in_flight: int = 0
     most_in_flight: int = 0
     credentials: list[bool] = field(default_factory=list)
+    company_credentials: list[tuple[str, bool]] = field(default_factory=list)
 
     def attempt_finished(self, event: MappedEvent, status: int | None, seconds: float) -> None:
         self.statuses.append(status)
@@ -63,10 +73,13 @@ class RecordingObserver:
     def credentials_failing(self, failing: bool) -> None:
         self.credentials.append(failing)
 
+    def company_credentials_rejected(self, company_key: str, rejected: bool) -> None:
+        self.company_credentials.append((company_key, rejected))
+
 
 def mock_client(
     handler: Handler,
-    credentials: CredentialsSource | None = None,
+    credentials: CredentialsSource | CompanyCredentials | None = None,
     base_url: str = "https://vibes.test",
 ) -> VibesClient:
     return VibesClient(
@@ -94,9 +107,10 @@ def rig(
     *,
     rate: float = 1000.0,
     max_retry_duration: float | None = None,
-    credentials: CredentialsSource | None = None,
+    credentials: CredentialsSource | CompanyCredentials | None = None,
     credentials_retry_seconds: float = 15.0,
     time: VirtualTime | None = None,
+    tracer: AttemptTracer = NO_TRACING,
 ) -> Rig:
     time = time or VirtualTime()
     observer = RecordingObserver()
@@ -111,6 +125,7 @@ def rig(
         credentials_retry_seconds=credentials_retry_seconds,
         clock=time.clock,
         sleep=time.sleep,
+        tracer=tracer,
     )
     return Rig(time, observer, limiter, deliverer, client)
 

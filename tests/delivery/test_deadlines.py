@@ -21,7 +21,7 @@ import tracemalloc
 import httpx
 import pytest
 
-from bridge.bounded_http import BlockingHttp
+from bridge.bounded_http import BlockingHttp, LoopThread
 from bridge.delivery import (
     Backoff,
     CredentialsSource,
@@ -248,7 +248,7 @@ def test_the_callback_api_reports_an_os_error_below_httpx(error: OSError) -> Non
 
 _UNCLOSED_CLIENT = """
 import httpx
-from bridge.bounded_http import BlockingHttp
+from bridge.bounded_http import BlockingHttp, LoopThread
 
 {setup}
 print("built", flush=True)
@@ -299,3 +299,31 @@ def test_a_closed_client_refuses_requests_and_its_thread_ends() -> None:
     wait_until(lambda: not loop_thread.is_alive(), 10, "the loop thread to end")
     with pytest.raises(RuntimeError, match="closed"):
         http.request("GET", "http://127.0.0.1:9/", deadline_seconds=1, limit=10)
+
+
+def test_a_call_caught_by_stop_ends_instead_of_waiting_for_ever() -> None:
+    # A call in flight when the loop stops was never answered, and its caller
+    # waited for ever (the loop that would have finished it had gone).
+    loop_thread = LoopThread("bridge-http-test")
+    started = threading.Event()
+    outcome: list[BaseException | None] = []
+
+    async def forever() -> None:
+        started.set()
+        await asyncio.sleep(3600)
+
+    def call() -> None:
+        try:
+            loop_thread.run(forever())
+        except BaseException as exc:
+            outcome.append(exc)
+
+    caller = threading.Thread(target=call, daemon=True)
+    caller.start()
+    assert started.wait(10)
+    loop_thread.stop()
+    caller.join(30)
+    assert not caller.is_alive(), "the caller still waits on a stopped loop"
+    assert isinstance(outcome[0], RuntimeError)
+    with pytest.raises(RuntimeError, match="stopped"):
+        loop_thread.run(forever())

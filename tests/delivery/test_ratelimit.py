@@ -251,3 +251,9 @@ def test_a_lowered_rate_applies_to_callers_already_waiting() -> None:
 
     asyncio.run(time.run(scenario()))
     assert sorted(sent) == pytest.approx([0.0, 1.0, 2.0, 3.0])
+
+
+def test_a_key_with_a_rate_of_its_own_starts_at_it() -> None:
+    limiter = RateLimiter(300.0, key_rates={"small": 50.0})
+    assert limiter.rate("small") == 50.0
+    assert limiter.rate("other") == 300.0

@@ -122,6 +122,60 @@ def test_leaving_waits_for_a_read_the_stopped_run_left_running() -> None:
     assert link.published == [BudgetRecord(fleet.member, None, 0.0)]
 
 
+def _company_fleet(link: LoopbackLink | None) -> tuple[FleetBudget, AdaptiveLimiter]:
+    """Company "small" has a budget of its own (vibes.companies.small.requests_per_second)."""
+    own = {"small": 50.0}
+    limiter = AdaptiveLimiter(BUDGET, key_rates=own)
+    fleet = FleetBudget(
+        limiter,
+        BridgeMetrics(),
+        budget=BUDGET,
+        key_budgets=own,
+        settings=FleetSettings(),
+        group="g",
+        link=link,  # type: ignore[arg-type]  # the stand-in has BudgetLink's methods
+    )
+    limiter.set_default_share(fleet.start_share)
+    for key, share in fleet.start_shares().items():
+        limiter.set_default_share(share, key)
+    return fleet, limiter
+
+
+def test_a_company_with_its_own_rate_is_planned_on_its_own_budget() -> None:
+    fleet, limiter = _company_fleet(LoopbackLink())
+    assert limiter.rate("small") == pytest.approx(50.0 * 0.02)  # its own floor
+    assert limiter.rate("demo") == pytest.approx(BUDGET * 0.02)
+
+    def both_whole() -> bool:
+        return limiter.rate("small") == pytest.approx(50.0) and limiter.rate(
+            "demo"
+        ) == pytest.approx(BUDGET)
+
+    asyncio.run(_run_until(fleet, both_whole, 10))
+
+
+def test_a_company_with_its_own_rate_gets_its_static_share_without_the_topic() -> None:
+    fleet, limiter = _company_fleet(LoopbackLink(fails=True, members=2))
+    limiter.rate("small")
+    limiter.rate("demo")
+
+    def halves() -> bool:
+        return limiter.rate("small") == pytest.approx(25.0) and limiter.rate(
+            "demo"
+        ) == pytest.approx(BUDGET / 2)
+
+    asyncio.run(_run_until(fleet, halves, 10))
+
+
+def test_a_reloaded_rate_changes_that_company_key_only() -> None:
+    fleet, limiter = _company_fleet(None)  # fleet.enabled: false
+    assert limiter.rate("small") == pytest.approx(50.0)
+    assert limiter.rate("demo") == pytest.approx(BUDGET)
+    fleet.set_budget("small", 80.0)
+    assert limiter.rate("small") == pytest.approx(80.0)
+    assert limiter.rate("demo") == pytest.approx(BUDGET)
+
+
 def test_an_idle_member_reads_slowly_and_traffic_brings_the_tick_back() -> None:
     """Idle CPU: with nothing sent, a read waits longer than a tenth of a second (up to
     the idle tick); once events are sent the tick is short again."""

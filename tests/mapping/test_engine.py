@@ -12,7 +12,7 @@ from jsonschema import Draft202012Validator
 
 from bridge.errors import ConfigError
 from bridge.loading import load_bridge
-from bridge.mapping.engine import Engine, MappingResult
+from bridge.mapping.engine import Engine, MappingResult, Priority
 from bridge.mapping.event_id import coordinates_event_id
 from bridge.records import KAFKA_KEY, SourceRecord
 from tests.support.configs import HEADER, WriteConfig
@@ -627,3 +627,72 @@ def test_the_kafka_document_is_added_only_for_rules_that_can_read_it(
     value: dict[str, Any] = {"id": "x", "items": [{"sku": "a"}]}
     assert engine.map(value, _record("shop.orders", key=b"k")).events
     assert (KAFKA_KEY in value) is added
+
+
+def _big_rule(max_body_bytes: int | None = None, constant: int = 0) -> str:
+    vibes = "" if max_body_bytes is None else f"  max_body_bytes: {max_body_bytes}\n"
+    header = HEADER.replace("  company_key: acme\n", f"  company_key: acme\n{vibes}")
+    padding = f"      banner: {{value: {'x' * constant}}}\n" if constant else ""
+    return header + (
+        "rules:\n"
+        "  - name: big\n"
+        "    topic: shop.orders\n"
+        "    event_type: t\n"
+        "    recipient: {external_person_id: customer.id}\n"
+        "    event_data:\n"
+        "      note: note\n"
+        f"{padding}"
+    )
+
+
+def _map_note(write_config: WriteConfig, rules: str, note_bytes: int) -> MappingResult:
+    engine = load_bridge(write_config("", header=rules), {}).engine
+    return engine.map({"customer": {"id": "c-1"}, "note": "n" * note_bytes}, _record("shop.orders"))
+
+
+def test_a_body_over_the_limit_is_a_mapping_error_before_any_post(
+    write_config: WriteConfig,
+) -> None:
+    fits = _map_note(write_config, _big_rule(), 15_000)
+    assert len(fits.events) == 1
+    assert len(fits.events[0].body) <= 16_384
+    too_large = _map_note(write_config, _big_rule(), 17_000)
+    assert too_large.events == ()
+    [failure] = too_large.failures
+    assert (failure.error.code, failure.error.reason) == ("body_too_large", "mapping_error")
+    assert "vibes.max_body_bytes is 16384" in failure.error.message
+    assert "nnnn" not in failure.error.message  # the size, never the content
+
+
+def test_the_body_limit_is_a_setting(write_config: WriteConfig) -> None:
+    result = _map_note(write_config, _big_rule(max_body_bytes=1024), 2000)
+    assert [failure.error.code for failure in result.failures] == ["body_too_large"]
+
+
+def test_loading_warns_when_a_rules_constant_parts_come_close_to_the_limit(
+    write_config: WriteConfig,
+) -> None:
+    with load_bridge(write_config("", header=_big_rule(constant=13_000)), {}) as loaded:
+        warnings = [str(warning) for warning in loaded.warnings]
+    assert len(warnings) == 1, warnings
+    assert "rule big: its constant parts alone make a" in warnings[0]
+    assert "of vibes.max_body_bytes (16384)" in warnings[0]
+    with load_bridge(write_config("", header=_big_rule(constant=8_000)), {}) as loaded:
+        assert loaded.warnings == ()
+
+
+def test_a_rules_priority_goes_with_its_events(write_config: WriteConfig) -> None:
+    rules = """\
+rules:
+  - {name: urgent, topic: shop.orders, priority: high, event_type: t,
+     recipient: {external_person_id: customer.id}}
+  - {name: plain, topic: shop.orders, event_type: t, recipient: {external_person_id: customer.id}}
+"""
+    result = _engine(write_config, rules).map({"customer": {"id": "c"}}, _record("shop.orders"))
+    assert [(event.rule, event.priority) for event in result.events] == [
+        ("urgent", Priority.HIGH),
+        ("plain", Priority.NORMAL),
+    ]
+    with pytest.raises(ConfigError) as caught:
+        load_bridge(write_config(rules.replace("priority: high", "priority: urgent")), {})
+    assert "'high', 'normal' or 'low'" in str(caught.value)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.kafka.consumer import ConsumerTrouble
-from bridge.records import Partition, SourceRecord
+from bridge.records import Partition, Position, SourceRecord
 from bridge.service.dispatch import Delivery
 
 Acknowledgement = Callable[[str | None], None]
@@ -42,7 +42,9 @@ class FakeSource:
     accept_commits: bool = True
     paused: set[Partition] = field(default_factory=set)
     seeks: list[tuple[Partition, int]] = field(default_factory=list)
-    commits: list[dict[Partition, int]] = field(default_factory=list)
+    commits: list[dict[Partition, int]] = field(default_factory=list)  # the offsets
+    metadata: list[dict[Partition, str]] = field(default_factory=list)  # and their metadata
+    group_positions: dict[Partition, Position] = field(default_factory=dict)  # committed()
     fetch_sizes: list[int] = field(default_factory=list)
     closed: bool = False
     on_fetch: Callable[[], None] | None = None
@@ -65,13 +67,16 @@ class FakeSource:
     def assignment(self) -> list[Partition]:
         return list(self.assigned)
 
-    def commit(self, positions: Mapping[Partition, int]) -> bool:
+    def commit(self, positions: Mapping[Partition, Position]) -> bool:
         if self.accept_commits:
-            self.commits.append(dict(positions))
+            self.commits.append({key: position.offset for key, position in positions.items()})
+            self.metadata.append({key: position.metadata for key, position in positions.items()})
         return self.accept_commits
 
-    def committed(self, partitions: Iterable[Partition], timeout: float) -> dict[Partition, int]:
-        return {}
+    def committed(
+        self, partitions: Iterable[Partition], timeout: float
+    ) -> dict[Partition, Position]:
+        return {p: self.group_positions[p] for p in partitions if p in self.group_positions}
 
     def high_watermarks(self, partitions: Iterable[Partition]) -> dict[Partition, int]:
         return {p: self.highs[p] for p in partitions if p in self.highs}

@@ -19,12 +19,14 @@ from bridge.errors import SchemaRegistryUnavailable
 from bridge.kafka.producer import DeadLetterProducer
 from bridge.loading import LoadedBridge, load_bridge
 from bridge.metrics import BridgeMetrics
-from bridge.records import Partition
+from bridge.records import Partition, Position, SourceRecord, TraceIds
 from bridge.service.consumer_loop import ConsumerLoop
 from bridge.service.health import Health
 from bridge.service.offsets import OffsetTracker
 from bridge.service.outbox import DeadLetterOutbox
 from bridge.service.record_work import LoopSettings, RecordWork
+from bridge.service.stages import PreparedRecord
+from bridge.tracing import NO_TRACING, RecordSpan, Tracing
 from tests.service.loop_fakes import (
     FakeClock,
     FakeDispatcher,
@@ -86,6 +88,7 @@ def _rig(
     assigned: tuple[Partition, ...] = (P0, P1, S0),
     max_pending_records: int = 100,
     decoders: dict[str, Decoder] | None = None,
+    tracing: Tracing = NO_TRACING,
 ) -> Rig:
     loaded = _loaded(write_config)
     clock = FakeClock()
@@ -118,6 +121,7 @@ def _rig(
         health=health,
         settings=settings,
         clock=clock,
+        tracing=tracing,
     )
     loop.open()
     return Rig(loop, source, clock, producer, dispatcher, tracker, metrics, health)
@@ -155,6 +159,46 @@ def test_a_registry_outage_holds_the_partition_at_its_record_and_others_go_on(
     assert rig.source.seeks == [(P0, 5)]  # fetched again from the failed record
     assert rig.tracker.pending_in([P0]) == 0  # offset 6 was skipped, not tracked
     assert rig.source.commits == [{S0: 10}]  # the other topic's record finished and committed
+
+
+Ended = list[tuple[int, PreparedRecord | None]]
+
+
+class RecordingSpan(RecordSpan):
+    """Ids made from the offset; tells ``ended`` how the span ended."""
+
+    def __init__(self, record: SourceRecord, ended: Ended) -> None:
+        self.ids = TraceIds(f"{record.offset:032x}", f"00-{record.offset:032x}-{1:016x}-01")
+        self._offset = record.offset
+        self._ended = ended
+
+    def finished(self, prepared: PreparedRecord | None) -> None:
+        self._ended.append((self._offset, prepared))
+
+
+class RecordingTracing(Tracing):
+    def __init__(self) -> None:
+        self.ended: Ended = []
+
+    def record_started(self, record: SourceRecord) -> RecordSpan:
+        return RecordingSpan(record, self.ended)
+
+
+def test_each_record_s_span_ends_with_its_work_or_as_held(write_config: WriteConfig) -> None:
+    tracing = RecordingTracing()
+    base = _loaded(write_config).decoders
+    outage = OutageDecoder(base[ORDERS])
+    rig = _rig(write_config, decoders={ORDERS: outage, SHIPMENTS: base[SHIPMENTS]}, tracing=tracing)
+    rig.turn(record(ORDERS, 0, 5, EVENT))
+    outage.down = False
+    rig.clock.advance(60)
+    rig.turn(record(ORDERS, 0, 5, EVENT))
+    (held_offset, held), (offset, prepared) = tracing.ended
+    assert (held_offset, held, offset) == (5, None, 5)
+    assert prepared is not None
+    [delivery] = rig.dispatcher.submitted
+    assert delivery.event.trace == TraceIds(f"{5:032x}", f"00-{5:032x}-{1:016x}-01")
+    assert prepared.events == (delivery.event,)
 
 
 def test_a_held_partition_is_released_after_its_backoff_and_then_delivered(
@@ -227,6 +271,41 @@ def test_the_in_flight_bound_pauses_everything_and_resumes_at_half(
     rig.turn()
     assert rig.source.paused == set()
     assert rig.metrics.registry.get_sample_value("vibes_bridge_consumer_paused") == 0
+
+
+def test_records_finished_behind_a_stuck_one_do_not_fill_the_bound(
+    write_config: WriteConfig,
+) -> None:
+    """The bound counts unfinished work: one stuck record, twenty finished after it, no pause;
+    the position waits at the stuck record and the commit's metadata lists the twenty."""
+    rig = _rig(write_config, max_pending_records=4)
+    rig.turn(record(ORDERS, 0, 0, EVENT))
+    rig.dispatcher.submitted.pop(0)  # stuck: never finished
+    for offset in range(1, 21):
+        rig.turn(record(ORDERS, 0, offset, EVENT))
+        rig.finish_all()
+        assert rig.source.paused == set(), offset
+    rig.clock.advance(1.0)
+    rig.turn()
+    assert (rig.source.commits[-1], rig.source.metadata[-1]) == ({P0: 0}, {P0: "vb1:0:1+20"})
+
+
+def test_an_assignment_skips_the_records_its_commit_lists_as_finished(
+    write_config: WriteConfig,
+) -> None:
+    """After a restart: 1, 2 and 4 were finished past the committed 0; 0, 3 and 5 are done again."""
+    rig = _rig(write_config, assigned=(P0,))
+    rig.source.group_positions = {P0: Position(0, "vb1:0:1+2,1+1")}
+    rig.loop.partitions_assigned([P0])
+    rig.turn(*(record(ORDERS, 0, offset, EVENT) for offset in range(6)))
+    assert [d.ticket.offset for d in rig.dispatcher.submitted] == [0, 3, 5]
+    sample = rig.metrics.registry.get_sample_value
+    assert sample("vibes_bridge_records_skipped_finished_total", {"topic": ORDERS}) == 3
+    assert sample("vibes_bridge_records_consumed_total", {"topic": ORDERS}) == 3
+    rig.finish_all()
+    rig.clock.advance(1.0)
+    rig.turn()
+    assert (rig.source.commits[-1], rig.source.metadata[-1]) == ({P0: 6}, {P0: ""})
 
 
 # ---------------------------------------------------------------------- revocation

@@ -15,9 +15,9 @@ from bridge.dead_letters import DeadLetter
 from bridge.delivery import Deliverer
 from bridge.delivery.outcomes import Delivered
 from bridge.errors import DeadLetterReason, EventExpired, EventRejected, ExpiryCode, RecordError
-from bridge.mapping.engine import MappedEvent
+from bridge.mapping.engine import MappedEvent, Priority
 from bridge.metrics import BridgeMetrics
-from bridge.records import SourceRecord
+from bridge.records import Position, SourceRecord
 from bridge.service.dispatch import Delivery, Dispatcher
 from bridge.service.offsets import OffsetTracker, Ticket
 
@@ -146,34 +146,15 @@ def test_no_more_than_max_in_flight_deliveries_run_at_once() -> None:
         assert world.deliverer.most_running == limit
 
 
-def test_a_hot_keys_next_event_goes_as_soon_as_its_previous_one_ends() -> None:
-    """Skewed keys: the key with a queue keeps its slot, rather than queueing for it behind
-    every other key's waiting event after each of its own (which capped a Zipf run at
-    about half of what per-key order allows)."""
-
-    async def body(world: World) -> None:
-        world.submit((0, 0, "hot"), (0, 1, "hot"), (0, 2, "hot"))
-        world.submit(*((1, offset, f"cold-{offset}") for offset in range(3)))
-        await _settle(lambda: world.deliverer.started == ["p0-0"])
-        world.deliverer.open("p0-0")
-        await _settle(lambda: len(world.deliverer.started) == 2)
-        assert world.deliverer.started[1] == "p0-1"  # not cold-0, which waited longer
-        world.deliverer.open(*(f"p{p}-{o}" for p in (0, 1) for o in range(3)))
-        await _settle(lambda: world.tracker.records_in_flight == 0)
-        assert world.deliverer.started[:3] == ["p0-0", "p0-1", "p0-2"]
-
-    world = _run(body, World(max_in_flight=1))
-    assert world.deliverer.most_running == 1
-
-
 def test_a_delivered_event_finishes_its_record_and_counts() -> None:
     async def body(world: World) -> None:
         world.submit((0, 0, "a"), (0, 1, "b"))
         world.deliverer.open("p0-1")
         await _settle(lambda: _delivered(world) == 1)
-        assert world.tracker.positions_to_commit() == {}  # p0-1 done, behind p0-0
+        # p0-1 done, behind p0-0: the position stays, the metadata lists offset 1
+        assert world.tracker.positions_to_commit() == {(TOPIC, 0): Position(0, "vb1:0:1+1")}
         world.deliverer.open("p0-0")
-        await _settle(lambda: world.tracker.positions_to_commit() == {(TOPIC, 0): 2})
+        await _settle(lambda: world.tracker.positions_to_commit() == {(TOPIC, 0): Position(2)})
         assert _delivered(world) == 2
         assert world.sink.letters == []
 
@@ -205,7 +186,7 @@ def test_a_refused_or_expired_event_becomes_a_letter_that_finishes_on_acknowledg
             assert letter.reason == error.reason
             assert letter.reason in (DeadLetterReason.REJECTED, DeadLetterReason.EXPIRED)
             world.tracker.finish(ticket)
-            assert world.tracker.positions_to_commit() == {(TOPIC, 0): 1}
+            assert world.tracker.positions_to_commit() == {(TOPIC, 0): Position(1)}
 
         _run(body)
 
@@ -217,8 +198,24 @@ def test_forgetting_revoked_partitions_drops_their_work_and_keeps_the_rest() -> 
         world.dispatcher.forget({(TOPIC, 0)})
         world.tracker.revoke(TOPIC, 0)
         world.deliverer.open("p0-0", "p0-1", "p1-0", "p1-1")
-        await _settle(lambda: world.tracker.positions_to_commit() == {(TOPIC, 1): 2})
+        await _settle(lambda: world.tracker.positions_to_commit() == {(TOPIC, 1): Position(2)})
         await _turns()
         assert "p0-1" not in world.deliverer.started
 
     _run(body)
+
+
+def test_a_high_priority_event_takes_the_next_slot_before_a_low_backlog() -> None:
+    async def body(world: World) -> None:
+        world.submit(*((0, offset, f"low-{offset}") for offset in range(5)))
+        await _settle(lambda: world.deliverer.started == ["p0-0"])  # the one slot
+        ticket = world.tracker.add(TOPIC, 1, 0, units=1, size=1)
+        urgent = _event(1, 0, "urgent")._replace(priority=Priority.HIGH)
+        world.dispatcher.submit([Delivery(urgent, ticket)])
+        await _turns()
+        world.deliverer.open(*(f"p0-{offset}" for offset in range(5)), "p1-0")
+        await _settle(lambda: world.tracker.records_in_flight == 0)
+        # Queued last, served first once the slot was free; then the backlog in order.
+        assert world.deliverer.started == ["p0-0", "p1-0", "p0-1", "p0-2", "p0-3", "p0-4"]
+
+    _run(body, World(max_in_flight=1))

@@ -19,7 +19,7 @@ from bridge.delivery.outcomes import Delivered
 from bridge.errors import DeadLetterReason
 from bridge.mapping.engine import MappedEvent
 from bridge.metrics import BridgeMetrics
-from bridge.records import SourceRecord
+from bridge.records import Position, SourceRecord
 from bridge.service.dispatch import Delivery, Dispatcher
 from bridge.service.offsets import OffsetTracker, Ticket
 
@@ -97,7 +97,7 @@ def test_an_unexpected_exception_dead_letters_the_event_and_finishes_the_ticket(
     with caplog.at_level(logging.ERROR, logger="bridge.service.dispatch"):
         sink, tracker = run(error, count=5)
     assert tracker.records_in_flight == 0
-    assert tracker.positions_to_commit() == {(TOPIC, 0): 5}  # the partition moves on
+    assert tracker.positions_to_commit() == {(TOPIC, 0): Position(5)}  # the partition moves on
     assert len(sink.letters) == 5
     for letter in sink.letters:
         headers = dict(letter.headers)

@@ -11,6 +11,7 @@ from bridge.dead_letters import VALUE_TRUNCATED_HEADER, DeadLetter, dead_letter
 from bridge.errors import DecodeCode, DecodeError
 from bridge.kafka.producer import DeadLetterProducer
 from bridge.metrics import BridgeMetrics
+from bridge.records import Position
 from bridge.service.health import Health
 from bridge.service.offsets import OffsetTracker, Ticket
 from bridge.service.outbox import DeadLetterOutbox
@@ -63,7 +64,7 @@ def test_a_letter_finishes_its_record_only_when_acknowledged() -> None:
     rig.producer.ack = "ok"
     rig.outbox.serve()
     assert rig.tracker.records_in_flight == 0
-    assert rig.tracker.positions_to_commit() == {(TOPIC, 0): 1}
+    assert rig.tracker.positions_to_commit() == {(TOPIC, 0): Position(1)}
     assert rig.written() == 1
     assert not rig.health.dead_letters_failing
 

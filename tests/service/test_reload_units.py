@@ -229,3 +229,22 @@ def test_a_reload_hands_the_receiver_the_new_rules_declared_event_types(
     _rules_user(service)({}, engine, lambda: None)
     assert consumer.engines == [engine]
     assert receiver.event_types == (frozenset({"Order_Paid"}) if with_receiver else None)
+
+
+def test_a_reload_keeps_each_companys_own_rate_and_changes_the_common_one(
+    write_config: WriteConfig,
+) -> None:
+    companies = "  companies:\n    brand-b: {requests_per_second: 40}\n"
+    header = HEADER.replace("  company_key: acme\n", f"  company_key: acme\n{companies}")
+    rule = (
+        "rules:\n  - {name: b, topic: shop.orders, company_key: brand-b, event_type: t, "
+        "recipient: {external_person_id: id}}\n"
+    )
+    path = write_config(RULE.format(event_type="a") + rule[len("rules:\n") :], header=header)
+    reloader, target, _metrics = _reloader(path)
+    faster = header.replace(
+        "  company_key: acme\n", "  company_key: acme\n  requests_per_second: 500\n"
+    )
+    path.write_text(faster + RULE.format(event_type="b") + rule[len("rules:\n") :])
+    assert asyncio.run(reloader.reload(force=False))
+    assert target.rates == {"acme": 500.0, "brand-b": 40.0}

@@ -111,3 +111,61 @@ def test_rejected_dead_letter_carries_status_and_truncated_response() -> None:
     assert headers["bridge.attempts"] == b"1"
     names = [name for name, _ in letter.headers]
     assert names.count("bridge.error.reason") == 1  # a replayed letter's old header is replaced
+
+
+AGED_RULES = """\
+rules:
+  - name: out-for-delivery
+    topic: shop.orders
+    max_age: 30m
+    event_type: out_for_delivery
+    recipient: {external_person_id: customer.id}
+  - name: order-placed
+    topic: shop.orders
+    event_type: order_placed
+    recipient: {external_person_id: customer.id}
+"""
+
+
+def _prepare_aged(
+    write_config: WriteConfig, age_ms: int, max_age: float | None, *, age_limits: bool = True
+) -> PreparedRecord:
+    loaded = load_bridge(write_config(AGED_RULES))
+    record = _record({"customer": {"id": "c-1"}}, timestamp_ms=NOW_MS - age_ms)
+    return prepare(
+        record,
+        loaded.decoders,
+        loaded.engine,
+        max_event_age_seconds=max_age,
+        now_ms=NOW_MS,
+        age_limits=age_limits,
+    )
+
+
+def test_a_rules_max_age_expires_its_events_only(write_config: WriteConfig) -> None:
+    hour_old = _prepare_aged(write_config, 3_600_000, max_age=None)
+    assert [event.rule for event in hour_old.events] == ["order-placed"]
+    [letter] = hour_old.dead_letters
+    headers = dict(letter.headers)
+    assert headers["bridge.error.reason"] == b"expired"  # the spec's reason
+    assert headers["bridge.error.code"] == b"max_event_age"
+    assert headers["bridge.rule"] == b"out-for-delivery"
+    assert b"max_age" in (headers["bridge.error.message"] or b"")
+    minute_old = _prepare_aged(write_config, 60_000, max_age=None)
+    assert len(minute_old.events) == 2
+
+
+def test_a_rules_max_age_overrides_max_event_age_both_ways(write_config: WriteConfig) -> None:
+    # delivery.max_event_age of 10 minutes: the rule's 30 minutes still lets it through,
+    # while the other rule's events expire under the common limit.
+    prepared = _prepare_aged(write_config, 20 * 60_000, max_age=600)
+    assert [event.rule for event in prepared.events] == ["out-for-delivery"]
+    assert [dict(letter.headers)["bridge.rule"] for letter in prepared.dead_letters] == [
+        b"order-placed"
+    ]
+
+
+def test_replay_applies_no_age_limit(write_config: WriteConfig) -> None:
+    prepared = _prepare_aged(write_config, 86_400_000, max_age=None, age_limits=False)
+    assert len(prepared.events) == 2
+    assert prepared.dead_letters == ()

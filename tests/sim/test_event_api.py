@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
+from bridge.commands.sim_cmd import sim_command
 from bridge.vibes.entity import entity_problems
 from tests.support.simulator import COUNTERS, SimProcess, assert_envelope, event, events, stats
 
@@ -20,6 +23,19 @@ def test_valid_event_is_sent(sim: SimProcess, client: httpx.Client) -> None:
     assert response.json()["event_id"] == "e-1"
     assert [e["outcome"] for e in events(sim)] == ["sent"]
     assert stats(sim)["sent"] == 1
+
+
+def test_a_request_s_traceparent_is_recorded_with_its_event(
+    sim: SimProcess, client: httpx.Client
+) -> None:
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    client.post(
+        "/companies/demo/events", json=event("e-1"), headers={"traceparent": traceparent}
+    ).raise_for_status()
+    client.post("/companies/demo/events", json=event("e-2")).raise_for_status()
+    traced, untraced = events(sim)
+    assert traced["traceparent"] == traceparent
+    assert "traceparent" not in untraced
 
 
 def test_missing_event_id_is_generated(sim: SimProcess, client: httpx.Client) -> None:
@@ -275,3 +291,28 @@ def test_garbage_on_the_socket_does_not_kill_the_server(sim: SimProcess) -> None
         raw.sendall(b"\x00\x01 NOT HTTP\r\n\r\n")
         raw.recv(1024)
     assert httpx.get(f"{sim.url}/_sim/health", timeout=10).json() == {"status": "ok"}
+
+
+def test_a_company_user_of_its_own_is_the_only_one_that_key_accepts(
+    start: Callable[..., SimProcess],
+) -> None:
+    sim = start("--company-key", "demo,other", "--company-user", "other=bob:b-pass")
+    with (
+        httpx.Client(base_url=sim.url, auth=("demo", "demo"), timeout=10) as common,
+        httpx.Client(base_url=sim.url, auth=("bob", "b-pass"), timeout=10) as bob,
+    ):
+        assert common.post("/companies/demo/events", json=event("d-1")).status_code == 200
+        assert_envelope(common.post("/companies/other/events", json=event("o-1")), 401)
+        assert bob.post("/companies/other/events", json=event("o-2")).status_code == 200
+        assert_envelope(bob.post("/companies/demo/events", json=event("d-2")), 401)
+    assert [(e["company_key"], e["event_id"]) for e in events(sim)] == [
+        ("demo", "d-1"),
+        ("other", "o-2"),
+    ]
+    assert "b-pass" not in sim.log()
+
+
+def test_a_malformed_company_user_is_a_usage_error() -> None:
+    result = CliRunner().invoke(sim_command, ["--company-user", "other=bob"])
+    assert result.exit_code == 2
+    assert "KEY=USER:PASSWORD" in result.output

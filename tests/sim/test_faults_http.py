@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.support.simulator import DEFAULT_FAULTS, SimProcess, assert_envelope, event, stats
+from tests.support.waiting import wait_until
 
 
 def set_faults(sim: SimProcess, **knobs: Any) -> httpx.Response:
@@ -190,3 +191,50 @@ def test_mixed_faults_follow_their_shares(sim: SimProcess, client: httpx.Client)
     counts = stats(sim)
     assert counts["faults"] == counts["faults_500"] + counts["faults_503"]
     assert counts["received"] == 200
+
+
+def test_failing_events_answer_503_for_matching_ids_only_until_cleared(
+    sim: SimProcess, client: httpx.Client
+) -> None:
+    answer = httpx.post(f"{sim.url}/_sim/failing", json={"event_id_pattern": "^stuck-"}, timeout=10)
+    assert answer.json() == {"event_id_pattern": "^stuck-", "seconds_left": None}
+    for _attempt in range(3):  # every time, not at random
+        assert_envelope(sim.post_event(client, event("stuck-1")), 503)
+    assert sim.post_event(client, event("fine-stuck-1")).status_code == 200
+    counts = stats(sim)
+    assert (counts["faults"], counts["faults_targeted"], counts["sent"]) == (3, 3, 1)
+    assert counts["faults_503"] == 0  # the random 503 share is a different counter
+    cleared = httpx.delete(f"{sim.url}/_sim/failing", timeout=10)
+    assert cleared.json() == {"event_id_pattern": None, "seconds_left": None}
+    assert sim.post_event(client, event("stuck-1")).status_code == 200
+
+
+def test_failing_events_lapse_after_their_seconds(sim: SimProcess, client: httpx.Client) -> None:
+    started = time.monotonic()  # before the POST: the simulator's deadline is later still
+    httpx.post(
+        f"{sim.url}/_sim/failing", json={"event_id_pattern": "x$", "seconds": 1.0}, timeout=10
+    ).raise_for_status()
+    wait_until(lambda: sim.post_event(client, event("box")).status_code == 200, 10, "the lapse")
+    assert time.monotonic() - started >= 1.0  # the simulator's clock is the same monotonic one
+    assert httpx.get(f"{sim.url}/_sim/failing", timeout=10).json()["event_id_pattern"] is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"event_id_pattern": ""},
+        {"event_id_pattern": "("},
+        {"event_id_pattern": 7},
+        {"event_id_pattern": "a" * 257},
+        {"event_id_pattern": "a", "seconds": 0},
+        {"event_id_pattern": "a", "seconds": "5"},
+        {"event_id_pattern": "a", "seconds": True},
+        {"event_id_pattern": "a", "extra": 1},
+        [],
+    ],
+)
+def test_failing_events_refuse_bad_settings(sim: SimProcess, body: object) -> None:
+    answer = httpx.post(f"{sim.url}/_sim/failing", json=body, timeout=10)
+    assert_envelope(answer, 400)
+    assert httpx.get(f"{sim.url}/_sim/failing", timeout=10).json()["event_id_pattern"] is None

@@ -180,5 +180,15 @@ class SimControl:
     def faults(self, **knobs: float) -> None:
         self._client.post("/_sim/faults", content=orjson.dumps(knobs)).raise_for_status()
 
+    def fail_events(self, pattern: str, seconds: float | None = None) -> None:
+        """Answer 503 to every event whose event_id matches ``pattern`` (``/_sim/failing``)."""
+        body: dict[str, object] = {"event_id_pattern": pattern}
+        if seconds is not None:
+            body["seconds"] = seconds
+        self._client.post("/_sim/failing", content=orjson.dumps(body)).raise_for_status()
+
+    def stop_failing(self) -> None:
+        self._client.delete("/_sim/failing").raise_for_status()
+
     def close(self) -> None:
         self._client.close()
