@@ -119,6 +119,7 @@ class BridgeFigures:
     total_cpu_per_1000: float
     steady_rss_mb: float
     peak_rss_mb: float
+    from_first_event_per_s: float  # from the first event sent to the last
 
 
 # --------------------------------------------------------------------------- set-up
@@ -266,6 +267,7 @@ def bridge_figures(samples: Sequence[Sample], expected: int, peak_rss_mb: float)
     done = samples[-1]
     steady_events = max(end.sent - start.sent, 1)
     window = [s.rss_mb for s in samples if start.at <= s.at <= end.at]
+    first = next(s for s in samples if s.sent > 0)
     return BridgeFigures(
         steady_events_per_s=steady_events / max(end.at - start.at, 1e-9),
         total_events_per_s=expected / done.at,
@@ -273,6 +275,7 @@ def bridge_figures(samples: Sequence[Sample], expected: int, peak_rss_mb: float)
         total_cpu_per_1000=done.cpu / expected * 1000,
         steady_rss_mb=statistics.median(window),
         peak_rss_mb=peak_rss_mb,
+        from_first_event_per_s=(expected - first.sent) / max(done.at - first.at, 1e-9),
     )
 
 

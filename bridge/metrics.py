@@ -33,7 +33,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -394,6 +394,28 @@ def _since(timestamp_ms: int, now: float | None) -> float:
     return max(0.0, now - timestamp_ms / 1000)
 
 
+_Family = TypeVar("_Family", Counter, Gauge, Histogram)
+
+
+class _Children(Generic[_Family]):
+    """A family's labelled children, each looked up once: ``labels()`` takes a lock and
+    checks the values on every call (1 to 2 µs, several times per event on the hot
+    path). Only for families whose series are never removed; the label sets are the
+    registry's own, so the cache grows no further than the exported series."""
+
+    __slots__ = ("_children", "_family")
+
+    def __init__(self, family: _Family) -> None:
+        self._family: _Family = family
+        self._children: dict[tuple[str, ...], _Family] = {}
+
+    def __call__(self, *values: str) -> _Family:
+        child = self._children.get(values)
+        if child is None:  # two threads may both create it: labels() returns the same child
+            child = self._children[values] = self._family.labels(*values)
+        return child
+
+
 # ---------------------------------------------------------------------- recorders
 
 
@@ -401,11 +423,11 @@ class PipelineRecorder:
     """Records through the pipeline: consumed, matched or not, committed, dead-lettered; lag."""
 
     def __init__(self, families: _Families) -> None:
-        self._consumed = families.counter(RECORDS_CONSUMED)
+        self._consumed = _Children(families.counter(RECORDS_CONSUMED))
         self._unmatched = families.counter(RECORDS_UNMATCHED)
         self._committed = families.counter(RECORDS_COMMITTED)
         self._skipped_finished = families.counter(RECORDS_SKIPPED_FINISHED)
-        self._mapped = families.counter(EVENTS_MAPPED)
+        self._mapped = _Children(families.counter(EVENTS_MAPPED))
         self._dead_letters = families.counter(DEAD_LETTERS)
         self._receipts = families.counter(RECEIPTS)
         self._lag = families.gauge(CONSUMER_LAG)
@@ -415,7 +437,7 @@ class PipelineRecorder:
         self._last_progress = families.gauge(LAST_PROGRESS)
 
     def consumed(self, topic: str) -> None:
-        self._consumed.labels(topic).inc()
+        self._consumed(topic).inc()
 
     def unmatched(self, topic: str) -> None:
         """A record no rule matched: skipped, not an error."""
@@ -423,7 +445,7 @@ class PipelineRecorder:
 
     def mapped(self, event: MappedEvent) -> None:
         """An event a rule made; labelled by the rule's declared type (never a rendered one)."""
-        self._mapped.labels(event.rule, event.metric_event_type).inc()
+        self._mapped(event.rule, event.metric_event_type).inc()
 
     def committed(self, topic: str, count: int) -> None:
         """``count`` offsets of ``topic`` moved by one commit."""
@@ -470,7 +492,7 @@ class DeliveryRecorder:
     :meth:`delivered` for the dispatcher."""
 
     def __init__(self, families: _Families) -> None:
-        self._duration = families.histogram(DELIVERY_DURATION)
+        self._duration = _Children(families.histogram(DELIVERY_DURATION))
         self._retries = families.counter(DELIVERY_RETRIES)
         self._rate_wait = families.histogram(RATE_LIMIT_WAIT)
         self._in_flight = families.gauge(IN_FLIGHT_REQUESTS)
@@ -478,11 +500,11 @@ class DeliveryRecorder:
         self._company_credentials = families.gauge(COMPANY_CREDENTIALS_REJECTED)
         self._company_state = families.gauge(COMPANY_STATE)
         self._circuit_opens = families.counter(CIRCUIT_OPENS)
-        self._delivered = families.counter(EVENTS_DELIVERED)
-        self._end_to_end = families.histogram(END_TO_END_LATENCY)
+        self._delivered = _Children(families.counter(EVENTS_DELIVERED))
+        self._end_to_end = _Children(families.histogram(END_TO_END_LATENCY))
 
     def attempt_finished(self, event: MappedEvent, status: int | None, seconds: float) -> None:
-        self._duration.labels(event.metric_event_type).observe(seconds)
+        self._duration(event.metric_event_type).observe(seconds)
 
     def retry_scheduled(self, reason: RetryReason) -> None:
         self._retries.labels(reason.value).inc()
@@ -509,11 +531,11 @@ class DeliveryRecorder:
 
     def delivered(self, event: MappedEvent, status: int, now: float | None = None) -> None:
         """An event Vibes has; the end-to-end latency needs the record's timestamp."""
-        self._delivered.labels(event.rule, event.metric_event_type, str(status)).inc()
+        self._delivered(event.rule, event.metric_event_type, str(status)).inc()
         timestamp_ms = event.source.timestamp_ms
         if timestamp_ms is not None:
             latency = _since(timestamp_ms, now)
-            self._end_to_end.labels(event.metric_event_type).observe(latency)
+            self._end_to_end(event.metric_event_type).observe(latency)
 
 
 class CallbackRecorder:

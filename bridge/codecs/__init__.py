@@ -13,7 +13,13 @@ registry outage raises :class:`bridge.errors.SchemaRegistryUnavailable`.
 The JSON-friendly forms of Avro's logical types and bytes are listed in
 :mod:`bridge.codecs.avro_logical`. The static check of rule paths against an Avro
 schema interprets JMESPath, so it lives in ``bridge.mapping.avro_paths``.
+
+The Protobuf names are imported on first use (``__getattr__`` below): the
+``protobuf`` runtime costs about 4 MB and tens of milliseconds at every start,
+and only the two Protobuf formats need it (``tests/commands/test_cli_lazy.py``).
 """
+
+from typing import TYPE_CHECKING, Any
 
 from bridge.codecs.avro_codec import AvroDecoder
 from bridge.codecs.avro_schema import AvroSchema, SchemaFileError, load_avro_schema
@@ -22,13 +28,28 @@ from bridge.codecs.confluent_avro import ConfluentAvroDecoder
 from bridge.codecs.confluent_json import ConfluentJsonDecoder, json_schema_shape, load_json_schema
 from bridge.codecs.factory import make_decoder
 from bridge.codecs.json_codec import JsonDecoder
-from bridge.codecs.protobuf_codec import (
-    ConfluentProtobufDecoder,
-    ProtobufDecoder,
-    load_message_descriptor,
-    protobuf_shape,
-)
 from bridge.codecs.registry import SchemaRegistryClient
+
+if TYPE_CHECKING:
+    from bridge.codecs.protobuf_codec import (
+        ConfluentProtobufDecoder,
+        ProtobufDecoder,
+        load_message_descriptor,
+        protobuf_shape,
+    )
+
+_PROTOBUF_NAMES = frozenset(
+    {"ConfluentProtobufDecoder", "ProtobufDecoder", "load_message_descriptor", "protobuf_shape"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PROTOBUF_NAMES:
+        from bridge.codecs import protobuf_codec
+
+        return getattr(protobuf_codec, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "FORMATS",

@@ -5,19 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from google.protobuf.descriptor import Descriptor
-
 from bridge.codecs.avro_codec import AvroDecoder
 from bridge.codecs.avro_schema import load_avro_schema
 from bridge.codecs.base import FORMATS, Decoder, SourceFormat
 from bridge.codecs.confluent_avro import ConfluentAvroDecoder
 from bridge.codecs.confluent_json import ConfluentJsonDecoder
 from bridge.codecs.json_codec import JsonDecoder
-from bridge.codecs.protobuf_codec import (
-    ConfluentProtobufDecoder,
-    ProtobufDecoder,
-    load_message_descriptor,
-)
 from bridge.codecs.registry import DEFAULT_TIMEOUT_SECONDS, SchemaRegistryClient
 
 
@@ -60,19 +53,31 @@ def make_decoder(
             raise ValueError("the avro format needs a schema file")
         return AvroDecoder(schema)
     if kind is SourceFormat.PROTOBUF:
-        if not isinstance(schema, Descriptor):
-            raise ValueError("the protobuf format needs a descriptor set file and a message name")
-        return ProtobufDecoder(schema)
+        return _protobuf_decoder(schema, None)
     if registry is None:
         if registry_url is None:
             raise ValueError(f"the {format} format needs a Schema Registry URL")
         registry = SchemaRegistryClient(registry_url, timeout=registry_timeout)
     if kind is SourceFormat.CONFLUENT_PROTOBUF:
-        reader = schema if isinstance(schema, Descriptor) else None
-        return ConfluentProtobufDecoder(registry, reader)
+        return _protobuf_decoder(schema, registry)
     if kind is SourceFormat.CONFLUENT_JSON:
         return ConfluentJsonDecoder(registry, validate=validate)
     return ConfluentAvroDecoder(registry, reader_schema=schema)
+
+
+def _protobuf_decoder(schema: Any, registry: SchemaRegistryClient | None) -> Decoder:
+    """``protobuf`` (no registry) or ``confluent-protobuf``. Imported here: only these two
+    formats pay for the protobuf runtime (about 4 MB at start)."""
+    from google.protobuf.descriptor import Descriptor
+
+    from bridge.codecs.protobuf_codec import ConfluentProtobufDecoder, ProtobufDecoder
+
+    descriptor = schema if isinstance(schema, Descriptor) else None
+    if registry is not None:
+        return ConfluentProtobufDecoder(registry, descriptor)
+    if descriptor is None:
+        raise ValueError("the protobuf format needs a descriptor set file and a message name")
+    return ProtobufDecoder(descriptor)
 
 
 def _schema(kind: SourceFormat, schema: Any, path: Path | None, message: str | None) -> Any:
@@ -84,5 +89,7 @@ def _schema(kind: SourceFormat, schema: Any, path: Path | None, message: str | N
     if kind.is_protobuf:
         if message is None:
             raise ValueError(f"the {kind} format needs message: with its descriptor set")
+        from bridge.codecs.protobuf_codec import load_message_descriptor
+
         return load_message_descriptor(path, message)
     return None  # confluent-json: a local JSON Schema serves the load-time checks only

@@ -174,6 +174,15 @@ class AdaptiveLimiter(RateLimiter):
                 aimd.advance(now, self._share(company_key))
                 self._apply(company_key)
 
+    def constrained(self) -> bool:
+        """Some key runs below its share after a 429: :meth:`advance` has work to do."""
+        return any(aimd.ceiling is not None for aimd in self._aimd.values())
+
+    def quiet(self) -> bool:
+        """Nothing sent since the last :meth:`take_usage` and no key constrained: a tick
+        would change nothing, so the fleet budget may tick slowly (idle CPU)."""
+        return not self._sends and not self.constrained()
+
     def rates(self) -> dict[str, KeyRates]:
         """Every key seen so far: share, rate in force, AIMD decreases."""
         keys = set(self._budgets) | set(self._shares) | set(self._aimd)

@@ -33,8 +33,10 @@ _CONSUMER_DEFAULTS: Final[Mapping[str, ConfigValue]] = {
     "session.timeout.ms": 45000,
     "max.poll.interval.ms": 300000,
     # Bounded prefetch: back-pressure pauses partitions, and this caps what
-    # librdkafka itself buffers meanwhile (per partition, in KiB).
-    "queued.max.messages.kbytes": 16384,
+    # librdkafka itself buffers meanwhile (per partition, in KiB). 2 MiB is
+    # seconds of traffic at Vibes' rates (a few thousand records of ~500 bytes);
+    # 16 MiB let six busy partitions hold up to 96 MiB (issue 16, memory under load).
+    "queued.max.messages.kbytes": 2048,
 }
 # The dead-letter producer: a record counts as finished only when the broker
 # acknowledged its dead letter, so no acknowledgement may be lost or doubled.

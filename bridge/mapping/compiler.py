@@ -29,8 +29,6 @@ from bridge.codecs import (
     json_schema_shape,
     load_avro_schema,
     load_json_schema,
-    load_message_descriptor,
-    protobuf_shape,
 )
 from bridge.codecs.avro_schema import AvroSchema
 from bridge.config.loader import resolve_path
@@ -258,6 +256,9 @@ def _load_schema(state: _Compilation, source: SourceSettings, path: Path) -> Non
         state.schemas[topic] = schema
         state.shapes[topic] = (schema, "Avro schema")
     elif source.format.is_protobuf and source.message is not None:
+        # Imported here: only Protobuf sources pay for the protobuf runtime.
+        from bridge.codecs.protobuf_codec import load_message_descriptor, protobuf_shape
+
         descriptor = load_message_descriptor(path, source.message)
         state.schemas[topic] = descriptor
         state.shapes[topic] = (protobuf_shape(descriptor), "Protobuf message")

@@ -1,6 +1,7 @@
 """Run the fleet budget: publish this process's wants, read everyone's, set the limiter's shares.
 
-An asyncio task beside delivery. Every tick it counts what the limiter saw
+An asyncio task beside delivery. Every tick (a tenth of a second while events
+are sent or wait, 0.3 s when the bridge is idle) it counts what the limiter saw
 (``bridge.fleet.demand``), reads what arrived on the budget topic (blocking
 calls go to a worker thread, so the tick's read timeout is also its pause),
 publishes this member's entry every ``fleet.publish_interval_seconds`` and at
@@ -44,6 +45,13 @@ _T = TypeVar("_T")
 _Ts = TypeVarTuple("_Ts")
 
 TICK_SECONDS: Final = 0.1
+# The tick when nothing was sent since the last publish and AIMD holds no key back:
+# ten reads a second (each a hand-off to a worker thread and back) were most of an
+# idle bridge's CPU (bench/idle.py). Kept under SETTLE_SECONDS less a produce round
+# trip, so members still read within the settle time of each other: an idle member
+# that gets work mid-read lowers its share (if another raised) before the other's
+# higher share applies. Traffic returns the tick to TICK_SECONDS at the next turn.
+IDLE_TICK_SECONDS: Final = 0.3
 # Longer than members read apart (a tick, a fetch wait, a produce round trip).
 SETTLE_SECONDS: Final = 0.5
 _DEGRADED_RETRY_SECONDS: Final = 15.0
@@ -92,6 +100,7 @@ class FleetBudget:
         self._opened = False
         self._static_members: int | None = None
         self._malformed_seen: set[str] = set()
+        self._sent_last_tick = True  # until the first tick says otherwise
 
     @property
     def start_share(self) -> float:
@@ -135,7 +144,7 @@ class FleetBudget:
                 next_publish = now + self._settings.publish_interval_seconds
             elif self._meter.due_early():  # a backlog gone, or work on a lent key: say so now
                 await self._publish(self._meter.publish_early(self._budget, self._key_budgets))
-            records = await self._on_link(self._link.read, TICK_SECONDS)
+            records = await self._on_link(self._link.read, self._tick(next_publish - now))
             self._apply(records)
             self._plan()
 
@@ -166,9 +175,19 @@ class FleetBudget:
         with self._link_lock:
             return call(*args)
 
+    def _tick(self, until_publish: float) -> float:
+        """How long this turn's read waits: a tenth of a second while there is traffic
+        (a send or a caller waiting in the last tick); when quiet, up to the next
+        publish but at most IDLE_TICK_SECONDS (a lent floor's reclaim then waits up to
+        that much longer)."""
+        if self._sent_last_tick or not self._limiter.quiet():
+            return TICK_SECONDS
+        return max(TICK_SECONDS, min(IDLE_TICK_SECONDS, until_publish))
+
     async def _keep_aimd_going(self) -> None:
         while True:
-            await asyncio.sleep(TICK_SECONDS)
+            constrained = self._limiter.constrained()
+            await asyncio.sleep(TICK_SECONDS if constrained else IDLE_TICK_SECONDS)
             self._limiter.advance()
             self._report()
 
@@ -194,6 +213,7 @@ class FleetBudget:
 
     def _count_usage(self) -> None:
         seconds, usage = self._limiter.take_usage()
+        self._sent_last_tick = any(used.sends or used.waiting for used in usage.values())
         self._meter.add(
             seconds,
             {

@@ -90,3 +90,11 @@ def test_a_file_without_json_schemas_never_imports_the_validator() -> None:
     assert "bridge.codecs.confluent_json" in modules  # the codecs were loaded
     assert "jsonschema" not in modules
     assert "referencing" not in modules
+
+
+def test_a_file_without_protobuf_sources_never_imports_the_protobuf_runtime() -> None:
+    """The protobuf runtime costs about 4 MB at every start; only the Protobuf formats need it."""
+    modules = imported_by("validate", "-c", "examples/bridge.yaml")
+    assert "bridge.codecs.factory" in modules  # the decoders were built
+    assert "bridge.codecs.protobuf_codec" not in modules
+    assert not any(name.startswith("google.protobuf") for name in modules)

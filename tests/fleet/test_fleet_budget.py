@@ -20,7 +20,7 @@ from bridge.fleet.wire import WireEntry
 from bridge.kafka.budget_topic import BudgetRecord, BudgetTopicUnavailable
 from bridge.metrics import BridgeMetrics
 from bridge.service import fleet_budget
-from bridge.service.fleet_budget import FleetBudget
+from bridge.service.fleet_budget import TICK_SECONDS, FleetBudget
 from tests.support.waiting import wait_until_async
 
 BUDGET = 300.0
@@ -47,6 +47,7 @@ class LoopbackLink:
         self.seen: list[WireEntry] = []  # this member's entries, as published
         # Other members' entries, read back on every read (so they stay live).
         self.others = {member: encode_entry(entry) for member, entry in (others or {}).items()}
+        self.timeouts: list[float] = []
 
     def open(self) -> None:
         if self.fails:
@@ -58,6 +59,7 @@ class LoopbackLink:
             self.seen.append(decode_entry(value))
 
     def read(self, timeout: float) -> list[BudgetRecord]:
+        self.timeouts.append(timeout)
         self.reading.set()
         time.sleep(min(timeout, self.read_seconds))  # a poll: blocks, then takes what came
         records, self.published = self.published, []
@@ -246,3 +248,28 @@ def test_leaving_is_bounded_when_the_goodbye_never_completes(
         asyncio.run(asyncio.wait_for(fleet.close(), 10))  # without the bound: never returns
     finally:
         link.release.set()
+
+
+def test_an_idle_member_reads_slowly_and_traffic_brings_the_tick_back() -> None:
+    """Idle CPU: with nothing sent, a read waits longer than a tenth of a second (up to
+    the idle tick); once events are sent the tick is short again."""
+    link = LoopbackLink()
+    fleet, limiter, _metrics = _fleet(link)
+    asyncio.run(_run_until(fleet, lambda: len(link.timeouts) >= 3, 10))
+    assert min(link.timeouts[1:]) > TICK_SECONDS  # the first read follows the first publish
+
+    async def busy() -> None:
+        async def sending() -> None:
+            while True:
+                await limiter.acquire("demo")
+                await asyncio.sleep(0.01)
+
+        sender = asyncio.ensure_future(sending())
+        try:
+            link.timeouts.clear()
+            await _run_until(fleet, lambda: len(link.timeouts) >= 5, 10)
+        finally:
+            sender.cancel()
+
+    asyncio.run(busy())
+    assert link.timeouts[-1] == TICK_SECONDS
