@@ -60,6 +60,16 @@ log = logging.getLogger(__name__)
 # How a body can break off mid-way: a framing error (raised by the parser or
 # wrapped by aiohttp), or the client closing before the last byte.
 _BODY_ERRORS: Final = (web.RequestPayloadError, HttpProcessingError, ConnectionError)
+
+
+class _BodyRefused(Exception):
+    """A control request whose body is not JSON: ``answer`` says why."""
+
+    def __init__(self, answer: web.Response) -> None:
+        super().__init__(answer.status)
+        self.answer = answer
+
+
 _UNAUTHORIZED_HEADERS: Final = {"WWW-Authenticate": 'Basic realm="Vibes Event API"'}
 _TRACEPARENT: Final = "traceparent"
 
@@ -262,6 +272,17 @@ class Simulator:
         limit = self.config.max_body_bytes
         return errors_response(413, [f"the body is larger than {limit} bytes"])
 
+    async def _json_body(self, request: web.Request) -> object:
+        """A control request's JSON body; raises _BodyRefused with the answer otherwise."""
+        try:
+            return orjson.loads(await request.read())
+        except web.HTTPRequestEntityTooLarge:
+            raise _BodyRefused(self._too_large()) from None
+        except _BODY_ERRORS:
+            raise _BodyRefused(errors_response(400, [BODY_FRAMING])) from None
+        except orjson.JSONDecodeError:
+            raise _BodyRefused(errors_response(400, ["the body is not valid JSON"])) from None
+
     async def _inject(
         self, request: web.Request, fault: Fault, hold_s: float
     ) -> web.StreamResponse:
@@ -302,13 +323,9 @@ class Simulator:
     async def post_faults(self, request: web.Request) -> web.StreamResponse:
         """Partial update of the knobs; any content type, so a bare ``curl -d`` works."""
         try:
-            patch = orjson.loads(await request.read())
-        except web.HTTPRequestEntityTooLarge:
-            return self._too_large()
-        except _BODY_ERRORS:
-            return errors_response(400, [BODY_FRAMING])
-        except orjson.JSONDecodeError:
-            return errors_response(400, ["the body is not valid JSON"])
+            patch = await self._json_body(request)
+        except _BodyRefused as refused:
+            return refused.answer
         try:
             settings = self.settings.merged(patch)
         except SettingsError as exc:
@@ -324,13 +341,9 @@ class Simulator:
     async def post_failing(self, request: web.Request) -> web.StreamResponse:
         """Fail matching events from now on: ``{"event_id_pattern": "^k7-", "seconds": 60}``."""
         try:
-            body = orjson.loads(await request.read())
-        except web.HTTPRequestEntityTooLarge:
-            return self._too_large()
-        except _BODY_ERRORS:
-            return errors_response(400, [BODY_FRAMING])
-        except orjson.JSONDecodeError:
-            return errors_response(400, ["the body is not valid JSON"])
+            body = await self._json_body(request)
+        except _BodyRefused as refused:
+            return refused.answer
         now = self._clock()
         try:
             self.failing = FailingEvents.parse(body, now)
@@ -354,13 +367,9 @@ class Simulator:
         """Set (``{"status": 503}``) or end (``{"status": 0}``) one company key's outage."""
         company_key = request.match_info["company_key"]
         try:
-            outage = CompanyOutage.parse(orjson.loads(await request.read()))
-        except web.HTTPRequestEntityTooLarge:
-            return self._too_large()
-        except _BODY_ERRORS:
-            return errors_response(400, [BODY_FRAMING])
-        except orjson.JSONDecodeError:
-            return errors_response(400, ["the body is not valid JSON"])
+            outage = CompanyOutage.parse(await self._json_body(request))
+        except _BodyRefused as refused:
+            return refused.answer
         except SettingsError as exc:
             return errors_response(400, exc.problems)
         if outage is None:
@@ -398,9 +407,9 @@ class Simulator:
         if refusal is not None:
             return refusal
         try:
-            body = orjson.loads(await request.read())
-        except orjson.JSONDecodeError:
-            return errors_response(400, ["the body is not valid JSON"])
+            body = await self._json_body(request)
+        except _BodyRefused as refused:
+            return refused.answer
         company_key = request.match_info["company_key"]
         try:
             entity = self.registrations.create(company_key, body, datetime.now(UTC))
@@ -448,9 +457,9 @@ class Simulator:
 
     async def post_callback_settings(self, request: web.Request) -> web.StreamResponse:
         try:
-            knobs = self.callbacks.knobs.merged(orjson.loads(await request.read()))
-        except orjson.JSONDecodeError:
-            return errors_response(400, ["the body is not valid JSON"])
+            knobs = self.callbacks.knobs.merged(await self._json_body(request))
+        except _BodyRefused as refused:
+            return refused.answer
         except SettingsError as exc:
             return errors_response(400, exc.problems)
         self.callbacks.knobs = knobs
