@@ -18,17 +18,25 @@ The deliverer owns the retry policy around :class:`VibesClient`'s single attempt
 
 Cancellation propagates from every await: shutdown and partition revocation
 cancel in-flight deliveries.
+
+Withdrawal (parking, docs/isolation.md): a caller may pass ``withdraw``, an
+asyncio event it sets when the company key's waiting events are to be parked.
+While the key is not healthy, an event waiting for its gate, its rate budget or
+a backoff then raises :class:`Withdrawn` instead of waiting on; a request already
+sent, and a probe, are never withdrawn (so a withdrawn event was not sent by
+this attempt and parking it cannot double it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Final, Protocol
+from typing import Final, Protocol, TypeVar
 
 from bridge.delivery.client import VibesClient
 from bridge.delivery.companies import CircuitSettings, CompanyState, CompanyStates, Transition
@@ -44,6 +52,7 @@ from bridge.errors import EventExpired, EventRejected, ExpiryCode, RetryReason
 from bridge.mapping.engine import MappedEvent
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 class DeliveryObserver(Protocol):
@@ -134,6 +143,10 @@ class _NoTracing:
 NO_TRACING: Final[AttemptTracer] = _NoTracing()
 
 
+class Withdrawn(Exception):
+    """The caller withdrew the event (to park it) while it waited for its paused company key."""
+
+
 @dataclass(slots=True)
 class _Run:
     """One event's delivery so far."""
@@ -143,6 +156,7 @@ class _Run:
     transient_failures: int = 0
     paused: float = 0.0  # seconds behind the credentials gate: not retry time
     first_attempt_ms: int | None = None  # wall clock, for the delivery receipt
+    withdraw: asyncio.Event | None = None  # set by the caller: leave instead of waiting
 
 
 class Deliverer:
@@ -201,12 +215,21 @@ class Deliverer:
         rejected = CompanyState.CREDENTIALS_REJECTED
         return frozenset(key for key, state in self.company_states().items() if state is rejected)
 
-    async def deliver(self, event: MappedEvent) -> Delivered:
-        """Until Vibes has the event; raises EventRejected or EventExpired when it never will."""
+    def company_state(self, company_key: str) -> CompanyState:
+        """The key's state now (healthy when never delivered to)."""
+        return self._companies.state(company_key)
+
+    def wake(self, company_key: str) -> None:
+        """Wake the key's waiting events, so that those whose ``withdraw`` is set leave."""
+        self._notify(company_key)
+
+    async def deliver(self, event: MappedEvent, withdraw: asyncio.Event | None = None) -> Delivered:
+        """Until Vibes has the event; raises EventRejected or EventExpired when it never will,
+        and :class:`Withdrawn` when ``withdraw`` is set while it waits for its paused key."""
         key = event.company_key
         if self._companies.seen(key):
             self._observer.company_state(key, CompanyState.HEALTHY)
-        run = _Run(started=self._clock())
+        run = _Run(started=self._clock(), withdraw=withdraw)
         while True:
             probing = await self._pass_gate(key, run)
             try:
@@ -244,7 +267,11 @@ class Deliverer:
             if credentials:
                 self._client.refresh_credentials(key)
                 run.paused += self._clock() - started
-        waited = await self._limiter.acquire(key)
+        if run.withdraw is not None and self._companies.state(key) is not CompanyState.HEALTHY:
+            # Held by 429s (or paused since): the wait for the key's budget may be long.
+            waited = await _unless_withdrawn(self._limiter.acquire(key), run.withdraw)
+        else:
+            waited = await self._limiter.acquire(key)
         self._observer.rate_limit_waited(key, waited)
         if not probing and self._companies.blocked(key):
             return None
@@ -290,6 +317,8 @@ class Deliverer:
         self._observer.retry_scheduled(outcome.reason)
         if outcome.reason is RetryReason.STATUS_429:
             self._limiter.hold(event.company_key, delay)
+        elif run.withdraw is not None:
+            await _unless_withdrawn(self._sleep(delay), run.withdraw)
         else:
             await self._sleep(delay)
 
@@ -316,6 +345,8 @@ class Deliverer:
         while companies.blocked(key):
             if companies.take_probe(key):
                 return True
+            if run.withdraw is not None and run.withdraw.is_set():
+                raise Withdrawn
             credentials = companies.state(key) is CompanyState.CREDENTIALS_REJECTED
             started = self._clock()
             changed = self._gate_changed.get(key)
@@ -367,6 +398,29 @@ class Deliverer:
         changed = self._gate_changed.pop(key, None)
         if changed is not None:
             changed.set()
+
+
+async def _unless_withdrawn(waiting: Awaitable[_T], withdraw: asyncio.Event) -> _T:
+    """``waiting``'s result, or :class:`Withdrawn` (``waiting`` cancelled) once ``withdraw``
+    is set; only ever wraps a wait, never a request."""
+    task = asyncio.ensure_future(waiting)
+    if withdraw.is_set():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        raise Withdrawn
+    signal = asyncio.ensure_future(withdraw.wait())
+    try:
+        await asyncio.wait((task, signal), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        signal.cancel()
+        if not task.done():
+            task.cancel()
+    if task.done() and not task.cancelled():
+        return task.result()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    raise Withdrawn
 
 
 def _log_attempt(event: MappedEvent, attempt: int, outcome: Outcome, seconds: float) -> None:
