@@ -246,7 +246,7 @@ def test_a_paused_company_past_the_limit_is_parked_in_order_and_its_records_fini
         dispatcher = Dispatcher(
             deliverer,  # type: ignore[arg-type]
             tracker,
-            sink,  # type: ignore[arg-type]
+            sink,
             Outcomes(),
             max_in_flight=8,
             parking=Parking(policy, sink, "vibes-bridge.parked"),
