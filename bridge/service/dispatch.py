@@ -131,6 +131,7 @@ class Dispatcher:
         self._unexpected_seen: set[tuple[str, str]] = set()
         self._parking = parking
         self._withdraw: dict[str, asyncio.Event] = {}  # set while the company key parks
+        self._started: set[int] = set()  # deliveries under way (ids): they account for themselves
 
     def submit(self, deliveries: list[Delivery]) -> None:
         """Queue events (called through ``loop.call_soon_threadsafe`` by the consumer thread)."""
@@ -181,9 +182,18 @@ class Dispatcher:
 
     def forget(self, partitions: set[Partition]) -> None:
         """Stop work for revoked partitions: their new owner delivers it again."""
-        dropped = self._lanes.drop(
-            lambda delivery: (delivery.ticket.topic, delivery.ticket.partition) in partitions
-        )
+        unwanted: list[Delivery] = []
+
+        def revoked(delivery: Delivery) -> bool:
+            if (delivery.ticket.topic, delivery.ticket.partition) not in partitions:
+                return False
+            unwanted.append(delivery)
+            return True
+
+        dropped = self._lanes.drop(revoked)
+        for delivery in unwanted:
+            if id(delivery) not in self._started:  # a running one accounts for itself
+                self._account(delivery)
         if dropped:
             log.info("dropped work of revoked partitions", extra={"events": dropped})
 
@@ -197,13 +207,11 @@ class Dispatcher:
             return
         event = delivery.event
         pair: Pair = (event.company_key, event.source.key)
-        if self._replayed(delivery):
-            try:
-                await self._send(delivery, None)  # a parked event: it waits for its company
-            finally:
-                parking.policy.replayed(pair)
-            return
+        self._started.add(id(delivery))
         try:
+            if self._replayed(delivery):
+                await self._send(delivery, None)  # a parked event: it waits for its company
+                return
             if parking.policy.must_park(pair) and self._park(parking, delivery, pair):
                 return
             try:
@@ -214,7 +222,19 @@ class Dispatcher:
                 if not self._park(parking, delivery, pair):
                     await self._send(delivery, None)  # too large to park: it waits, as before
         finally:
-            parking.policy.left(event.company_key)
+            self._started.discard(id(delivery))
+            self._account(delivery)
+
+    def _account(self, delivery: Delivery) -> None:
+        """A delivery is over (done, parked, or dropped with its partition): the policy's
+        counts of waiting live events and of parked, undelivered ones follow."""
+        if self._parking is None:
+            return
+        event = delivery.event
+        if self._replayed(delivery):
+            self._parking.policy.replayed((event.company_key, event.source.key))
+        else:
+            self._parking.policy.left(event.company_key)
 
     def _park(self, parking: Parking, delivery: Delivery, pair: Pair) -> bool:
         if not parking.sink.park(delivery.event, delivery.ticket):

@@ -272,6 +272,41 @@ def test_a_paused_company_past_the_limit_is_parked_in_order_and_its_records_fini
     assert unfinished == 0  # every record finished: the partition commits past acme's
 
 
+def test_work_dropped_with_revoked_partitions_no_longer_counts_as_waiting() -> None:
+    """Otherwise a company's waiting count only grows across rebalances, and it parks early."""
+
+    async def scenario() -> list[str]:
+        tracker = OffsetTracker()
+        tracker.assign("shop.orders", 2)
+        sink = Sink(tracker)
+        policy = ParkingPolicy(after_seconds=60, waiting_limit=3, clock=Clock())
+        dispatcher = Dispatcher(
+            PausedDeliverer(),  # type: ignore[arg-type]
+            tracker,
+            sink,
+            Outcomes(),
+            max_in_flight=8,
+            parking=Parking(policy, sink, "vibes-bridge.parked"),
+        )
+
+        def delivery(offset: int) -> Delivery:
+            ticket = tracker.add("shop.orders", 2, offset, units=1, size=1)
+            return Delivery(event("acme", offset=offset), ticket)
+
+        dispatcher.submit([delivery(0), delivery(1)])  # one waits, one queued behind it
+        await asyncio.sleep(0)
+        dispatcher.forget({("shop.orders", 2)})
+        await asyncio.sleep(0)
+        tracker.assign("shop.orders", 2)
+        dispatcher.submit([delivery(2)])  # one waiting now: below the limit of 3
+        for _ in range(5):
+            await asyncio.sleep(0)
+        await dispatcher.cancel_all()
+        return sink.parked
+
+    assert asyncio.run(scenario()) == []
+
+
 # ------------------------------------------------------------------ validate
 
 
