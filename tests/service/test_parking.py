@@ -279,7 +279,7 @@ def test_work_dropped_with_revoked_partitions_no_longer_counts_as_waiting() -> N
         tracker = OffsetTracker()
         tracker.assign("shop.orders", 2)
         sink = Sink(tracker)
-        policy = ParkingPolicy(after_seconds=60, waiting_limit=3, clock=Clock())
+        policy = ParkingPolicy(after_seconds=60, waiting_limit=4, clock=Clock())
         dispatcher = Dispatcher(
             PausedDeliverer(),  # type: ignore[arg-type]
             tracker,
@@ -293,12 +293,12 @@ def test_work_dropped_with_revoked_partitions_no_longer_counts_as_waiting() -> N
             ticket = tracker.add("shop.orders", 2, offset, units=1, size=1)
             return Delivery(event("acme", offset=offset), ticket)
 
-        dispatcher.submit([delivery(0), delivery(1)])  # one waits, one queued behind it
+        dispatcher.submit([delivery(0), delivery(1), delivery(2)])  # one waits, two queued
         await asyncio.sleep(0)
         dispatcher.forget({("shop.orders", 2)})
         await asyncio.sleep(0)
         tracker.assign("shop.orders", 2)
-        dispatcher.submit([delivery(2)])  # one waiting now: below the limit of 3
+        dispatcher.submit([delivery(3), delivery(4)])  # two waiting now: below the limit
         for _ in range(5):
             await asyncio.sleep(0)
         await dispatcher.cancel_all()
