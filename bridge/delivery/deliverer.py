@@ -23,8 +23,9 @@ Withdrawal (parking, docs/isolation.md): a caller may pass ``withdraw``, an
 asyncio event it sets when the company key's waiting events are to be parked.
 While the key is not healthy, an event waiting for its gate, its rate budget or
 a backoff then raises :class:`Withdrawn` instead of waiting on; a request already
-sent, and a probe, are never withdrawn (so a withdrawn event was not sent by
-this attempt and parking it cannot double it).
+sent is never withdrawn (so parking cannot double an event), and a withdrawing
+event never takes the key's probe: the parked events, replayed without
+``withdraw``, probe.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from bridge.delivery.outcomes import (
     DeliveryUnavailable,
     Outcome,
 )
-from bridge.delivery.ratelimit import Clock, RateLimiter, Sleep
+from bridge.delivery.ratelimit import Clock, RateLimiter, Sleep, Withdrawn
 from bridge.delivery.retry import Backoff
 from bridge.errors import EventExpired, EventRejected, ExpiryCode, RetryReason
 from bridge.mapping.engine import MappedEvent
@@ -141,10 +142,6 @@ class _NoTracing:
 
 
 NO_TRACING: Final[AttemptTracer] = _NoTracing()
-
-
-class Withdrawn(Exception):
-    """The caller withdrew the event (to park it) while it waited for its paused company key."""
 
 
 @dataclass(slots=True)
@@ -267,11 +264,15 @@ class Deliverer:
             if credentials:
                 self._client.refresh_credentials(key)
                 run.paused += self._clock() - started
-        if run.withdraw is not None and self._companies.state(key) is not CompanyState.HEALTHY:
-            # Held by 429s (or paused since): the wait for the key's budget may be long.
-            waited = await _unless_withdrawn(self._limiter.acquire(key), run.withdraw)
-        else:
+        withdraw = run.withdraw
+        if withdraw is None:
             waited = await self._limiter.acquire(key)
+        else:
+            # Held by 429s, the wait for the key's budget may be long: leave when parked.
+            def leave() -> bool:
+                return withdraw.is_set() and self._companies.state(key) is not CompanyState.HEALTHY
+
+            waited = await self._limiter.acquire(key, leave)
         self._observer.rate_limit_waited(key, waited)
         if not probing and self._companies.blocked(key):
             return None
@@ -343,10 +344,10 @@ class Deliverer:
         """
         companies = self._companies
         while companies.blocked(key):
+            if run.withdraw is not None and run.withdraw.is_set():
+                raise Withdrawn  # before taking the probe: parked events probe (docs/isolation.md)
             if companies.take_probe(key):
                 return True
-            if run.withdraw is not None and run.withdraw.is_set():
-                raise Withdrawn
             credentials = companies.state(key) is CompanyState.CREDENTIALS_REJECTED
             started = self._clock()
             changed = self._gate_changed.get(key)

@@ -31,9 +31,8 @@ from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from bridge.dead_letters import DeadLetter, SourceCoordinates, dead_letter
-from bridge.delivery import Deliverer
+from bridge.delivery import Deliverer, Withdrawn
 from bridge.delivery.companies import CompanyState
-from bridge.delivery.deliverer import Withdrawn
 from bridge.delivery.outcomes import Delivered
 from bridge.errors import DeliveryFailed, EventExpired, EventRejected, RecordError
 from bridge.mapping.engine import MappedEvent

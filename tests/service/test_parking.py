@@ -14,8 +14,8 @@ import pytest
 
 from bridge.config.loader import check_settings
 from bridge.config.yaml_source import load_yaml
+from bridge.delivery import Withdrawn
 from bridge.delivery.companies import CompanyState
-from bridge.delivery.deliverer import Withdrawn
 from bridge.delivery.outcomes import Delivered
 from bridge.kafka.sizes import record_size
 from bridge.mapping.engine import MappedEvent, Priority
