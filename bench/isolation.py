@@ -13,6 +13,8 @@ Printed per scenario: B's rate during the outage window divided by B's rate in
 the ``alone`` run over the same window, and whether A's events were all sent
 exactly once after the recovery (lost / doubled counts) with per-key order kept.
 The broker is ``KAFKA_BOOTSTRAP_SERVERS`` when set, else one started for the run.
+Each run parks on a parked topic of its own (docs/isolation.md, "Parking");
+``--no-parking`` measures without it (B stops once A's records fill the pending bound).
 
     .venv/bin/python -m bench.isolation --outage 60 --rate 100
 """
@@ -79,10 +81,13 @@ def run_once(
     rate: float,
     outage: float,
     max_pending: int,
+    parking: bool = True,
 ) -> Result:
     per_company = int(rate * (outage + 30))
     work = Path(tempfile.mkdtemp(prefix=f"isolation-{scenario}-"))
     topic, dead_letters = _new_topic(admin, PARTITIONS), _new_topic(admin, 1)
+    parked = _new_topic(admin, PARTITIONS)
+    parking_config = f"parking: {{topic: {parked}}}\n" if parking else "parking: {enabled: false}\n"
     produce(bootstrap, topic, interleaved(per_company, keys=200))
     sim = start_sim(
         ("--company-key", f"{B},{A}", "--latency-ms", str(LATENCY_MS), "--max-events", "1000000"),
@@ -98,7 +103,7 @@ def run_once(
         sources=[topic],
         rules=RULES.format(topic=topic),
         vibes=f"username: demo\npassword: demo\nrequests_per_second: {rate}\n",
-        delivery=f"max_pending_records: {max_pending}\n",
+        delivery=f"max_pending_records: {max_pending}\n{parking_config}",
         fleet="enabled: false\n",
     )
     bridge = start_bridge(config, work / "bridge.log")
@@ -147,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--max-pending", type=int, default=2000, help="delivery.max_pending_records"
     )
     parser.add_argument("--scenario", choices=SCENARIOS, action="append")
+    parser.add_argument("--no-parking", action="store_true", help="delivery.parking off")
     args = parser.parse_args(argv)
     chosen = args.scenario or list(SCENARIOS)
     if "alone" not in chosen:
@@ -162,6 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rate=args.rate,
                 outage=args.outage,
                 max_pending=args.max_pending,
+                parking=not args.no_parking,
             )
             result = results[scenario]
             ratio = result.b_window_rate / results["alone"].b_window_rate

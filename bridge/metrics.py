@@ -127,6 +127,18 @@ RECEIPTS: Final = MetricSpec(
     "Delivery receipts written to the receipts topic and acknowledged.",
     (),
 )
+EVENTS_PARKED: Final = MetricSpec(
+    "vibes_bridge_events_parked",
+    _C,
+    "Events of a paused company key written to the parked topic and acknowledged.",
+    ("company_key",),
+)
+PARKED_PENDING: Final = MetricSpec(
+    "vibes_bridge_parked_pending",
+    _G,
+    "Events this process parked that are not delivered yet (the per-key order rule's count).",
+    ("company_key",),
+)
 CONSUMER_LAG: Final = MetricSpec(
     "vibes_bridge_consumer_lag",
     _G,
@@ -305,6 +317,8 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
     EVENTS_MAPPED,
     DEAD_LETTERS,
     RECEIPTS,
+    EVENTS_PARKED,
+    PARKED_PENDING,
     CONSUMER_LAG,
     OLDEST_UNFINISHED_AGE,
     CONSUMER_PAUSED,
@@ -430,6 +444,8 @@ class PipelineRecorder:
         self._mapped = _Children(families.counter(EVENTS_MAPPED))
         self._dead_letters = families.counter(DEAD_LETTERS)
         self._receipts = families.counter(RECEIPTS)
+        self._parked = families.counter(EVENTS_PARKED)
+        self._parked_pending = families.gauge(PARKED_PENDING)
         self._lag = families.gauge(CONSUMER_LAG)
         self._oldest_age = families.gauge(OLDEST_UNFINISHED_AGE)
         self._paused = families.gauge(CONSUMER_PAUSED)
@@ -462,6 +478,14 @@ class PipelineRecorder:
     def receipt_written(self) -> None:
         """A delivery receipt the broker acknowledged."""
         self._receipts.inc()
+
+    def parked(self, company_key: str) -> None:
+        """An event of a paused company key the broker acknowledged on the parked topic."""
+        self._parked.labels(company_key).inc()
+
+    def parked_pending(self, company_key: str, count: int) -> None:
+        """Events of ``company_key`` parked by this process and not delivered yet."""
+        self._parked_pending.labels(company_key).set(count)
 
     def lag(self, topic: str, partition: int, lag: int) -> None:
         self._lag.labels(topic, str(partition)).set(lag)

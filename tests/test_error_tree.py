@@ -36,6 +36,9 @@ DELIBERATE = {
     "bridge.mapping.values.ValueSpecError": "a parser's ValueError, internal to mapping",
     "bridge.mapping.conversions.ConversionError": "a parser's ValueError, internal to mapping",
     "bridge.mapping.templates.TemplateSyntaxError": "a parser's ValueError, internal to mapping",
+    # Parking's signal from the limiter and deliverer to the dispatcher: the event is to
+    # be parked, not that anything failed (docs/isolation.md).
+    "bridge.delivery.ratelimit.Withdrawn": "a control-flow signal (park this event)",
     # The simulator stands in for Vibes; its errors are its own HTTP answers.
     "bridge.sim.faults.SettingsError": "the simulator's, answered as HTTP 400",
     "bridge.sim.callbacks.RegistrationError": "the simulator's, answered as HTTP 400",

@@ -44,7 +44,11 @@ def check_settings(document: SourceDocument) -> tuple[BridgeConfig | None, list[
     except ValidationError as exc:
         problems = [_pydantic_problem(document, error) for error in exc.errors()]
         return None, list(dict.fromkeys(problems))
-    return settings, [*_listener_clash(settings, document), *_receipts_clash(settings, document)]
+    return settings, [
+        *_listener_clash(settings, document),
+        *_receipts_clash(settings, document),
+        *_parking_clash(settings, document),
+    ]
 
 
 # Addresses that listen on every interface, so they overlap any other host.
@@ -88,6 +92,29 @@ def _receipts_clash(settings: BridgeConfig, document: SourceDocument) -> list[Pr
         return []
     message = f"receipts.topic: {topic} is also {clash}; receipts need a topic of their own"
     return [document.problem(("receipts", "topic"), message)]
+
+
+def _parking_clash(settings: BridgeConfig, document: SourceDocument) -> list[Problem]:
+    """``delivery.parking.topic`` naming a topic the bridge reads or writes for something
+    else: parked events would be consumed as orders, or mixed with other records."""
+    parking = settings.delivery.parking
+    if not parking.enabled:
+        return []
+    others = [
+        ("dead_letter.topic", settings.dead_letter.topic),
+        ("fleet.topic", settings.fleet.topic),
+        *([("receipts.topic", settings.receipts.topic)] if settings.receipts else []),
+        *([("callbacks.topic", settings.callbacks.topic)] if settings.callbacks else []),
+        *(("a source's topic", source.topic) for source in settings.sources),
+    ]
+    clash = next((name for name, other in others if other == parking.topic), None)
+    if clash is None:
+        return []
+    message = (
+        f"delivery.parking.topic: {parking.topic} is also {clash}; "
+        "parked events need a topic of their own"
+    )
+    return [document.problem(("delivery", "parking", "topic"), message)]
 
 
 def _hosts_overlap(first: str, second: str) -> bool:

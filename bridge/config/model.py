@@ -11,6 +11,7 @@ Every model forbids unknown keys: a typo must not silently disable a rule.
 from __future__ import annotations
 
 import ipaddress
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -248,6 +249,22 @@ class CircuitBreakerSettings(_Model):
         return self
 
 
+class ParkingSettings(_Model):
+    """Parking a paused company's events on a topic (docs/isolation.md, "Parking")."""
+
+    enabled: bool = True
+    topic: TopicName = "vibes-bridge.parked"
+    # A paused company key parks once paused this long, or once its waiting events
+    # reach half of max_pending_records, whichever comes first.
+    after: Duration = timedelta(seconds=30)
+
+    @model_validator(mode="after")
+    def _positive(self) -> ParkingSettings:
+        if self.after.total_seconds() <= 0:
+            raise ValueError("after must be a positive duration")
+        return self
+
+
 class DeliverySettings(_Model):
     max_in_flight: Annotated[int, NotBool] = Field(default=64, ge=1, le=1024)
     max_retry_duration: Duration | None = None
@@ -259,6 +276,8 @@ class DeliverySettings(_Model):
     max_pending_bytes: Annotated[int, NotBool] = Field(default=32 * 1024 * 1024, ge=1024)
     # Per company key: transient failures in a row open its circuit; one event probes.
     circuit: CircuitBreakerSettings = Field(default_factory=CircuitBreakerSettings)
+    # A paused company's events are parked on a topic so they never hold the others back.
+    parking: ParkingSettings = Field(default_factory=ParkingSettings)
 
 
 class ManagementSettings(_Model):

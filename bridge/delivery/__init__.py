@@ -15,7 +15,7 @@ from bridge.delivery.deliverer import (
     NullObserver,
 )
 from bridge.delivery.outcomes import Delivered, outcome_of_exception, outcome_of_response
-from bridge.delivery.ratelimit import RateLimiter
+from bridge.delivery.ratelimit import RateLimiter, Withdrawn
 from bridge.delivery.retry import Backoff, parse_retry_after
 from bridge.delivery.transport import DEFAULT_TRANSPORT, TransportKind, build_transport
 
@@ -34,6 +34,7 @@ __all__ = [
     "RateLimiter",
     "TransportKind",
     "VibesClient",
+    "Withdrawn",
     "build_transport",
     "outcome_of_exception",
     "outcome_of_response",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -138,7 +138,7 @@ class AdaptiveLimiter(RateLimiter):
             if key not in self._shares:
                 self._apply(key)
 
-    async def acquire(self, company_key: str) -> float:
+    async def acquire(self, company_key: str, leave: Callable[[], bool] | None = None) -> float:
         started = self._clock()
         self._count_waiting(company_key, 1)
         try:
@@ -147,7 +147,7 @@ class AdaptiveLimiter(RateLimiter):
                 if lent is not None:
                     await lent.wait()
                     continue
-                await super().acquire(company_key)
+                await super().acquire(company_key, leave)
                 if company_key not in self._lent:
                     break
         finally:

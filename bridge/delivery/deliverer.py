@@ -18,17 +18,26 @@ The deliverer owns the retry policy around :class:`VibesClient`'s single attempt
 
 Cancellation propagates from every await: shutdown and partition revocation
 cancel in-flight deliveries.
+
+Withdrawal (parking, docs/isolation.md): a caller may pass ``withdraw``, an
+asyncio event it sets when the company key's waiting events are to be parked.
+While the key is not healthy, an event waiting for its gate, its rate budget or
+a backoff then raises :class:`Withdrawn` instead of waiting on; a request already
+sent is never withdrawn (so parking cannot double an event), and a withdrawing
+event never takes the key's probe: the parked events, replayed without
+``withdraw``, probe.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Final, Protocol
+from typing import Final, Protocol, TypeVar
 
 from bridge.delivery.client import VibesClient
 from bridge.delivery.companies import CircuitSettings, CompanyState, CompanyStates, Transition
@@ -38,12 +47,13 @@ from bridge.delivery.outcomes import (
     DeliveryUnavailable,
     Outcome,
 )
-from bridge.delivery.ratelimit import Clock, RateLimiter, Sleep
+from bridge.delivery.ratelimit import Clock, RateLimiter, Sleep, Withdrawn
 from bridge.delivery.retry import Backoff
 from bridge.errors import EventExpired, EventRejected, ExpiryCode, RetryReason
 from bridge.mapping.engine import MappedEvent
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 class DeliveryObserver(Protocol):
@@ -143,6 +153,7 @@ class _Run:
     transient_failures: int = 0
     paused: float = 0.0  # seconds behind the credentials gate: not retry time
     first_attempt_ms: int | None = None  # wall clock, for the delivery receipt
+    withdraw: asyncio.Event | None = None  # set by the caller: leave instead of waiting
 
 
 class Deliverer:
@@ -201,12 +212,21 @@ class Deliverer:
         rejected = CompanyState.CREDENTIALS_REJECTED
         return frozenset(key for key, state in self.company_states().items() if state is rejected)
 
-    async def deliver(self, event: MappedEvent) -> Delivered:
-        """Until Vibes has the event; raises EventRejected or EventExpired when it never will."""
+    def company_state(self, company_key: str) -> CompanyState:
+        """The key's state now (healthy when never delivered to)."""
+        return self._companies.state(company_key)
+
+    def wake(self, company_key: str) -> None:
+        """Wake the key's waiting events, so that those whose ``withdraw`` is set leave."""
+        self._notify(company_key)
+
+    async def deliver(self, event: MappedEvent, withdraw: asyncio.Event | None = None) -> Delivered:
+        """Until Vibes has the event; raises EventRejected or EventExpired when it never will,
+        and :class:`Withdrawn` when ``withdraw`` is set while it waits for its paused key."""
         key = event.company_key
         if self._companies.seen(key):
             self._observer.company_state(key, CompanyState.HEALTHY)
-        run = _Run(started=self._clock())
+        run = _Run(started=self._clock(), withdraw=withdraw)
         while True:
             probing = await self._pass_gate(key, run)
             try:
@@ -244,7 +264,15 @@ class Deliverer:
             if credentials:
                 self._client.refresh_credentials(key)
                 run.paused += self._clock() - started
-        waited = await self._limiter.acquire(key)
+        withdraw = run.withdraw
+        if withdraw is None:
+            waited = await self._limiter.acquire(key)
+        else:
+            # Held by 429s, the wait for the key's budget may be long: leave when parked.
+            def leave() -> bool:
+                return withdraw.is_set() and self._companies.state(key) is not CompanyState.HEALTHY
+
+            waited = await self._limiter.acquire(key, leave)
         self._observer.rate_limit_waited(key, waited)
         if not probing and self._companies.blocked(key):
             return None
@@ -290,6 +318,8 @@ class Deliverer:
         self._observer.retry_scheduled(outcome.reason)
         if outcome.reason is RetryReason.STATUS_429:
             self._limiter.hold(event.company_key, delay)
+        elif run.withdraw is not None:
+            await _unless_withdrawn(self._sleep(delay), run.withdraw)
         else:
             await self._sleep(delay)
 
@@ -314,6 +344,8 @@ class Deliverer:
         """
         companies = self._companies
         while companies.blocked(key):
+            if run.withdraw is not None and run.withdraw.is_set():
+                raise Withdrawn  # before taking the probe: parked events probe (docs/isolation.md)
             if companies.take_probe(key):
                 return True
             credentials = companies.state(key) is CompanyState.CREDENTIALS_REJECTED
@@ -367,6 +399,29 @@ class Deliverer:
         changed = self._gate_changed.pop(key, None)
         if changed is not None:
             changed.set()
+
+
+async def _unless_withdrawn(waiting: Awaitable[_T], withdraw: asyncio.Event) -> _T:
+    """``waiting``'s result, or :class:`Withdrawn` (``waiting`` cancelled) once ``withdraw``
+    is set; only ever wraps a wait, never a request."""
+    task = asyncio.ensure_future(waiting)
+    if withdraw.is_set():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        raise Withdrawn
+    signal = asyncio.ensure_future(withdraw.wait())
+    try:
+        await asyncio.wait((task, signal), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        signal.cancel()
+        if not task.done():
+            task.cancel()
+    if task.done() and not task.cancelled():
+        return task.result()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    raise Withdrawn
 
 
 def _log_attempt(event: MappedEvent, attempt: int, outcome: Outcome, seconds: float) -> None:

@@ -23,6 +23,14 @@ Clock = Callable[[], float]
 # changed: a fleet share raised from its 2 % start must not leave callers
 # asleep for the tens of seconds their first slots were planned at.
 _NAP_SECONDS = 0.25
+
+
+class Withdrawn(Exception):
+    """The caller withdrew the event (to park it) while it waited for its paused company key
+    (docs/isolation.md, "Parking"); raised by :meth:`RateLimiter.acquire` when ``leave``
+    says so, and by the deliverer's other waits."""
+
+
 Sleep = Callable[[float], Awaitable[object]]
 
 
@@ -108,8 +116,9 @@ class RateLimiter:
         self._sleep = sleep
         self._budgets: dict[str, KeyBudget] = {}
 
-    async def acquire(self, company_key: str) -> float:
-        """Wait for this key's next slot; the seconds waited.
+    async def acquire(self, company_key: str, leave: Callable[[], bool] | None = None) -> float:
+        """Wait for this key's next slot; the seconds waited. Raises :class:`Withdrawn`,
+        its slot given up, when ``leave`` is true after a nap (within ``_NAP_SECONDS``).
 
         A hold (429) that arrives while a caller sleeps voids its slot: the
         caller reserves again behind the hold instead of sending into it. So
@@ -122,16 +131,21 @@ class RateLimiter:
         while True:
             epoch = budget.epoch
             slot = budget.reserve(self._clock())
-            await self._sleep_until(budget, slot, epoch)
+            await self._sleep_until(budget, slot, epoch, leave)
             if budget.epoch == epoch and not budget.voided(slot):
                 return self._clock() - started
 
-    async def _sleep_until(self, budget: KeyBudget, slot: float, epoch: int) -> None:
-        """Sleep until ``slot`` in naps, so that a rate change wakes the caller in time."""
+    async def _sleep_until(
+        self, budget: KeyBudget, slot: float, epoch: int, leave: Callable[[], bool] | None
+    ) -> None:
+        """Sleep until ``slot`` in naps, so that a rate change (or ``leave``) wakes the
+        caller in time."""
         while budget.epoch == epoch:
             now = self._clock()
             if slot <= now:
                 return
+            if leave is not None and leave():
+                raise Withdrawn
             await self._sleep(min(slot - now, _NAP_SECONDS))
 
     def set_rate(self, company_key: str, rate_per_second: float) -> None:

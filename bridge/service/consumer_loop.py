@@ -10,6 +10,10 @@ pauses the partitions instead, and keeps polling so the group keeps it.
 The loop only orders the turn; its parts decide: ``record_work`` (track and
 commit, shared with replay), ``holds`` (registry outages), ``back_pressure``
 (pause and resume) and ``committer`` (commit and lag cadence).
+
+The parking consumer (docs/isolation.md) is one of these too, on the parked
+topic with trackers of its own: its ``prepare_record`` reads a parked event
+back instead of decoding and mapping with the rules.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from bridge.service.health import Health
 from bridge.service.holds import PartitionHolds
 from bridge.service.outbox import DeadLetterOutbox
 from bridge.service.record_work import LoopSettings, RecordWork
-from bridge.service.stages import prepare
+from bridge.service.stages import PreparedRecord, prepare
 from bridge.tracing import NO_TRACING, Tracing
 
 __all__ = ["ConsumerLoop", "LoopSettings", "Source"]
@@ -97,7 +101,9 @@ class ConsumerLoop:
         settings: LoopSettings,
         clock: Callable[[], float] = time.monotonic,
         tracing: Tracing = NO_TRACING,
+        prepare_record: Callable[[SourceRecord], PreparedRecord] | None = None,
     ) -> None:
+        self._prepare_record = prepare_record
         self._source_factory = source_factory
         self._tracing = tracing
         self._work = work
@@ -216,6 +222,9 @@ class ConsumerLoop:
                 finished[item.topic] += 1
                 continue
             self._metrics.pipeline.consumed(item.topic)
+            if self._prepare_record is not None:
+                deliveries.extend(self._work.track(self._prepare_record(item)))
+                continue
             span = self._tracing.record_started(item)
             try:
                 prepared = prepare(

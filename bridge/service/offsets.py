@@ -37,7 +37,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from bridge.records import Partition, Position
 from bridge.service import commit_metadata
@@ -334,3 +334,30 @@ class OffsetTracker:
                 if state is not None:
                     total += len(state.pending)
             return total
+
+
+class Finisher(Protocol):
+    """What finishes tickets: one tracker, or :class:`TicketRoutes` over several."""
+
+    def finish(self, ticket: Ticket, units: int = 1) -> bool: ...
+
+    def is_current(self, ticket: Ticket) -> bool: ...
+
+
+class TicketRoutes:
+    """Finishes each ticket in its own topic's tracker: the parked topic's records are
+    counted apart from the source topics', so parked events waiting for their company
+    never count against the main consumer's pending bound (docs/isolation.md)."""
+
+    def __init__(self, main: OffsetTracker, by_topic: dict[str, OffsetTracker]) -> None:
+        self._main = main
+        self._by_topic = by_topic
+
+    def _tracker(self, ticket: Ticket) -> OffsetTracker:
+        return self._by_topic.get(ticket.topic, self._main)
+
+    def finish(self, ticket: Ticket, units: int = 1) -> bool:
+        return self._tracker(ticket).finish(ticket, units)
+
+    def is_current(self, ticket: Ticket) -> bool:
+        return self._tracker(ticket).is_current(ticket)

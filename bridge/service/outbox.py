@@ -14,6 +14,9 @@ the producer refuse it (docs/running.md, "Size bounds").
 With ``receipts:`` in the file, an event Vibes accepted finishes its unit when
 its receipt is acknowledged (docs/receipts.md), exactly as a dead letter does:
 the same producer, the same retries, so the receipt stream is complete.
+
+A paused company's parked event (docs/isolation.md, "Parking") finishes its unit
+the same way, when the parked topic acknowledges it.
 """
 
 from __future__ import annotations
@@ -26,10 +29,12 @@ from collections.abc import Callable
 from bridge.dead_letters import VALUE_TRUNCATED_HEADER, DeadLetter, fit_letter
 from bridge.kafka.producer import DeadLetterProducer
 from bridge.kafka.sizes import LIBRDKAFKA_DEFAULT_MESSAGE_MAX_BYTES, record_budget
+from bridge.mapping.engine import MappedEvent
 from bridge.metrics import BridgeMetrics
+from bridge.parking import parked_record
 from bridge.receipts import Receipt, fitted_record
 from bridge.service.health import Health
-from bridge.service.offsets import OffsetTracker, Ticket
+from bridge.service.offsets import Finisher, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +45,7 @@ class DeadLetterOutbox:
     def __init__(
         self,
         producer: DeadLetterProducer,
-        tracker: OffsetTracker,
+        tracker: Finisher,
         metrics: BridgeMetrics,
         health: Health,
         *,
@@ -48,6 +53,7 @@ class DeadLetterOutbox:
         clock: Callable[[], float] = time.monotonic,
         max_record_bytes: int = LIBRDKAFKA_DEFAULT_MESSAGE_MAX_BYTES,
         receipts_topic: str | None = None,
+        parking_topic: str | None = None,
     ) -> None:
         self._producer = producer
         self._tracker = tracker
@@ -61,6 +67,7 @@ class DeadLetterOutbox:
         self._budget = record_budget(max_record_bytes)
         self._unfit_reported = False
         self.receipts_topic = receipts_topic
+        self.parking_topic = parking_topic
 
     def write(self, letter: DeadLetter, ticket: Ticket) -> None:
         """Send ``letter``, cut to fit the topic; its acknowledgement finishes one unit
@@ -125,6 +132,43 @@ class DeadLetterOutbox:
 
         key, value, headers = record
         self._producer.send(key, value, headers, acknowledged, self.receipts_topic)
+
+    def park(self, event: MappedEvent, ticket: Ticket) -> bool:
+        """Send ``event`` to the parked topic; its acknowledgement finishes one unit of
+        ``ticket`` (any thread; never blocks, never raises). False, and nothing sent, when
+        the event does not fit the topic: it then waits for its company as before."""
+        assert self.parking_topic is not None, "parking is off"
+        record = parked_record(event, self._budget)
+        if record is None:
+            return False
+        self._send_parked(record, event.company_key, ticket)
+        return True
+
+    def _send_parked(
+        self,
+        record: tuple[bytes | None, bytes, list[tuple[str, bytes | None]]],
+        company_key: str,
+        ticket: Ticket,
+    ) -> None:
+        def acknowledged(error: str | None) -> None:
+            if error is None:
+                self._metrics.pipeline.parked(company_key)
+                self._tracker.finish(ticket)
+                return
+            log.error(
+                "parked event not written; it will be sent again",
+                extra={"kafka_error": error, "topic": self.parking_topic},
+            )
+            self._later(lambda: self._send_parked(record, company_key, ticket), ticket)
+
+        key, value, headers = record
+        self._producer.send(key, value, headers, acknowledged, self.parking_topic)
+
+    def parking_topic_exists(self) -> bool:
+        """Whether the parked topic exists (False when parking is off)."""
+        if self.parking_topic is None:
+            return False
+        return self._producer.topic_exists(topic=self.parking_topic)
 
     def _send(self, letter: DeadLetter, ticket: Ticket) -> None:
         def acknowledged(error: str | None) -> None:

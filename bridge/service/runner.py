@@ -36,12 +36,13 @@ from bridge.service.allocator import glibc_malloc_trim, release_freed_memory
 from bridge.service.blocking import call_blocking
 from bridge.service.callback_receiver import CallbackReceiver
 from bridge.service.consumer_loop import ConsumerLoop, LoopSettings
-from bridge.service.dispatch import Dispatcher
+from bridge.service.dispatch import Dispatcher, Parking
 from bridge.service.fleet_budget import FleetBudget
 from bridge.service.health import Health
 from bridge.service.management import ManagementServer
-from bridge.service.offsets import OffsetTracker
+from bridge.service.offsets import Finisher, OffsetTracker, TicketRoutes
 from bridge.service.outbox import DeadLetterOutbox
+from bridge.service.parking import ParkingPolicy, prepare_parked
 from bridge.service.record_work import RecordWork
 from bridge.service.reload import ConfigReloader, RulesTarget
 from bridge.service.sizing import SizeLimits, learn_size_limits
@@ -80,6 +81,15 @@ class Service:
     fleet: FleetBudget
     callbacks: CallbackService | None = None
     tracing: Tracing = NO_TRACING
+    parking: ParkingService | None = None
+
+
+@dataclass(slots=True)
+class ParkingService:
+    """The parked topic's consumer and the policy (``delivery.parking``, docs/isolation.md)."""
+
+    policy: ParkingPolicy
+    consumer: ConsumerLoop
 
 
 @dataclass(slots=True)
@@ -118,6 +128,7 @@ async def run_service(loaded: LoadedBridge, *, stop: asyncio.Event | None = None
             extra={"topic": settings.dead_letter.topic},
         )
     await _check_receipts_topic(service)
+    parked_done = await _start_parking(service)
     log.info(
         "vibes-bridge running",
         extra={
@@ -150,10 +161,8 @@ async def run_service(loaded: LoadedBridge, *, stop: asyncio.Event | None = None
         status = EXIT_FAILED
     log.info("stopping")
     service.health.stopping = True
-    service.consumer.stop()
     timeout = settings.delivery.shutdown_timeout_seconds + _CLOSE_ALLOWANCE_SECONDS
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(asyncio.shield(consumer_done), timeout)
+    await _stop_consumers(service, [consumer_done, parked_done], timeout)
     for task in (heartbeat, releasing, stopping, fleet, *reloading):
         task.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -181,6 +190,36 @@ async def _check_receipts_topic(service: Service) -> None:
             "the receipts topic does not exist; records whose events were accepted will wait",
             extra={"topic": service.outbox.receipts_topic},
         )
+
+
+async def _stop_consumers(
+    service: Service, running: list[asyncio.Future[None] | None], timeout: float
+) -> None:
+    """Ask the consumer threads (the parking one too) to drain, and wait for them at once."""
+    service.consumer.stop()
+    if service.parking is not None:
+        service.parking.consumer.stop()
+    threads = [future for future in running if future is not None]
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(asyncio.shield(asyncio.gather(*threads)), timeout)
+
+
+async def _start_parking(service: Service) -> asyncio.Future[None] | None:
+    """Start the parking consumer when the parked topic exists; else parking stays off
+    (a single-company deployment runs as before) and one warning says what is needed."""
+    parking = service.parking
+    if parking is None:
+        return None
+    if not await call_blocking(service.outbox.parking_topic_exists):
+        parking.policy.available = False
+        log.warning(
+            "the parked topic does not exist: parking is off, so a company key that stays "
+            "paused holds back the others once max_pending_records is reached; create the "
+            "topic (or set delivery.parking.enabled: false) and restart",
+            extra={"topic": service.outbox.parking_topic},
+        )
+        return None
+    return asyncio.ensure_future(call_blocking(parking.consumer.run))
 
 
 async def _start_listeners(service: Service) -> tuple[str, int] | None:
@@ -246,6 +285,13 @@ def _build(loaded: LoadedBridge, loop: asyncio.AbstractEventLoop, limits: SizeLi
     metrics = BridgeMetrics()
     health = Health()
     tracker = OffsetTracker()
+    parking_settings = settings.delivery.parking
+    parked_tracker = OffsetTracker()
+    tickets: Finisher = (
+        TicketRoutes(tracker, {parking_settings.topic: parked_tracker})
+        if parking_settings.enabled
+        else tracker
+    )
     consumer_settings = consumer_config(settings.kafka)
     producer_settings = limits.dead_letter_config
     callback_warnings = limits.callback_config.warnings if limits.callback_config else ()
@@ -261,19 +307,27 @@ def _build(loaded: LoadedBridge, loop: asyncio.AbstractEventLoop, limits: SizeLi
     fleet = _fleet(loaded, limiter, metrics, consumer_settings, producer_settings)
     outbox = DeadLetterOutbox(
         DeadLetterProducer(producer_settings.settings, settings.dead_letter.topic),
-        tracker,
+        tickets,
         metrics,
         health,
         max_record_bytes=limits.dead_letter_record_bytes,
         receipts_topic=None if settings.receipts is None else settings.receipts.topic,
+        parking_topic=parking_settings.topic if parking_settings.enabled else None,
+    )
+    policy = ParkingPolicy(
+        after_seconds=parking_settings.after.total_seconds(),
+        waiting_limit=max(1, settings.delivery.max_pending_records // 2),
     )
     dispatcher = Dispatcher(
         deliverer,
-        tracker,
+        tickets,
         outbox,
         outcomes=metrics.delivery,
         max_in_flight=settings.delivery.max_in_flight,
         receipts=None if settings.receipts is None else outbox,
+        parking=Parking(policy, outbox, parking_settings.topic)
+        if parking_settings.enabled
+        else None,
     )
     consumer = ConsumerLoop(
         source_factory=lambda listener: KafkaSource(
@@ -289,6 +343,30 @@ def _build(loaded: LoadedBridge, loop: asyncio.AbstractEventLoop, limits: SizeLi
         settings=LoopSettings.from_delivery(settings.delivery),
         tracing=tracing,
     )
+    parking = None
+    if parking_settings.enabled:
+        parked_settings = consumer_config(
+            settings.kafka, group_id=f"{settings.kafka.group_id}.parked"
+        ).settings
+        # Its own metrics and health: its records are not the source topics' records.
+        parked_metrics = BridgeMetrics()
+        parking = ParkingService(
+            policy,
+            ConsumerLoop(
+                source_factory=lambda listener: KafkaSource(
+                    parked_settings, [parking_settings.topic], listener
+                ),
+                work=RecordWork(parked_tracker, outbox, parked_metrics),
+                outbox=outbox,
+                rules=(loaded.decoders, loaded.engine),
+                dispatcher=dispatcher,
+                loop=loop,
+                metrics=parked_metrics,
+                health=Health(),
+                settings=LoopSettings.from_delivery(settings.delivery),
+                prepare_record=prepare_parked,
+            ),
+        )
     management = ManagementServer(metrics, health)
     return Service(
         loaded,
@@ -305,6 +383,7 @@ def _build(loaded: LoadedBridge, loop: asyncio.AbstractEventLoop, limits: SizeLi
         fleet,
         _build_callbacks(loaded, metrics, loop, limits, tracing),
         tracing,
+        parking,
     )
 
 
@@ -396,6 +475,9 @@ async def _heartbeat(service: Service) -> None:
             next_topic_check = time.monotonic() + _TOPIC_RECHECK_SECONDS
         service.health.loop_alive()
         service.health.credentials_rejected = service.deliverer.credentials_rejected
+        service.dispatcher.review()  # a company paused for delivery.parking.after parks
+        for company_key, count in service.dispatcher.parked_pending().items():
+            service.metrics.pipeline.parked_pending(company_key, count)
         ready = not service.health.readiness_problems()
         service.metrics.pipeline.ready(ready)
         service.metrics.pipeline.progressed()

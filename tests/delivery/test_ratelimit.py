@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.delivery.ratelimit import KeyBudget, RateLimiter
+from bridge.delivery.ratelimit import KeyBudget, RateLimiter, Withdrawn
 from tests.delivery.virtual_time import VirtualTime
 
 START = 1000.0
@@ -85,6 +85,27 @@ def test_a_hold_voids_slots_of_sleeping_waiters() -> None:
 
     asyncio.run(time.run(scenario()))
     assert sent == pytest.approx([0.0, 2.5, 3.5])
+
+
+def test_a_waiter_leaves_a_long_hold_within_a_nap_when_asked() -> None:
+    """Parking (docs/isolation.md): an event that began waiting while its key was healthy
+    must still leave once its key is held and parked, not wait out every hold."""
+    time, limiter = limited(1.0)
+    parked = False
+
+    async def scenario() -> float:
+        await limiter.acquire("demo")  # sent at 0: the next slot is at 1.0
+        limiter.hold("demo", 600.0)
+        waiting = asyncio.ensure_future(limiter.acquire("demo", lambda: parked))
+        await time.sleep(5.0)
+        assert not waiting.done()
+        nonlocal parked
+        parked = True
+        with pytest.raises(Withdrawn):
+            await waiting
+        return time.now - START
+
+    assert asyncio.run(time.run(scenario())) <= 5.0 + 0.25
 
 
 def test_a_short_hold_keeps_the_distance_from_the_last_send() -> None:

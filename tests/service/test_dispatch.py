@@ -38,7 +38,7 @@ class GatedDeliverer:
         for event_id in event_ids:
             self.gates.setdefault(event_id, asyncio.Event()).set()
 
-    async def deliver(self, event: MappedEvent) -> Delivered:
+    async def deliver(self, event: MappedEvent, withdraw: asyncio.Event | None = None) -> Delivered:
         self.started.append(event.event_id)
         self.running += 1
         self.most_running = max(self.most_running, self.running)

@@ -32,7 +32,7 @@ class RaisingDeliverer:
         self.error = error
         self.calls = 0
 
-    async def deliver(self, event: MappedEvent) -> Delivered:
+    async def deliver(self, event: MappedEvent, withdraw: asyncio.Event | None = None) -> Delivered:
         self.calls += 1
         raise self.error
 

@@ -183,7 +183,7 @@ def test_a_receipt_is_cut_to_the_topics_budget_before_it_is_sent() -> None:
 
 
 class Accepting:
-    async def deliver(self, event: MappedEvent) -> Delivered:
+    async def deliver(self, event: MappedEvent, withdraw: asyncio.Event | None = None) -> Delivered:
         return Delivered(200, 2, 1_000, 2_000)
 
 

@@ -129,3 +129,58 @@ def test_a_company_held_by_429s_holds_only_itself(service: Callable[..., Service
     assert bridge.metric("vibes_bridge_circuit_opens_total", company_key=A) == 0
     setup.control.outage(A, 0)
     check_drained(setup, bridge)
+
+
+# ---------------------------------------------------------------- parking past the pending bound
+
+SMALL_BOUND = 30  # A's waiting events reach half of it within a second of its outage
+
+
+def start_parking(service: Callable[..., ServiceSetup]) -> tuple[ServiceSetup, Any, str]:
+    """Two companies with a pending bound far below B's work, and a parked topic."""
+    setup = service(partitions=PARTITIONS, sim_args=("--company-key", f"{B},{A}"))
+    parked = setup.new_topic(PARTITIONS, None)
+    produce(setup.bootstrap, setup.topic, interleaved(PER_COMPANY))
+    config = setup.config(
+        rules=RULES.format(topic=setup.topic),
+        vibes=f"username: demo\npassword: demo\nrequests_per_second: {RATE}\n",
+        delivery=(
+            f"max_pending_records: {SMALL_BOUND}\n"
+            "circuit: {failures: 3, open_seconds: 0.5, max_open_seconds: 2}\n"
+            f"parking: {{topic: {parked}, after: 60s}}\n"
+        ),
+        fleet="enabled: false\n",
+    )
+    bridge = setup.start(config)
+    wait_until(lambda: len(sent(setup, A)) >= 10, 30, "company A delivering")
+    return setup, bridge, parked
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after"), [(401, None), (503, None), (429, 1)], ids=["401", "503", "429"]
+)
+def test_a_paused_company_past_the_pending_bound_is_parked(
+    service: Callable[..., ServiceSetup], status: int, retry_after: int | None
+) -> None:
+    """Without parking B stalls once A's waiting records fill the bound (30 of 240): here B
+    finishes while A is down, the source partitions commit past A's parked records, and A
+    drains after recovery exactly once, in per-customer order, with no dead letters."""
+    setup, bridge, _parked = start_parking(service)
+    if retry_after is None:
+        setup.control.outage(A, status)
+    else:
+        setup.control.outage(A, status, retry_after_s=retry_after)
+    b_finishes_while_a_fails(setup)
+    wait_until(
+        lambda: (
+            sum(committed_offsets(setup.bootstrap, setup.group, setup.topic, PARTITIONS))
+            == 2 * PER_COMPANY
+        ),
+        30,
+        "the source topic committed past A's parked records while A is down",
+    )
+    assert len(sent(setup, A)) < PER_COMPANY
+    assert bridge.metric("vibes_bridge_events_parked_total", company_key=A) > 0
+    assert bridge.metric("vibes_bridge_events_parked_total", company_key=B) == 0
+    setup.control.outage(A, 0)
+    check_drained(setup, bridge)
