@@ -98,7 +98,7 @@ def _parking_clash(settings: BridgeConfig, document: SourceDocument) -> list[Pro
     """``delivery.parking.topic`` naming a topic the bridge reads or writes for something
     else: parked events would be consumed as orders, or mixed with other records."""
     parking = settings.delivery.parking
-    if not parking.enabled:
+    if parking.enabled is False:  # a topic named but switched off explicitly is never used
         return []
     others = [
         ("dead_letter.topic", settings.dead_letter.topic),

@@ -250,9 +250,15 @@ class CircuitBreakerSettings(_Model):
 
 
 class ParkingSettings(_Model):
-    """Parking a paused company's events on a topic (docs/isolation.md, "Parking")."""
+    """Parking a paused company's events on a topic (docs/isolation.md, "Parking").
 
-    enabled: bool = True
+    ``enabled`` left out: on when the file sends to several company keys, off with
+    one (parking protects the other companies; with none there is nothing to gain,
+    and a single-company bridge behaves exactly as before). See
+    :meth:`BridgeConfig.parks_events`.
+    """
+
+    enabled: bool | None = None
     topic: TopicName = "vibes-bridge.parked"
     # A paused company key parks once paused this long, or once its waiting events
     # reach half of max_pending_records, whichever comes first.
@@ -467,3 +473,18 @@ class BridgeConfig(_Model):
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     sources: list[SourceSettings] = Field(min_length=1)
     rules: list[RuleSettings] = Field(min_length=1)
+
+    def company_keys(self) -> frozenset[str]:
+        """Every company key the file can send to: the section's, the rules' and the accounts'."""
+        keys = {self.vibes.company_key, *self.vibes.companies}
+        keys.update(rule.company_key for rule in self.rules if rule.company_key is not None)
+        return frozenset(keys)
+
+    def isolates_companies(self) -> bool:
+        """Whether isolation's defaults are on: the file sends to several company keys."""
+        return len(self.company_keys()) > 1
+
+    def parks_events(self) -> bool:
+        """``delivery.parking.enabled``, or when left out, :meth:`isolates_companies`."""
+        enabled = self.delivery.parking.enabled
+        return self.isolates_companies() if enabled is None else enabled

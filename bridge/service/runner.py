@@ -289,7 +289,7 @@ def _build(loaded: LoadedBridge, loop: asyncio.AbstractEventLoop, limits: SizeLi
     parked_tracker = OffsetTracker()
     tickets: Finisher = (
         TicketRoutes(tracker, {parking_settings.topic: parked_tracker})
-        if parking_settings.enabled
+        if settings.parks_events()
         else tracker
     )
     consumer_settings = consumer_config(settings.kafka)
@@ -312,7 +312,7 @@ def _build(loaded: LoadedBridge, loop: asyncio.AbstractEventLoop, limits: SizeLi
         health,
         max_record_bytes=limits.dead_letter_record_bytes,
         receipts_topic=None if settings.receipts is None else settings.receipts.topic,
-        parking_topic=parking_settings.topic if parking_settings.enabled else None,
+        parking_topic=parking_settings.topic if settings.parks_events() else None,
     )
     policy = ParkingPolicy(
         after_seconds=parking_settings.after.total_seconds(),
@@ -326,7 +326,7 @@ def _build(loaded: LoadedBridge, loop: asyncio.AbstractEventLoop, limits: SizeLi
         max_in_flight=settings.delivery.max_in_flight,
         receipts=None if settings.receipts is None else outbox,
         parking=Parking(policy, outbox, parking_settings.topic)
-        if parking_settings.enabled
+        if settings.parks_events()
         else None,
     )
     consumer = ConsumerLoop(
@@ -344,7 +344,7 @@ def _build(loaded: LoadedBridge, loop: asyncio.AbstractEventLoop, limits: SizeLi
         tracing=tracing,
     )
     parking = None
-    if parking_settings.enabled:
+    if settings.parks_events():
         parked_settings = consumer_config(
             settings.kafka, group_id=f"{settings.kafka.group_id}.parked"
         ).settings

@@ -35,20 +35,13 @@ def circuit_settings(settings: BridgeConfig) -> CircuitSettings:
     circuit = settings.delivery.circuit
     enabled = circuit.enabled
     if enabled is None:
-        enabled = len(company_keys(settings)) > 1
+        enabled = settings.isolates_companies()
     return CircuitSettings(
         failures=circuit.failures,
         open_seconds=circuit.open_seconds,
         max_open_seconds=circuit.max_open_seconds,
         enabled=enabled,
     )
-
-
-def company_keys(settings: BridgeConfig) -> set[str]:
-    """Every company key the file can send to: the section's, the rules' and the accounts'."""
-    keys = {settings.vibes.company_key, *settings.vibes.companies}
-    keys.update(rule.company_key for rule in settings.rules if rule.company_key is not None)
-    return keys
 
 
 def company_rates(vibes: VibesSettings) -> dict[str, float]:

@@ -172,16 +172,22 @@ def test_an_unreadable_company_certificate_is_a_problem_at_its_key(tmp_path: Pat
     assert ":8: cannot read tls.cert_file" in problems[0]
 
 
-def test_the_circuit_is_off_for_one_company_and_on_for_several(
+def test_the_circuit_and_parking_are_off_for_one_company_and_on_for_several(
     write_config: WriteConfig,
 ) -> None:
     # One company key: a 503 storm is retried event by event exactly as before isolation;
     # a second company key (a rule's) turns the circuit on; the file's word always wins.
+    # Parking follows the same rule: with one company there is nobody to protect.
     with load_bridge(write_config("rules:\n" + _rule("r")), {}) as loaded:
         assert not circuit_settings(loaded.settings).enabled
+        assert not loaded.settings.parks_events()
     two = "rules:\n" + _rule("r") + _rule("s", "brand-b")
     with load_bridge(write_config(two), {}) as loaded:
         assert circuit_settings(loaded.settings).enabled
-    forced = "delivery:\n  circuit: {enabled: true}\nrules:\n" + _rule("r")
+        assert loaded.settings.parks_events()
+    forced = "delivery:\n  circuit: {enabled: true}\n  parking: {enabled: true}\nrules:\n" + _rule(
+        "r"
+    )
     with load_bridge(write_config(forced), {}) as loaded:
         assert circuit_settings(loaded.settings).enabled
+        assert loaded.settings.parks_events()
