@@ -15,7 +15,8 @@ Two more variants, without the deliverer (no rate limiter, no retry), so they co
 the HTTP stacks alone: ``aiohttp-raw``, the bridge's ``VibesClient.post_event`` (httpx
 requests on the aiohttp transport, what every delivery attempt does), and ``httpx2``,
 the maintained fork of httpx (``httpx2`` on PyPI, its own ``httpcore2`` pool) posting
-the same request straight to its transport the same way. ``--variants`` picks them.
+the same request straight to its transport the same way. ``--variants`` picks them
+(httpx2 is not a dependency of the bridge: ``pip install -e '.[bench]'``).
 """
 
 from __future__ import annotations
