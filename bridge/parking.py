@@ -25,8 +25,9 @@ from bridge.dead_letters import LATEST_TIME_MS
 from bridge.errors import BridgeError
 from bridge.kafka.sizes import record_size
 from bridge.mapping.engine import MappedEvent, Priority
-from bridge.records import MAX_OFFSET, MAX_PARTITION, SourceRecord, is_topic_name
+from bridge.records import MAX_OFFSET, MAX_PARTITION, SourceRecord
 from bridge.vibes.entity import MAX_EVENT_ID_LENGTH
+from bridge.written_records import Document, number_field, read_versioned, text_field
 
 VERSION: Final = 1
 VERSION_HEADER: Final = "bridge.parked.version"
@@ -76,20 +77,9 @@ def parked_record(event: MappedEvent, budget: int) -> tuple[bytes | None, bytes,
 def read_parked(value: bytes | None) -> MappedEvent:
     """The mapped event a parked record holds; raises :class:`NotParked` naming what is
     wrong (never quoting a value: a corrupt record could hold anything)."""
-    try:
-        document = orjson.loads(value or b"")
-    except orjson.JSONDecodeError:
-        raise NotParked("the value is not JSON") from None
-    if not isinstance(document, dict):
-        raise NotParked("the value is not a JSON object")
-    if document.get("version") != VERSION:
-        raise NotParked(f"the value is not a version {VERSION} parked event")
-    source = document.get("source")
-    if not isinstance(source, dict):
-        raise NotParked("source is missing")
-    topic = _text(source, "topic", 249)
-    if not is_topic_name(topic):
-        raise NotParked("source.topic is not a Kafka topic name")
+    document, source, topic = read_versioned(
+        value, version=VERSION, what="parked event", error=NotParked
+    )
     priority = _text(document, "priority", 6).upper()
     if priority not in Priority.__members__:
         raise NotParked("priority is not high, normal or low")
@@ -134,15 +124,9 @@ def _key(value: object) -> bytes | None:
         raise NotParked("source.key is not base64 text") from None
 
 
-def _text(document: dict[str, Any], name: str, limit: int) -> str:
-    value = document.get(name)
-    if not isinstance(value, str) or len(value) > limit:
-        raise NotParked(f"{name} is not text of at most {limit} characters")
-    return value
+def _text(document: Document, name: str, limit: int) -> str:
+    return text_field(document, name, limit, NotParked)
 
 
-def _number(document: dict[str, Any], name: str, largest: int) -> int:
-    value = document.get(name)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= largest:
-        raise NotParked(f"{name} is not an integer from 0 to {largest}")
-    return value
+def _number(document: Document, name: str, largest: int) -> int:
+    return number_field(document, name, largest, NotParked)

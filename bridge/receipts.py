@@ -24,8 +24,9 @@ import orjson
 from bridge.dead_letters import LATEST_TIME_MS, SourceCoordinates
 from bridge.errors import BridgeError
 from bridge.kafka.sizes import record_size
-from bridge.records import MAX_OFFSET, MAX_PARTITION, is_topic_name
+from bridge.records import MAX_OFFSET, MAX_PARTITION
 from bridge.vibes.entity import MAX_EVENT_ID_LENGTH
+from bridge.written_records import Document, number_field, read_versioned, text_field
 
 VERSION: Final = 1
 VERSION_HEADER: Final = "bridge.receipt.version"
@@ -139,20 +140,9 @@ def largest_fixed_receipt(topics: Iterable[str], rules: Iterable[str], keys: Ite
 def read_receipt(value: bytes | None) -> Receipt:
     """A receipt read back from its value; raises :class:`NotAReceipt` naming what is wrong
     (never quoting a value: a corrupt record could hold anything)."""
-    try:
-        document = orjson.loads(value or b"")
-    except orjson.JSONDecodeError:
-        raise NotAReceipt("the value is not JSON") from None
-    if not isinstance(document, dict):
-        raise NotAReceipt("the value is not a JSON object")
-    if document.get("version") != VERSION:
-        raise NotAReceipt(f"the value is not a version {VERSION} receipt")
-    source = document.get("source")
-    if not isinstance(source, dict):
-        raise NotAReceipt("source is missing")
-    topic = _text(source, "topic", 249)
-    if not is_topic_name(topic):
-        raise NotAReceipt("source.topic is not a Kafka topic name")
+    document, source, topic = read_versioned(
+        value, version=VERSION, what="receipt", error=NotAReceipt
+    )
     truncated = document.get("event_type_truncated")
     return Receipt(
         event_id=_text(document, "event_id", MAX_EVENT_ID_LENGTH),
@@ -177,19 +167,13 @@ def read_receipt(value: bytes | None) -> Receipt:
     )
 
 
-def _text(document: dict[str, Any], name: str, limit: int) -> str:
-    value = document.get(name)
-    if not isinstance(value, str) or len(value) > limit:
-        raise NotAReceipt(f"{name} is not text of at most {limit} characters")
-    return value
+def _text(document: Document, name: str, limit: int) -> str:
+    return text_field(document, name, limit, NotAReceipt)
 
 
-def _number(document: dict[str, Any], name: str, largest: int) -> int:
-    value = document.get(name)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= largest:
-        raise NotAReceipt(f"{name} is not an integer from 0 to {largest}")
-    return value
+def _number(document: Document, name: str, largest: int) -> int:
+    return number_field(document, name, largest, NotAReceipt)
 
 
-def _optional_number(document: dict[str, Any], name: str, largest: int) -> int | None:
+def _optional_number(document: Document, name: str, largest: int) -> int | None:
     return None if document.get(name) is None else _number(document, name, largest)
